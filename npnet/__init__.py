@@ -1,0 +1,9 @@
+"""npnet: recurrent neural networks in pure NumPy with hand-written backpropagation through time."""
+from .layer import Layer, NpnetError, ShapeError, NotForwardedError
+from .linear import LinearLayer
+from .cell import RecurrentCell
+from .rnn import BasicRNNCell
+from .gradcheck import gradcheck, rel_error
+from . import init, activations
+
+__version__ = "0.1.0"

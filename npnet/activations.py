@@ -1,0 +1,50 @@
+"""Numerically stable elementwise activations shared by the layers.
+
+Each takes an optional ``out`` so hot loops can work in preallocated buffers.
+No function here overflows or warns for any finite input.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """sigma(x) = 1 / (1 + exp(-x)), computed as (1 + tanh(x / 2)) / 2.
+
+    The tanh form never overflows (tanh saturates to +-1) and keeps the dtype.
+    Derivative: sigma'(x) = sigma(x) * (1 - sigma(x)).
+    """
+    out = np.multiply(x, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1.0
+    out *= 0.5
+    return out
+
+
+def tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """tanh(x); derivative 1 - tanh(x)**2."""
+    return np.tanh(x, out=out)
+
+
+def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """max(x, 0); derivative 1 where the output is positive, else 0."""
+    return np.maximum(x, 0.0, out=out)
+
+
+def logsumexp(x: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarray:
+    """log(sum(exp(x))) along ``axis``, shifted by the maximum so it never overflows."""
+    m = np.max(x, axis=axis, keepdims=True)
+    s = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return s if keepdims else np.squeeze(s, axis=axis)
+
+
+def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """x - logsumexp(x): stable log-probabilities."""
+    return x - logsumexp(x, axis=axis, keepdims=True)
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """exp(x - max) / sum(exp(x - max)): stable probabilities."""
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e

@@ -1,0 +1,120 @@
+"""What every recurrent cell shares: the sequence call signature, input checks, masks, state.
+
+A cell runs over a whole batch-first sequence::
+
+    out, state = cell.fprop(x, state=None, mask=None)   # x (B, T, D) -> out (B, T, H)
+    dx, dstate0 = cell.bprop(dout, dstate=None)          # dout (B, T, H) -> dx (B, T, D)
+    h, state = cell.step(x_t, state)                     # one step (B, D), no cache
+
+``state`` is ``h`` (B, H) for single-state cells and the tuple ``(h, c)`` for the
+LSTM. ``mask`` (B, T) bool marks real steps: on a padded step the state is
+carried through unchanged and the output is zero, so the gradient of a padded
+step's output is ignored. Internally cells work time-major (T, B, .).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .layer import Layer, ShapeError, check_input
+
+
+class RecurrentCell(Layer):
+    """Base class of BasicRNNCell, LSTMCell and GRUCell.
+
+    Subclasses set ``state_names`` and implement ``fprop``, ``bprop``, ``step``.
+
+    Diagnostics: set ``track_state_grads = True`` and every ``bprop`` stores
+    ``state_grad_norms``, a dict name -> (B, T) array holding the Euclidean
+    norm over units of dL/d(state_t) (the total gradient reaching each step's
+    state, i.e. from the output at t and from step t+1). Off by default, at no cost.
+    """
+
+    state_names: tuple = ("h",)
+
+    def __init__(self, input_size: int, hidden_size: int, dtype=np.float64, rng=None):
+        super().__init__(dtype, rng)
+        if int(input_size) < 1 or int(hidden_size) < 1:
+            raise ValueError(f"input_size and hidden_size must be >= 1, got {input_size}, {hidden_size}")
+        self.input_size = int(input_size)
+        self.hidden_size = int(hidden_size)
+        self.track_state_grads = False
+        self.state_grad_norms: dict | None = None
+
+    # -- state ------------------------------------------------------------
+    def init_state(self, batch_size: int):
+        """Zero state for a batch, in the public structure (array or tuple)."""
+        zs = tuple(np.zeros((batch_size, self.hidden_size), self.dtype) for _ in self.state_names)
+        return self._pack(zs)
+
+    def _pack(self, parts: tuple):
+        return parts[0] if len(parts) == 1 else tuple(parts)
+
+    def _unpack(self, state, batch: int, what: str = "state") -> tuple:
+        """Validate a public state (array or tuple) and return a tuple of (B, H) arrays."""
+        n = len(self.state_names)
+        want = f"({batch}, {self.hidden_size})"
+        if state is None:
+            return tuple(np.zeros((batch, self.hidden_size), self.dtype) for _ in range(n))
+        if n == 1:
+            if isinstance(state, (tuple, list)):
+                if len(state) != 1:
+                    raise ShapeError(f"{what} of {type(self).__name__} must be one array h of shape {want}")
+                state = state[0]
+            parts = (state,)
+        else:
+            if not isinstance(state, (tuple, list)) or len(state) != n:
+                names = ", ".join(self.state_names)
+                raise ShapeError(f"{what} of {type(self).__name__} must be a tuple ({names}) of arrays of shape {want}")
+            parts = tuple(state)
+        out = []
+        for name, p in zip(self.state_names, parts):
+            p = check_input(p, f"{what} {name}", 2, self.hidden_size, self.dtype)
+            if p.shape[0] != batch:
+                raise ShapeError(f"{what} {name} must have shape {want}, got {p.shape}")
+            out.append(p)
+        return tuple(out)
+
+    # -- inputs -----------------------------------------------------------
+    def _check_x(self, x) -> np.ndarray:
+        x = check_input(x, "x", 3, None, self.dtype)
+        if x.shape[2] != self.input_size:
+            raise ShapeError(f"x must have shape (B, T, {self.input_size}), got {x.shape}")
+        if x.shape[0] < 1 or x.shape[1] < 1:
+            raise ShapeError(f"x must have B >= 1 and T >= 1, got shape {x.shape}")
+        return x
+
+    def _check_mask(self, mask, batch: int, steps: int):
+        """Return the mask as a time-major bool array (T, B, 1), or None."""
+        if mask is None:
+            return None
+        if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
+            got = mask.dtype if isinstance(mask, np.ndarray) else type(mask).__name__
+            raise ShapeError(f"mask must be a bool array of shape ({batch}, {steps}), got {got}")
+        if mask.shape != (batch, steps):
+            raise ShapeError(f"mask must have shape ({batch}, {steps}), got {mask.shape}")
+        return np.ascontiguousarray(mask.T)[:, :, None]
+
+    def _check_dout(self, dout, batch: int, steps: int) -> np.ndarray:
+        dout = check_input(dout, "dout", 3, None, self.dtype)
+        if dout.shape != (batch, steps, self.hidden_size):
+            raise ShapeError(f"dout must have shape ({batch}, {steps}, {self.hidden_size}), got {dout.shape}")
+        return dout
+
+    def _record_norms(self, name: str, t: int, g: np.ndarray) -> None:
+        """Store ||dL/d state_t|| per batch row (only called when tracking)."""
+        self.state_grad_norms[name][:, t] = np.sqrt(np.einsum("bh,bh->b", g, g))
+
+    def _start_tracking(self, batch: int, steps: int) -> bool:
+        if self.track_state_grads:
+            self.state_grad_norms = {n: np.zeros((batch, steps)) for n in self.state_names}
+        return self.track_state_grads
+
+    # -- the shared sequence API -----------------------------------------
+    def fprop(self, x, state=None, mask=None):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def bprop(self, dout, dstate=None):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def step(self, x_t, state=None):  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,139 @@
+"""The layer contract every npnet layer follows, and the input checks they share.
+
+A layer owns ``params`` (name -> ndarray) and ``grads`` (same keys and shapes).
+``fprop`` computes an output and caches only what ``bprop`` needs; ``bprop``
+*adds* parameter gradients into ``grads`` and returns the gradient of the input.
+Nothing here knows about sequences; see :mod:`npnet.cell` for recurrent cells.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class NpnetError(ValueError):
+    """Base class of npnet's errors; a ``ValueError`` so plain handlers catch it."""
+
+
+class ShapeError(NpnetError):
+    """An array has the wrong rank, size, dtype or values for the call."""
+
+
+class NotForwardedError(NpnetError):
+    """``bprop`` was called without a matching ``fprop`` (or twice for one)."""
+
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_float_dtype(dtype) -> np.dtype:
+    """Return ``dtype`` as a NumPy dtype, refusing anything but float32/float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise NpnetError(f"dtype must be float32 or float64, got {dtype!r}") from exc
+    if dt not in FLOAT_DTYPES:
+        raise NpnetError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def as_rng(rng) -> np.random.Generator:
+    """Accept a Generator, an int seed or None (fresh entropy); never global state."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (int, np.integer)):
+        return np.random.default_rng(rng)
+    raise NpnetError(f"rng must be a numpy.random.Generator, an int seed or None, got {type(rng).__name__}")
+
+
+def check_input(x, name: str, ndim: int | tuple, last: int | None, dtype: np.dtype,
+                finite: bool = True) -> np.ndarray:
+    """Validate an input array and return it as ``dtype`` (a copy only if a cast is needed).
+
+    ``ndim`` is the required rank (or a tuple of allowed ranks, or -1 for "at least 1");
+    ``last`` the required size of the last axis (None: any).
+    """
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except Exception as exc:  # pragma: no cover - exotic objects
+            raise ShapeError(f"{name} must be an array, got {type(x).__name__}") from exc
+    if x.dtype.kind not in "fiub":
+        raise ShapeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    ranks = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if ranks != (-1,) and x.ndim not in ranks:
+        want = " or ".join(str(r) for r in ranks)
+        raise ShapeError(f"{name} must have {want} dimensions, got shape {x.shape}")
+    if x.ndim == 0:
+        raise ShapeError(f"{name} must have at least 1 dimension, got a scalar")
+    if last is not None and x.shape[-1] != last:
+        raise ShapeError(f"{name} must have last dimension {last}, got shape {x.shape}")
+    x = x.astype(dtype, copy=False)
+    if finite and not np.isfinite(x).all():
+        raise ShapeError(f"{name} contains NaN or inf")
+    return x
+
+
+class Layer:
+    """Base class: parameter and gradient dictionaries plus cache bookkeeping.
+
+    Parameters
+    ----------
+    dtype : float32 or float64
+        The dtype of every parameter, gradient and output (inputs are cast to it).
+    rng : numpy.random.Generator, int or None
+        Source of randomness for initialisation; npnet never uses global state.
+
+    Contract
+    --------
+    - ``params[name]`` and ``grads[name]`` have equal shapes; layers read their
+      weights from ``params`` on every call, so in-place updates take effect.
+    - ``bprop`` adds into ``grads`` (a weight used at every time step collects
+      every step's contribution); ``zero_grad()`` sets them to zero.
+    - ``bprop`` never modifies the array it is handed, consumes the cache left
+      by the last ``fprop``, and raises :class:`NotForwardedError` without one.
+    """
+
+    def __init__(self, dtype=np.float64, rng=None):
+        self.dtype = as_float_dtype(dtype)
+        self.rng = as_rng(rng)
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self._cache = None
+
+    # -- parameters -------------------------------------------------------
+    def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
+        """Register a parameter (cast to the layer dtype) and its zero gradient."""
+        value = np.ascontiguousarray(value, dtype=self.dtype)
+        self.params[name] = value
+        self.grads[name] = np.zeros_like(value)
+        return value
+
+    def zero_grad(self) -> None:
+        for g in self.grads.values():
+            g.fill(0.0)
+
+    @property
+    def num_params(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    def get_config(self) -> dict:
+        """JSON-serialisable constructor arguments (used by checkpoints)."""
+        raise NotImplementedError
+
+    # -- cache ------------------------------------------------------------
+    def _take_cache(self):
+        """Return and clear the cache of the last fprop, or raise if there is none."""
+        cache = self._cache
+        if cache is None:
+            raise NotForwardedError(
+                f"{type(self).__name__}.bprop called without a matching fprop "
+                "(each fprop allows one bprop)")
+        self._cache = None
+        return cache
+
+    def __repr__(self) -> str:
+        try:
+            cfg = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        except NotImplementedError:
+            cfg = ""
+        return f"{type(self).__name__}({cfg})"

@@ -1,0 +1,151 @@
+"""BasicRNNCell: the vanilla (Elman) recurrent cell with tanh or ReLU, and its BPTT."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import init as initializers
+from .cell import RecurrentCell
+from .layer import NpnetError, ShapeError, check_input
+
+
+class BasicRNNCell(RecurrentCell):
+    """h_t = act(x_t W_x + h_{t-1} W_h + b), act in {tanh, relu}.
+
+    Equations (time-major, one step)::
+
+        forward:   a_t = x_t W_x + h_{t-1} W_h + b          (B, H)
+                   h_t = act(a_t)
+        backward:  g_t  = dout_t + dh_t                       total dL/dh_t
+                   da_t = g_t * act'(a_t)                     tanh: 1 - h_t^2;  relu: [h_t > 0]
+                   dh_{t-1} = da_t W_h^T
+                   dW_x += sum_t x_t^T da_t,   dW_h += sum_t h_{t-1}^T da_t,   db += sum_t da_t
+
+    With a mask m_t (B, 1): h_t = m_t * act(a_t) + (1 - m_t) * h_{t-1} and
+    out_t = m_t * act(a_t); backward uses g_t = m_t (dout_t + dh_t) and adds
+    (1 - m_t) dh_t straight into dh_{t-1}.
+
+    Parameters
+    ----------
+    input_size : int (D)
+    hidden_size : int (H)
+    nonlinearity : {"tanh", "relu"}
+    weight_init, recurrent_init, bias_init : initialiser or name
+        Defaults: glorot_uniform, orthogonal, zeros. For the IRNN of Le et al.
+        (2015) use ``nonlinearity="relu", recurrent_init="identity"``.
+    dtype, rng : see :class:`npnet.layer.Layer`
+
+    Params: ``W_x`` (D, H), ``W_h`` (H, H), ``b`` (H,).
+    Cache: the inputs X (T, B, D), the states S (T+1, B, H) and, with a mask,
+    the outputs O (T, B, H); act' is recomputed from the outputs, so the
+    pre-activations are never stored.
+    """
+
+    state_names = ("h",)
+
+    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh",
+                 weight_init="glorot_uniform", recurrent_init="orthogonal", bias_init="zeros",
+                 dtype=np.float64, rng=None):
+        super().__init__(input_size, hidden_size, dtype, rng)
+        if nonlinearity not in ("tanh", "relu"):
+            raise NpnetError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        D, H = self.input_size, self.hidden_size
+        self.add_param("W_x", initializers.get(weight_init)((D, H), self.rng, self.dtype))
+        self.add_param("W_h", initializers.get(recurrent_init)((H, H), self.rng, self.dtype))
+        self.add_param("b", initializers.get(bias_init)((H,), self.rng, self.dtype))
+
+    def get_config(self) -> dict:
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size,
+                "nonlinearity": self.nonlinearity, "dtype": self.dtype.name}
+
+    def _act(self, a: np.ndarray, out: np.ndarray) -> np.ndarray:
+        if self.nonlinearity == "tanh":
+            return np.tanh(a, out=out)
+        return np.maximum(a, 0.0, out=out)
+
+    def _act_grad(self, o: np.ndarray) -> np.ndarray:
+        """act'(a) from the output o = act(a), for a whole (T, B, H) block at once."""
+        if self.nonlinearity == "tanh":
+            d = np.multiply(o, o)
+            np.subtract(1.0, d, out=d)
+            return d
+        return (o > 0).astype(self.dtype)
+
+    # ------------------------------------------------------------------
+    def fprop(self, x, state=None, mask=None):
+        """x (B, T, D), state h (B, H) or None, mask (B, T) bool or None -> (out (B, T, H), h_T)."""
+        x = self._check_x(x)
+        B, T, D = x.shape
+        H = self.hidden_size
+        (h0,) = self._unpack(state, B)
+        m = self._check_mask(mask, B, T)                      # (T, B, 1) bool or None
+        Wx, Wh, b = self.params["W_x"], self.params["W_h"], self.params["b"]
+
+        X = np.ascontiguousarray(x.transpose(1, 0, 2))       # (T, B, D)
+        A = (X.reshape(T * B, D) @ Wx).reshape(T, B, H)       # (T, B, H) input projection, all steps
+        A += b
+        S = np.empty((T + 1, B, H), self.dtype)               # (T+1, B, H) states, S[0] = h0
+        S[0] = h0
+        if m is None:
+            for t in range(T):
+                np.dot(S[t], Wh, out=S[t + 1])
+                S[t + 1] += A[t]
+                self._act(S[t + 1], out=S[t + 1])
+            O = S[1:]
+        else:
+            O = A                                              # reuse A's memory for outputs
+            for t in range(T):
+                a = np.dot(S[t], Wh)
+                a += A[t]
+                self._act(a, out=a)
+                np.copyto(S[t + 1], S[t])
+                np.copyto(S[t + 1], a, where=m[t])
+                np.multiply(a, m[t], out=O[t])
+        self._cache = {"X": X, "S": S, "O": O, "m": m}
+        out = np.ascontiguousarray(O.transpose(1, 0, 2))     # (B, T, H)
+        return out, S[T].copy()
+
+    def bprop(self, dout, dstate=None):
+        """dout (B, T, H), dstate dL/dh_T (B, H) or None -> (dx (B, T, D), dh_0 (B, H))."""
+        cache = self._take_cache()
+        X, S, O, m = cache["X"], cache["S"], cache["O"], cache["m"]
+        T, B, D = X.shape
+        H = self.hidden_size
+        dout = self._check_dout(dout, B, T)
+        (dh,) = self._unpack(dstate, B, "dstate")
+        dh = dh.copy()
+        Wh = self.params["W_h"]
+        WhT = Wh.T
+
+        dA = self._act_grad(O)                                 # (T, B, H) act', then da in place
+        dO = dout.transpose(1, 0, 2)                           # (T, B, H) view, read only
+        track = self._start_tracking(B, T)
+        for t in range(T - 1, -1, -1):
+            g = dO[t] + dh                                     # total dL/dh_t
+            if m is not None:
+                carry = dh
+                carry *= ~m[t]                                 # padded rows pass dh straight through
+                g *= m[t]
+            if track:
+                self._record_norms("h", t, g if m is None else g + carry)
+            dA[t] *= g
+            dh = np.dot(dA[t], WhT)
+            if m is not None:
+                dh += carry
+
+        dA2 = dA.reshape(T * B, H)                              # (T*B, H)
+        self.grads["W_x"] += X.reshape(T * B, D).T @ dA2
+        self.grads["W_h"] += S[:-1].reshape(T * B, H).T @ dA2
+        self.grads["b"] += dA2.sum(axis=0)
+        dX = (dA2 @ self.params["W_x"].T).reshape(T, B, D)
+        return np.ascontiguousarray(dX.transpose(1, 0, 2)), dh
+
+    def step(self, x_t, state=None):
+        """One step without caching (closed-loop generation): x_t (B, D) -> (h (B, H), h)."""
+        x_t = check_input(x_t, "x_t", 2, self.input_size, self.dtype)
+        (h,) = self._unpack(state, x_t.shape[0])
+        a = x_t @ self.params["W_x"]
+        a += h @ self.params["W_h"]
+        a += self.params["b"]
+        h = self._act(a, out=a)
+        return h, h
