@@ -1,0 +1,226 @@
+"""BasicRNNCell: gradient checks, the fast path against the plain reference, masks, dtypes, errors."""
+import numpy as np
+import pytest
+
+import npnet
+from reference_rnn import reference_backward, reference_forward
+
+TOL = 1e-6
+
+
+def make(D=3, H=4, nl="tanh", seed=0, dtype=np.float64):
+    return npnet.BasicRNNCell(D, H, nonlinearity=nl, rng=seed, dtype=dtype)
+
+
+def data(rng, B=3, T=5, D=3, H=4):
+    return rng.standard_normal((B, T, D)), rng.standard_normal((B, H))
+
+
+@pytest.mark.parametrize("nl", ["tanh", "relu"])
+@pytest.mark.parametrize("shape", [(3, 5, 3, 4), (1, 1, 2, 1), (1, 4, 1, 1), (2, 1, 3, 5)])
+def test_gradcheck(nl, shape, rng):
+    B, T, D, H = shape
+    cell = make(D, H, nl)
+    x, h0 = data(rng, B, T, D, H)
+    errors = npnet.gradcheck(cell, x, h0)
+    assert set(errors) == {"param W_x", "param W_h", "param b", "input x", "state 0"}
+    assert max(errors.values()) < TOL, errors
+
+
+@pytest.mark.parametrize("nl", ["tanh", "relu"])
+def test_gradcheck_with_mask(nl, rng):
+    cell = make(3, 4, nl)
+    x, h0 = data(rng, 3, 6)
+    mask = np.array([[1] * 6, [1] * 4 + [0] * 2, [1] + [0] * 5], bool)
+    errors = npnet.gradcheck(cell, x, h0, mask)
+    assert max(errors.values()) < TOL, errors
+
+
+@pytest.mark.parametrize("nl", ["tanh", "relu"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_fast_path_equals_reference(nl, masked, rng):
+    B, T, D, H = 4, 7, 3, 5
+    cell = make(D, H, nl)
+    x, h0 = data(rng, B, T, D, H)
+    mask = np.arange(T)[None, :] < np.array([7, 3, 5, 1])[:, None] if masked else None
+    dout, dhT = rng.standard_normal((B, T, H)), rng.standard_normal((B, H))
+    out, hT = cell.fprop(x, h0, mask)
+    dx, dh0 = cell.bprop(dout, dhT)
+    r_out, r_hT, trace = reference_forward(cell.params, x, h0, mask, nl)
+    r_dx, r_dh0, r_grads = reference_backward(cell.params, trace, dout, dhT, nl)
+    np.testing.assert_allclose(out, r_out, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(hT, r_hT, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dx, r_dx, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dh0, r_dh0, rtol=0, atol=1e-12)
+    for k in cell.params:
+        np.testing.assert_allclose(cell.grads[k], r_grads[k], rtol=0, atol=1e-12)
+
+
+def test_padded_batch_equals_sequences_alone(rng):
+    B, T, D, H = 3, 6, 2, 4
+    lengths = [6, 2, 4]
+    cell = make(D, H)
+    x, h0 = data(rng, B, T, D, H)
+    mask = np.arange(T)[None, :] < np.array(lengths)[:, None]
+    x[~mask] = 99.0  # padding values must not matter
+    dout = rng.standard_normal((B, T, H))
+    dhT = rng.standard_normal((B, H))
+    out, hT = cell.fprop(x, h0, mask)
+    dx, dh0 = cell.bprop(dout, dhT)
+    batch_grads = {k: v.copy() for k, v in cell.grads.items()}
+    assert np.all(out[~mask] == 0.0)
+    assert np.all(dx[~mask] == 0.0)
+    total = {k: np.zeros_like(v) for k, v in cell.grads.items()}
+    for i, L in enumerate(lengths):
+        cell.zero_grad()
+        o, h = cell.fprop(x[i:i + 1, :L], h0[i:i + 1])
+        d, d0 = cell.bprop(dout[i:i + 1, :L], dhT[i:i + 1])
+        np.testing.assert_allclose(out[i, :L], o[0], atol=1e-13)
+        np.testing.assert_allclose(hT[i], h[0], atol=1e-13)
+        np.testing.assert_allclose(dx[i, :L], d[0], atol=1e-13)
+        np.testing.assert_allclose(dh0[i], d0[0], atol=1e-13)
+        for k in total:
+            total[k] += cell.grads[k]
+    for k in total:
+        np.testing.assert_allclose(batch_grads[k], total[k], atol=1e-12)
+
+
+def test_bprop_accumulates_and_zero_grad_clears(rng):
+    cell = make()
+    x, h0 = data(rng)
+    dout = rng.standard_normal((3, 5, 4))
+    cell.fprop(x, h0)
+    cell.bprop(dout)
+    once = {k: v.copy() for k, v in cell.grads.items()}
+    cell.fprop(x, h0)
+    cell.bprop(dout)
+    for k in once:
+        np.testing.assert_allclose(cell.grads[k], 2 * once[k], rtol=1e-12)
+    cell.zero_grad()
+    assert all(not g.any() for g in cell.grads.values())
+
+
+def test_bprop_leaves_inputs_untouched(rng):
+    cell = make()
+    x, h0 = data(rng)
+    mask = np.ones((3, 5), bool)
+    mask[1, 3:] = False
+    dout, dhT = rng.standard_normal((3, 5, 4)), rng.standard_normal((3, 4))
+    copies = [a.copy() for a in (x, h0, dout, dhT)]
+    cell.fprop(x, h0, mask)
+    cell.bprop(dout, dhT)
+    for a, c in zip((x, h0, dout, dhT), copies):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_float32_stays_float32(rng):
+    cell = make(dtype=np.float32)
+    x = rng.standard_normal((3, 5, 3)).astype(np.float32)
+    out, h = cell.fprop(x)
+    dx, dh0 = cell.bprop(np.ones_like(out))
+    assert out.dtype == h.dtype == dx.dtype == dh0.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in cell.grads.values())
+    assert all(p.dtype == np.float32 for p in cell.params.values())
+
+
+def test_step_matches_fprop_and_keeps_cache(rng):
+    cell = make()
+    x, h0 = data(rng)
+    out, hT = cell.fprop(x, h0)
+    h = h0
+    for t in range(x.shape[1]):
+        y, h = cell.step(x[:, t], h)
+        np.testing.assert_allclose(y, out[:, t], atol=1e-14)
+    np.testing.assert_allclose(h, hT, atol=1e-14)
+    cell.bprop(np.ones_like(out))  # the cache of fprop survived the step calls
+
+
+def test_state_grad_tracking_matches_reference(rng):
+    cell = make()
+    x, h0 = data(rng)
+    dout = rng.standard_normal((3, 5, 4))
+    cell.track_state_grads = True
+    cell.fprop(x, h0)
+    cell.bprop(dout)
+    # dL/dh_t from the reference: run backward, collecting the total gradient per step
+    _, _, (xs, hs, hnews, m) = reference_forward(cell.params, x, h0)
+    dh = np.zeros((3, 4))
+    expect = np.zeros((3, 5))
+    for t in reversed(range(5)):
+        g = dout[:, t] + dh
+        expect[:, t] = np.linalg.norm(g, axis=1)
+        dh = (g * (1 - hnews[t] ** 2)) @ cell.params["W_h"].T
+    np.testing.assert_allclose(cell.state_grad_norms["h"], expect, rtol=1e-12)
+
+
+def test_irnn_identity_init():
+    cell = npnet.BasicRNNCell(2, 3, nonlinearity="relu", recurrent_init="identity", rng=0)
+    np.testing.assert_array_equal(cell.params["W_h"], np.eye(3))
+
+
+def test_long_sequence_large_preactivations_no_warnings(rng):
+    cell = make(4, 8)
+    for k in cell.params:
+        cell.params[k] *= 50.0
+    x = rng.standard_normal((2, 10_000, 4)) * 100
+    out, h = cell.fprop(x)
+    dx, _ = cell.bprop(np.ones_like(out))
+    assert np.isfinite(out).all() and np.isfinite(dx).all()
+
+
+def test_relu_long_sequence_stays_finite_with_identity(rng):
+    cell = npnet.BasicRNNCell(1, 2, nonlinearity="relu", recurrent_init="identity", rng=0)
+    out, _ = cell.fprop(np.ones((1, 10_000, 1)))
+    assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros((3, 3)), r"3 dimensions"),
+    (np.zeros((2, 4, 5)), r"\(B, T, 3\)"),
+    (np.zeros((0, 4, 3)), r"B >= 1"),
+    (np.full((2, 4, 3), np.nan), r"NaN or inf"),
+    (np.full((2, 4, 3), np.inf), r"NaN or inf"),
+    (np.zeros((2, 4, 3), complex), r"real numbers"),
+])
+def test_bad_input(bad, match):
+    with pytest.raises(ValueError, match=match):
+        make().fprop(bad)
+
+
+def test_bad_state_and_mask():
+    cell = make()
+    x = np.zeros((2, 4, 3))
+    with pytest.raises(ValueError, match=r"\(2, 4\)"):
+        cell.fprop(x, np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"last dimension 4"):
+        cell.fprop(x, np.zeros((2, 5)))
+    with pytest.raises(ValueError, match=r"bool array of shape \(2, 4\)"):
+        cell.fprop(x, mask=np.ones((2, 4)))
+    with pytest.raises(ValueError, match=r"shape \(2, 4\)"):
+        cell.fprop(x, mask=np.ones((4, 2), bool))
+
+
+def test_bprop_without_fprop_and_twice():
+    cell = make()
+    with pytest.raises(npnet.NotForwardedError, match="without a matching fprop"):
+        cell.bprop(np.zeros((1, 1, 4)))
+    out, _ = cell.fprop(np.zeros((1, 2, 3)))
+    cell.bprop(np.zeros_like(out))
+    with pytest.raises(ValueError, match="without a matching fprop"):
+        cell.bprop(np.zeros_like(out))
+
+
+def test_bad_dout_shape():
+    cell = make()
+    cell.fprop(np.zeros((2, 3, 3)))
+    with pytest.raises(ValueError, match=r"dout must have shape \(2, 3, 4\)"):
+        cell.bprop(np.zeros((2, 3, 5)))
+
+
+def test_bad_constructor_args():
+    with pytest.raises(ValueError, match="nonlinearity"):
+        npnet.BasicRNNCell(2, 3, nonlinearity="sigmoid")
+    with pytest.raises(ValueError, match=">= 1"):
+        npnet.BasicRNNCell(0, 3)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        npnet.BasicRNNCell(2, 3, dtype=np.int32)
