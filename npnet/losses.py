@@ -16,6 +16,8 @@ def _check_mask(mask, lead: tuple) -> np.ndarray | None:
     """Validate a mask over the leading axes ``lead``; return it or None."""
     if mask is None:
         return None
+    if isinstance(mask, np.bool_):                            # 0-d mask for a single position
+        mask = np.asarray(mask)
     if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
         got = f"dtype {mask.dtype}" if isinstance(mask, np.ndarray) else type(mask).__name__
         raise ShapeError(f"mask must be a bool array of shape {lead} (pred.shape[:-1]), got {got}")
