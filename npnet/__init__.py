@@ -7,3 +7,4 @@ from .gradcheck import gradcheck, rel_error
 from . import init, activations
 
 __version__ = "0.1.0"
+from .gru import GRUCell

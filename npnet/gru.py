@@ -1,0 +1,251 @@
+"""GRUCell: the gated recurrent unit in the form PyTorch and cuDNN use, with its BPTT.
+
+The forward pass is one input GEMM for the whole sequence plus one recurrent
+GEMM per step; the backward pass is one GEMM per step plus one GEMM per weight.
+The plain step-by-step version it is tested against lives in tests/reference_gru.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import init as initializers
+from .activations import sigmoid
+from .cell import RecurrentCell
+from .layer import check_input
+
+
+class GRUCell(RecurrentCell):
+    """Gated recurrent unit (Cho et al. 2014) in the PyTorch / cuDNN formulation.
+
+    Gate order r (reset), z (update), n (candidate); the reset gate multiplies
+    the *projected* previous state ``h W_hn + b_hn``, and ``z`` is the weight of
+    the old state.
+
+    Equations (time-major, one step; s = sigmoid, * elementwise)::
+
+        forward:   a_r = x_t W_xr + h_{t-1} W_hr + b_r                 (B, H)
+                   a_z = x_t W_xz + h_{t-1} W_hz + b_z
+                   q_t = h_{t-1} W_hn + b_hn                           pre-reset recurrent part
+                   a_n = x_t W_xn + b_n + r_t * q_t
+                   r_t = s(a_r),  z_t = s(a_z),  n_t = tanh(a_n)
+                   h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+        backward:  g_t  = dout_t + dh_t                                total dL/dh_t
+                   da_n = g_t * (1 - z_t) * (1 - n_t^2)
+                   da_z = g_t * (h_{t-1} - n_t) * z_t (1 - z_t)
+                   da_r = da_n * q_t * r_t (1 - r_t)
+                   dq_t = da_n * r_t
+                   dG_x = [da_r, da_z, da_n]     gradient of x_t W_x + b          (B, 3H)
+                   dG_h = [da_r, da_z, dq_t]     gradient of h_{t-1} W_h (+ b_hn)  (B, 3H)
+                   dh_{t-1} = g_t * z_t + dG_h W_h^T
+                   dW_x += sum_t x_t^T dG_x,   db += sum_t dG_x
+                   dW_h += sum_t h_{t-1}^T dG_h,   db_hn += sum_t dq_t
+                   dx_t = dG_x W_x^T
+
+    With a mask m_t (B, 1): h_t = m_t * h~_t + (1 - m_t) * h_{t-1} and
+    out_t = m_t * h~_t, where h~_t is the update above. Backward: the output
+    gradient is masked (g_t = m_t dout_t + dh_t), the gate gradients of padded
+    rows are zero, and padded rows pass g_t straight to dh_{t-1} (as if z_t = 1).
+
+    Difference from the original GRU of Cho et al. (2014): there the reset gate
+    acts on the state *before* the matrix, n_t = tanh(x_t W_xn + (r_t * h_{t-1}) W_hn + b),
+    and the update is written h_t = z_t * h_{t-1} + (1 - z_t) * n_t with z the
+    weight of the old state (Cho et al.), which some texts (e.g. Chung et al. 2014)
+    swap to h_t = (1 - z_t) * h_{t-1} + z_t * n_t. npnet follows PyTorch/cuDNN
+    (and Keras with ``reset_after=True``): the reset applies after the matrix
+    product, which lets all three recurrent blocks share one GEMM per step, and
+    z weights the old state. The two reset placements give different functions,
+    so weights do not transfer between them.
+
+    Parameters
+    ----------
+    input_size : int (D)
+    hidden_size : int (H)
+    weight_init, recurrent_init, bias_init : initialiser or name
+        Defaults: glorot_uniform for W_x, orthogonal per gate block for W_h, zeros
+        for b and b_hn.
+    dtype, rng : see :class:`npnet.layer.Layer`
+
+    Params: ``W_x`` (D, 3H), ``W_h`` (H, 3H), ``b`` (3H,) and ``b_hn`` (H,).
+    PyTorch mapping: W_x = weight_ih.T, W_h = weight_hh.T,
+    b = bias_ih + [bias_hh_r, bias_hh_z, 0], b_hn = bias_hh_n.
+
+    Cache: X (T, B, D) for dW_x; the states S (T+1, B, H) for dW_h and the
+    (h_{t-1} - n_t) factor; the gates G = [r, z, n] (T, B, 3H) for every
+    derivative; q (T, B, H) for da_r. Pre-activations are never stored (the
+    sigmoid and tanh derivatives come from their outputs).
+    """
+
+    state_names = ("h",)
+
+    def __init__(self, input_size: int, hidden_size: int,
+                 weight_init="glorot_uniform", recurrent_init="orthogonal", bias_init="zeros",
+                 dtype=np.float64, rng=None):
+        super().__init__(input_size, hidden_size, dtype, rng)
+        D, H = self.input_size, self.hidden_size
+        self.add_param("W_x", initializers.get(weight_init)((D, 3 * H), self.rng, self.dtype))
+        self.add_param("W_h", initializers.get(recurrent_init)((H, 3 * H), self.rng, self.dtype))
+        self.add_param("b", initializers.get(bias_init)((3 * H,), self.rng, self.dtype))
+        self.add_param("b_hn", initializers.get(bias_init)((H,), self.rng, self.dtype))
+
+    def get_config(self) -> dict:
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size,
+                "dtype": self.dtype.name}
+
+    # ------------------------------------------------------------------
+    def fprop(self, x, state=None, mask=None):
+        """Run the cell over a sequence.
+
+        Parameters
+        ----------
+        x : ndarray of shape (B, T, D)
+        state : ndarray of shape (B, H) or None (zeros)
+        mask : bool ndarray of shape (B, T) or None (all steps real)
+
+        Returns
+        -------
+        out : ndarray of shape (B, T, H)
+            h_t on real steps, 0 on padded steps.
+        h : ndarray of shape (B, H)
+            The state after the last step (carried through padded steps).
+        """
+        x = self._check_x(x)
+        B, T, D = x.shape
+        H = self.hidden_size
+        (h0,) = self._unpack(state, B)
+        m = self._check_mask(mask, B, T)                        # (T, B, 1) bool or None
+        Wx, Wh, b, b_hn = self.params["W_x"], self.params["W_h"], self.params["b"], self.params["b_hn"]
+
+        X = np.ascontiguousarray(x.transpose(1, 0, 2))         # (T, B, D)
+        G = (X.reshape(T * B, D) @ Wx).reshape(T, B, 3 * H)     # (T, B, 3H) x W_x for all steps ...
+        G += b                                                  # ... + b; becomes [r, z, n] in place
+        Q = np.empty((T, B, H), self.dtype)                     # (T, B, H) q_t = h_{t-1} W_hn + b_hn
+        S = np.empty((T + 1, B, H), self.dtype)                 # (T+1, B, H) states, S[0] = h0
+        S[0] = h0
+        gh = np.empty((B, 3 * H), self.dtype)                   # (B, 3H) h_{t-1} W_h, scratch
+        gh_rz, gh_n = gh[:, :2 * H], gh[:, 2 * H:]
+        pad = None if m is None else ~m                         # (T, B, 1) True on padded steps
+        for t in range(T):
+            g = G[t]
+            rz, r, z, n = g[:, :2 * H], g[:, :H], g[:, H:2 * H], g[:, 2 * H:]
+            np.dot(S[t], Wh, out=gh)                            # the one recurrent GEMM
+            np.add(gh_n, b_hn, out=Q[t])                        # q_t, kept for da_r
+            rz += gh_rz
+            sigmoid(rz, out=rz)                                 # r_t, z_t
+            np.multiply(r, Q[t], out=gh_n)                      # r_t * q_t (gh_n is free now)
+            n += gh_n
+            np.tanh(n, out=n)                                   # n_t
+            h = S[t + 1]
+            np.subtract(S[t], n, out=h)                         # h_t = n + z (h_{t-1} - n)
+            h *= z
+            h += n
+            if pad is not None:
+                np.copyto(h, S[t], where=pad[t])                # padded rows keep h_{t-1} exactly
+        self._cache = {"X": X, "S": S, "G": G, "Q": Q, "m": m}
+        O = S[1:] if m is None else S[1:] * m                   # (T, B, H) outputs
+        out = np.ascontiguousarray(O.transpose(1, 0, 2))       # (B, T, H)
+        return out, S[T].copy()
+
+    def bprop(self, dout, dstate=None):
+        """Backpropagate through the last :meth:`fprop`.
+
+        Parameters
+        ----------
+        dout : ndarray of shape (B, T, H)
+            dL/dout (ignored on padded steps, whose output is constant zero).
+        dstate : ndarray of shape (B, H) or None
+            dL/dh_T from beyond the sequence (zeros if None).
+
+        Returns
+        -------
+        dx : ndarray of shape (B, T, D)
+        dh0 : ndarray of shape (B, H)
+        """
+        cache = self._take_cache()
+        X, S, G, Q, m = cache["X"], cache["S"], cache["G"], cache["Q"], cache["m"]
+        T, B, D = X.shape
+        H = self.hidden_size
+        try:
+            dout = self._check_dout(dout, B, T)
+            (dh,) = self._unpack(dstate, B, "dstate")
+        except Exception:
+            self._cache = cache                                 # a bad call does not lose the forward pass
+            raise
+        dh = dh.copy()                                          # (B, H) running dL/dh_t; never the caller's array
+        r, z, n = G[..., :H], G[..., H:2 * H], G[..., 2 * H:]
+
+        # Everything that does not depend on g_t, for all steps at once (few big NumPy calls):
+        # dG_h[t] = F[t] * [g_t, g_t, g_t] with F = [A q r(1-r), (h_{t-1} - n) z(1-z), A r].
+        A = np.multiply(n, n)                                   # (T, B, H) A = (1 - z)(1 - n^2) = da_n / g
+        np.subtract(1.0, A, out=A)
+        omz = np.subtract(1.0, z)                               # (T, B, H) 1 - z
+        A *= omz
+        dGh = np.empty((T, B, 3 * H), self.dtype)               # (T, B, 3H) F, then dG_h in place
+        Fr, Fz, Fn = dGh[..., :H], dGh[..., H:2 * H], dGh[..., 2 * H:]
+        np.multiply(A, Q, out=Fr)
+        Fr *= r
+        np.subtract(1.0, r, out=Fn)                             # Fn as scratch for 1 - r
+        Fr *= Fn
+        np.subtract(S[:-1], n, out=Fz)
+        Fz *= z
+        Fz *= omz
+        np.multiply(A, r, out=Fn)
+        dO = dout.transpose(1, 0, 2)                            # (T, B, H) view, read only
+        if m is not None:
+            dO = dO * m                                         # (T, B, H) padded outputs are constants
+            dGh *= m                                            # padded rows: no gate gradients ...
+            A *= m
+            np.copyto(z, 1.0, where=~m)                         # ... and dh_{t-1} = g_t (as if z = 1)
+
+        Gsum = np.empty((T, B, H), self.dtype)                  # (T, B, H) g_t, kept for dG_x's n block
+        tmp = np.empty((B, H), self.dtype)                      # (B, H) scratch
+        WhT = self.params["W_h"].T
+        track = self._start_tracking(B, T)
+        for t in range(T - 1, -1, -1):
+            g = Gsum[t]
+            np.add(dO[t], dh, out=g)                            # g_t = dout_t + dh_t
+            if track:
+                self._record_norms("h", t, g)
+            dg = dGh[t]
+            np.multiply(dg.reshape(B, 3, H), g[:, None, :], out=dg.reshape(B, 3, H))  # dG_h[t]
+            np.dot(dg, WhT, out=dh)                             # the one GEMM per step
+            np.multiply(g, z[t], out=tmp)
+            dh += tmp                                           # dh_{t-1} = dG_h W_h^T + g z
+
+        # dG_x equals dG_h except in the n block (da_n = dq / r); G's memory is free now.
+        dGx = G                                                 # (T, B, 3H)
+        dGx[..., :2 * H] = dGh[..., :2 * H]
+        np.multiply(A, Gsum, out=dGx[..., 2 * H:])
+        dGx2 = dGx.reshape(T * B, 3 * H)                        # (T*B, 3H)
+        dGh2 = dGh.reshape(T * B, 3 * H)                        # (T*B, 3H)
+        self.grads["W_x"] += X.reshape(T * B, D).T @ dGx2
+        self.grads["W_h"] += S[:-1].reshape(T * B, H).T @ dGh2
+        self.grads["b"] += dGx2.sum(axis=0)
+        self.grads["b_hn"] += dGh2[:, 2 * H:].sum(axis=0)
+        dX = (dGx2 @ self.params["W_x"].T).reshape(T, B, D)     # (T, B, D)
+        return np.ascontiguousarray(dX.transpose(1, 0, 2)), dh
+
+    def step(self, x_t, state=None):
+        """One step without caching (closed-loop generation).
+
+        Parameters
+        ----------
+        x_t : ndarray of shape (B, D)
+        state : ndarray of shape (B, H) or None
+
+        Returns
+        -------
+        h : ndarray of shape (B, H)
+            The output, which is also the new state (returned twice, as ``(h, h)``).
+        """
+        x_t = check_input(x_t, "x_t", 2, self.input_size, self.dtype)
+        (h,) = self._unpack(state, x_t.shape[0])
+        H = self.hidden_size
+        gx = x_t @ self.params["W_x"]                           # (B, 3H)
+        gx += self.params["b"]
+        gh = h @ self.params["W_h"]                             # (B, 3H)
+        gh[:, 2 * H:] += self.params["b_hn"]
+        rz = sigmoid(gx[:, :2 * H] + gh[:, :2 * H])             # (B, 2H)
+        r, z = rz[:, :H], rz[:, H:]
+        n = np.tanh(gx[:, 2 * H:] + r * gh[:, 2 * H:])          # (B, H)
+        h_new = n + z * (h - n)                                 # (B, H)
+        return h_new, h_new
