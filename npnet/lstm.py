@@ -1,0 +1,292 @@
+"""LSTMCell: the long short-term memory cell (gate order i, f, g, o as PyTorch) and its BPTT.
+
+Written for speed in pure NumPy: time-major buffers, one input-projection GEMM for the
+whole sequence, one recurrent GEMM and ~10 NumPy calls per step. The plain step-by-step
+version it is tested against lives in tests/reference_lstm.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import init as initializers
+from .cell import RecurrentCell
+from .layer import check_input
+
+
+class LSTMCell(RecurrentCell):
+    """Long short-term memory (Hochreiter & Schmidhuber 1997, with forget gate of Gers et al. 2000).
+
+    Equations (time-major, one step; s = logistic sigmoid, * elementwise)::
+
+        forward:   a_t = x_t W_x + h_{t-1} W_h + b                      (B, 4H) = [a_i | a_f | a_g | a_o]
+                   i_t = s(a_i)   f_t = s(a_f)   g_t = tanh(a_g)   o_t = s(a_o)
+                   c_t = f_t * c_{t-1} + i_t * g_t
+                   h_t = o_t * tanh(c_t)                                 out_t = h_t
+
+        backward:  dh_t  = dout_t + dh_t^{(t+1)}                         total dL/dh_t
+                   dc_t  = dc_t^{(t+1)} + dh_t * o_t * (1 - tanh^2(c_t)) total dL/dc_t
+                   da_i  = dc_t * g_t       * i_t (1 - i_t)
+                   da_f  = dc_t * c_{t-1}   * f_t (1 - f_t)
+                   da_g  = dc_t * i_t       * (1 - g_t^2)
+                   da_o  = dh_t * tanh(c_t) * o_t (1 - o_t)
+                   dh_{t-1}^{(t)} = da_t W_h^T        dc_{t-1}^{(t)} = dc_t * f_t
+                   dx_t = da_t W_x^T
+                   dW_x += sum_t x_t^T da_t    dW_h += sum_t h_{t-1}^T da_t    db += sum_t da_t
+
+    With a mask m_t (B, 1) in {0, 1}: (h_t, c_t) = m_t * (h~_t, c~_t) + (1 - m_t) * (h_{t-1}, c_{t-1})
+    and out_t = m_t * h~_t, where (h~_t, c~_t) are the step's new values above. Backward: the
+    step's gate gradients are multiplied by m_t (a padded row's da_t is 0, its dout_t ignored),
+    and (1 - m_t) * (dh_t, dc_t) passes straight into (dh_{t-1}, dc_{t-1}).
+
+    Parameters
+    ----------
+    input_size : int (D)
+    hidden_size : int (H)
+    forget_bias : float
+        Initial value of the forget-gate bias b[H:2H] (Jozefowicz, Zaremba & Sutskever 2015
+        recommend 1.0: the cell starts by remembering). Ignored when ``chrono_t_max`` is set.
+    weight_init, recurrent_init : initialiser or name (see :mod:`npnet.init`)
+        For W_x (D, 4H) and W_h (H, 4H); the orthogonal default draws one H x H
+        orthogonal block per gate.
+    chrono_t_max : float or None
+        Chrono initialisation (Tallec & Ollivier 2018): b_f ~ log U[1, T_max - 1], b_i = -b_f,
+        for dependencies up to T_max steps long.
+    dtype, rng : see :class:`npnet.layer.Layer`
+
+    Params: ``W_x`` (D, 4H), ``W_h`` (H, 4H), ``b`` (4H,); gate blocks i, f, g, o side by side.
+    PyTorch: ``weight_ih = W_x.T``, ``weight_hh = W_h.T``, ``bias_ih + bias_hh = b``.
+
+    State: the tuple ``(h, c)``, each (B, H).
+
+    Cache (what bprop needs, nothing more): the inputs X (T, B, D) for dW_x; the gate
+    activations G (T, B, 4H), from which every gate derivative is computed (s' = s (1 - s),
+    tanh' = 1 - tanh^2, so pre-activations are never kept); the states H (T+1, B, H) for dW_h
+    and C (T+1, B, H) for da_f; tanh(c_t) (T, B, H), kept rather than recomputed because
+    backward needs it twice (da_o and the dc path) and a tanh is the dearest op per element.
+    """
+
+    state_names = ("h", "c")
+
+    def __init__(self, input_size: int, hidden_size: int, forget_bias: float = 1.0,
+                 weight_init="glorot_uniform", recurrent_init="orthogonal",
+                 chrono_t_max: float | None = None, dtype=np.float64, rng=None):
+        super().__init__(input_size, hidden_size, dtype, rng)
+        D, H = self.input_size, self.hidden_size
+        self.forget_bias = float(forget_bias)
+        self.chrono_t_max = None if chrono_t_max is None else float(chrono_t_max)
+        self._init_names = {"weight_init": weight_init, "recurrent_init": recurrent_init}
+        self.add_param("W_x", initializers.get(weight_init)((D, 4 * H), self.rng, self.dtype))
+        self.add_param("W_h", initializers.get(recurrent_init)((H, 4 * H), self.rng, self.dtype))
+        b = np.zeros(4 * H, self.dtype)                          # (4H,) b_g = b_o = 0
+        if self.chrono_t_max is None:
+            b[H:2 * H] = self.forget_bias
+        else:
+            b[0:H], b[H:2 * H] = initializers.chrono_forget_bias(self.chrono_t_max, self.rng, H, self.dtype)
+        self.add_param("b", b)
+        # sigmoid(a) = (1 + tanh(a / 2)) / 2 (never overflows). With per-column constants
+        # s = (1/2, 1/2, 1, 1/2) for the blocks (i, f, g, o), all four gates are
+        #     gates = tanh(s * a) * s + (1 - s) ... written below as tanh(a') * s1 + s2,
+        # where a' = s * a is computed directly with s-scaled weights (exact: s is a power of 2).
+        s = np.full(4 * H, 0.5, self.dtype)
+        s[2 * H:3 * H] = 1.0
+        self._s = s                                              # (4H,) pre-activation scale
+        self._s2 = np.where(s == 0.5, 0.5, 0.0).astype(self.dtype)  # (4H,) shift: 1/2 for i, f, o; 0 for g
+
+    def get_config(self) -> dict:
+        """Constructor arguments to rebuild the cell (initialiser callables are not recorded)."""
+        cfg = {"input_size": self.input_size, "hidden_size": self.hidden_size,
+               "forget_bias": self.forget_bias, "chrono_t_max": self.chrono_t_max}
+        for k, v in self._init_names.items():
+            if isinstance(v, str):
+                cfg[k] = v
+        cfg["dtype"] = self.dtype.name
+        return cfg
+
+    # ------------------------------------------------------------------
+    def _scaled_weights(self):
+        """(W_x * s, W_h * s, b * s): the weights producing a' = s * a (exact scaling by 1/2)."""
+        s = self._s
+        return self.params["W_x"] * s, self.params["W_h"] * s, self.params["b"] * s
+
+    def _gates(self, a: np.ndarray) -> np.ndarray:
+        """In place: a' = s * a (B, 4H) -> [i | f | g | o] = tanh(a') * s + (1 - s) on i, f, o."""
+        np.tanh(a, out=a)
+        a *= self._s
+        a += self._s2
+        return a
+
+    def fprop(self, x, state=None, mask=None):
+        """Run the cell over a sequence.
+
+        Parameters
+        ----------
+        x : ndarray of shape (B, T, D)
+        state : tuple (h0, c0) of arrays of shape (B, H), or None for zeros
+        mask : bool ndarray of shape (B, T), or None (all steps real)
+
+        Returns
+        -------
+        out : ndarray of shape (B, T, H)
+            h_t at real steps, 0 at padded ones.
+        state : tuple (h_T, c_T), each of shape (B, H)
+        """
+        x = self._check_x(x)
+        B, T, D = x.shape
+        H = self.hidden_size
+        h0, c0 = self._unpack(state, B)
+        m = self._check_mask(mask, B, T)                          # (T, B, 1) bool or None
+        Wx_s, Wh_s, b_s = self._scaled_weights()
+
+        X = x.transpose(1, 0, 2).copy()                           # (T, B, D) own copy: x may change later
+        G = (X.reshape(T * B, D) @ Wx_s).reshape(T, B, 4 * H)     # (T, B, 4H) s * (x W_x), all steps in one GEMM
+        G += b_s
+        Hs = np.empty((T + 1, B, H), self.dtype)                  # (T+1, B, H) h states, Hs[0] = h0
+        C = np.empty((T + 1, B, H), self.dtype)                   # (T+1, B, H) c states, C[0] = c0
+        TC = np.empty((T, B, H), self.dtype)                      # (T, B, H) tanh(c~_t)
+        Hs[0] = h0
+        C[0] = c0
+        hW = np.empty((B, 4 * H), self.dtype)                     # (B, 4H) h_{t-1} (s W_h)
+        ig = np.empty((B, H), self.dtype)                         # (B, H) i * g
+        G4 = G.reshape(T, B, 4, H)                                # gate views G4[t, :, k]
+        if m is not None:
+            keep = ~m                                             # (T, B, 1) padded rows keep their state
+            mf = m.astype(self.dtype)                             # (T, B, 1) 1.0 real / 0.0 padded
+            O = np.empty((T, B, H), self.dtype)                   # (T, B, H) outputs (0 on padded steps)
+        for t in range(T):
+            a = G[t]
+            np.dot(Hs[t], Wh_s, out=hW)                           # the one recurrent GEMM
+            a += hW
+            self._gates(a)
+            gt = G4[t]
+            np.multiply(gt[:, 1], C[t], out=C[t + 1])             # c~ = f * c_{t-1} + i * g
+            np.multiply(gt[:, 0], gt[:, 2], out=ig)
+            C[t + 1] += ig
+            np.tanh(C[t + 1], out=TC[t])
+            np.multiply(gt[:, 3], TC[t], out=Hs[t + 1])           # h~ = o * tanh(c~)
+            if m is not None:
+                np.multiply(Hs[t + 1], mf[t], out=O[t])           # out = m * h~
+                np.copyto(Hs[t + 1], Hs[t], where=keep[t])        # padded rows carry (h, c)
+                np.copyto(C[t + 1], C[t], where=keep[t])
+        if m is None:
+            O = Hs[1:]
+        self._cache = {"X": X, "G": G, "H": Hs, "C": C, "TC": TC, "m": m}
+        out = np.ascontiguousarray(O.transpose(1, 0, 2))          # (B, T, H)
+        return out, (Hs[T].copy(), C[T].copy())
+
+    def _check_dstate(self, dstate, batch: int):
+        """dstate: None, or a tuple (dh_T, dc_T) whose entries may be None (zeros)."""
+        if isinstance(dstate, (tuple, list)) and len(dstate) == 2:
+            dstate = tuple(np.zeros((batch, self.hidden_size), self.dtype) if d is None else d
+                           for d in dstate)
+        return self._unpack(dstate, batch, "dstate")
+
+    def bprop(self, dout, dstate=None):
+        """Backpropagate through the whole sequence of the last fprop (adds into ``grads``).
+
+        Parameters
+        ----------
+        dout : ndarray of shape (B, T, H)
+            dL/dout; never modified.
+        dstate : tuple (dh_T, dc_T) of arrays of shape (B, H), or None (zeros)
+
+        Returns
+        -------
+        dx : ndarray of shape (B, T, D)
+        dstate0 : tuple (dh_0, dc_0), each of shape (B, H)
+        """
+        cache = self._cache
+        if cache is None:
+            self._take_cache()                                    # raises NotForwardedError
+        X, G, Hs, C, TC, m = cache["X"], cache["G"], cache["H"], cache["C"], cache["TC"], cache["m"]
+        T, B, D = X.shape
+        H = self.hidden_size
+        dout = self._check_dout(dout, B, T)                       # checked before the cache is spent
+        dh, dc = self._check_dstate(dstate, B)
+        self._take_cache()
+        dh = dh.copy()                                            # (B, H) running dL/dh_t from step t+1
+        dc = dc.copy()                                            # (B, H) running dL/dc_t from step t+1
+
+        # Everything that does not depend on the running (dh, dc) is computed for all
+        # steps at once, leaving ~7 NumPy calls in the sequential loop:
+        #   E = o (1 - tanh^2 c)       so that  dc_t = dc + dh_t * E_t
+        #   F = [g i(1-i) | c_{t-1} f(1-f) | i (1-g^2) | tanh(c) o(1-o)]
+        #                              so that  da_t = F_t * [dc_t | dc_t | dc_t | dh_t]
+        G4 = G.reshape(T, B, 4, H)
+        i, f, g, o = G4[:, :, 0], G4[:, :, 1], G4[:, :, 2], G4[:, :, 3]
+        E = np.multiply(TC, TC)                                   # (T, B, H)
+        np.subtract(1.0, E, out=E)
+        E *= o
+        F4 = np.subtract(1.0, G4)                                 # (T, B, 4, H) 1 - gate, then F
+        F4 *= G4                                                  # s' = s (1 - s) on i, f, o
+        F4[:, :, 0] *= g
+        F4[:, :, 1] *= C[:-1]
+        np.multiply(g, g, out=F4[:, :, 2])
+        np.subtract(1.0, F4[:, :, 2], out=F4[:, :, 2])
+        F4[:, :, 2] *= i
+        F4[:, :, 3] *= TC
+        if m is None:
+            fT = f                                                # dc_{t-1} = dc_t * f_t
+            dO = dout.transpose(1, 0, 2)                          # (T, B, H) view, read only
+        else:
+            mf = m.astype(self.dtype)                             # (T, B, 1)
+            keepf = 1.0 - mf
+            E *= mf                                               # padded rows: no gate gradient ...
+            F4 *= mf[:, :, :, None]
+            fT = f * mf                                           # (T, B, H) ... dc passes unchanged:
+            fT += keepf                                           #   f := 1 on padded rows
+            dO = dout.transpose(1, 0, 2) * mf                     # (T, B, H) padded outputs ignored
+            carry = np.empty((B, H), self.dtype)                  # (B, H) (1 - m) dh
+        dA = F4.reshape(T, B, 4 * H)                              # (T, B, 4H) da, written in place over F
+        WhT = self.params["W_h"].T
+        gh = np.empty((B, H), self.dtype)                         # (B, H) total dL/dh_t
+        dct = np.empty((B, H), self.dtype)                        # (B, H) total dL/dc_t
+        track = self._start_tracking(B, T)
+        for t in range(T - 1, -1, -1):
+            np.add(dO[t], dh, out=gh)
+            np.multiply(gh, E[t], out=dct)
+            dct += dc
+            if track:
+                self._record_norms("h", t, gh)
+                self._record_norms("c", t, dct)
+            F4[t, :, :3] *= dct[:, None, :]                       # da_i, da_f, da_g
+            F4[t, :, 3] *= gh                                     # da_o
+            np.multiply(dct, fT[t], out=dc)
+            if m is not None:
+                np.multiply(dh, keepf[t], out=carry)
+            np.dot(dA[t], WhT, out=dh)                            # the one recurrent GEMM
+            if m is not None:
+                dh += carry
+
+        dA2 = dA.reshape(T * B, 4 * H)                            # (T*B, 4H)
+        self.grads["W_x"] += X.reshape(T * B, D).T @ dA2          # weight gradients: one GEMM each
+        self.grads["W_h"] += Hs[:-1].reshape(T * B, H).T @ dA2
+        self.grads["b"] += dA2.sum(axis=0)
+        dX = (dA2 @ self.params["W_x"].T).reshape(T, B, D)        # (T, B, D)
+        return np.ascontiguousarray(dX.transpose(1, 0, 2)), (dh, dc)
+
+    def step(self, x_t, state=None):
+        """One step without caching (closed-loop generation).
+
+        Parameters
+        ----------
+        x_t : ndarray of shape (B, D)
+        state : tuple (h, c) of arrays of shape (B, H), or None for zeros
+
+        Returns
+        -------
+        h : ndarray of shape (B, H)
+        state : tuple (h, c)
+        """
+        x_t = check_input(x_t, "x_t", 2, self.input_size, self.dtype)
+        B = x_t.shape[0]
+        H = self.hidden_size
+        h, c = self._unpack(state, B)
+        Wx_s, Wh_s, b_s = self._scaled_weights()
+        a = x_t @ Wx_s                                            # (B, 4H) same op order as fprop
+        a += b_s
+        a += h @ Wh_s
+        g4 = self._gates(a).reshape(B, 4, H)
+        c = g4[:, 1] * c + g4[:, 0] * g4[:, 2]                    # (B, H)
+        h = g4[:, 3] * np.tanh(c)                                 # (B, H)
+        return h, (h, c)
+
