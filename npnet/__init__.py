@@ -9,3 +9,4 @@ from . import init, activations
 __version__ = "0.1.0"
 from .gru import GRUCell
 from .lstm import LSTMCell
+from . import tasks
