@@ -10,3 +10,4 @@ __version__ = "0.1.0"
 from .gru import GRUCell
 from .lstm import LSTMCell
 from . import tasks
+from .conv import Conv2D, MaxPool2D, Flatten
