@@ -1,0 +1,365 @@
+"""SequenceModel: read-in layer, a stack of recurrent cells (optionally bidirectional), read-out layer.
+
+The model composes existing layers and routes gradients between them; it owns no
+weights of its own. It follows the cell contract (fprop/bprop over whole sequences,
+step for closed loops), so the gradient checker, the runner and checkpoints use it
+like any cell. It knows nothing about losses, optimisers or training loops.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .layer import Layer, NpnetError, ShapeError, check_input
+from .linear import LinearLayer
+from .rnn import BasicRNNCell
+
+CELL_TYPES = ("lstm", "gru", "rnn", "irnn")
+
+
+def make_cell(kind: str, input_size: int, hidden_size: int, dtype, rng, **kwargs):
+    """Build one cell by name: "lstm", "gru", "rnn" (tanh) or "irnn" (ReLU, identity W_h)."""
+    if kind == "lstm":
+        from .lstm import LSTMCell
+        return LSTMCell(input_size, hidden_size, dtype=dtype, rng=rng, **kwargs)
+    if kind == "gru":
+        from .gru import GRUCell
+        return GRUCell(input_size, hidden_size, dtype=dtype, rng=rng, **kwargs)
+    if kind == "rnn":
+        return BasicRNNCell(input_size, hidden_size, dtype=dtype, rng=rng, **kwargs)
+    if kind == "irnn":
+        kw = {"nonlinearity": "relu", "recurrent_init": "identity", **kwargs}
+        return BasicRNNCell(input_size, hidden_size, dtype=dtype, rng=rng, **kw)
+    raise NpnetError(f"cell must be one of {CELL_TYPES} (or a list of them), got {kind!r}")
+
+
+class _LinkedParams(dict):
+    """A flat name -> array dict whose arrays belong to sub-layers.
+
+    Assigning to an existing name copies into the sub-layer's array in place
+    (so ``model.params[k] = v`` cannot silently detach the model from its cells).
+    """
+
+    def __setitem__(self, name, value):
+        if name not in self:
+            raise KeyError(f"unknown parameter {name!r}; the model's names are fixed: {sorted(self)}")
+        dst = dict.__getitem__(self, name)
+        value = np.asarray(value)
+        if value.shape != dst.shape:
+            raise ShapeError(f"{name} must have shape {dst.shape}, got {value.shape}")
+        np.copyto(dst, value, casting="same_kind")
+
+
+def reverse_index(mask: np.ndarray | None, B: int, T: int) -> np.ndarray:
+    """Per-row permutation P (B, T) that reverses each row's real steps among themselves.
+
+    Without a mask this is t -> T-1-t. With a mask whose real steps sit at
+    p_0 < ... < p_{n-1}, P maps p_k -> p_{n-1-k} and leaves padded steps in
+    place (for a prefix mask: reverse the valid prefix, keep the padding at the
+    end, as PyTorch packed sequences). P is an involution, so the same gather
+    undoes it and is its own adjoint: y = x[P]  <=>  dx = dy[P].
+    """
+    if mask is None:
+        return np.broadcast_to(np.arange(T - 1, -1, -1), (B, T))
+    P = np.broadcast_to(np.arange(T), (B, T)).copy()           # (B, T) identity
+    for b in range(B):
+        real = np.flatnonzero(mask[b])
+        P[b, real] = real[::-1]
+    return P
+
+
+def _gather_time(a: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """a (B, T, F) -> a[b, P[b, t]] (B, T, F)."""
+    return np.take_along_axis(a, P[:, :, None], axis=1)
+
+
+class SequenceModel(Layer):
+    """read-in -> L recurrent layers (each optionally bidirectional) -> read-out.
+
+    Equations (x (B, T, D); h^0 = x or x W_in + b_in)::
+
+        forward:   h^l, s^l_T = cell_l(h^{l-1}, s^l_0)                 (B, T, H_l)
+                   bidirectional: h^l = [cell_l(h^{l-1}) , R cell_l'(R h^{l-1})]   (B, T, 2 H_l)
+                   with R the per-row reversal of the real steps (see reverse_index)
+                   dropout (training, l < L): h^l <- h^l * u^l / (1 - p),  u^l ~ Bernoulli(1 - p)
+                   y = h^L W_out + b_out           at every step (return_sequences=True)
+                   y_b = h^L_{b, t_b} W_out + b_out with t_b the last real step of row b
+        backward:  the same chain in reverse: dh^L = dy W_out^T (scattered to t_b),
+                   dh^l *= u^l / (1 - p), split [dh_fwd, dh_bwd], dh_bwd -> R dh_bwd,
+                   each cell's bprop gives dh^{l-1} (summed over directions), and
+                   read-in: dx = dh^0 W_in^T. Parameter gradients add into grads.
+
+    Parameters
+    ----------
+    input_size : int (D)
+    hidden_size : int or list of int (H per layer)
+    num_layers : int (L)
+    cell : str or list of str
+        "lstm", "gru", "rnn" (tanh BasicRNNCell) or "irnn" (ReLU BasicRNNCell with
+        identity W_h); a list gives one type per layer (a mixed stack).
+    output_size : int or None (V)
+        Read-out LinearLayer size; None: the top layer's outputs are returned.
+    read_in : int or None
+        Size of an input LinearLayer applied before the first cell; None: no read-in.
+    return_sequences : bool
+        True: outputs at every step (B, T, V). False: only at each row's last real
+        step (B, V) (the last True of its mask row, or T-1 without a mask).
+    bidirectional : bool
+        Every layer also runs a reverse-direction cell over each row's real steps;
+        the two outputs are concatenated (2 H feeds the next layer).
+    dropout : float in [0, 1)
+        Inverted dropout on the outputs of every layer but the last, in training mode
+        only, drawn from the model's ``rng``.
+    dtype, rng : see :class:`npnet.layer.Layer`
+        Sub-layers are initialised from ``rng``; dropout draws from it afterwards.
+    cell_kwargs : dict, list of dict or None
+        Extra constructor arguments for every cell (or one dict per layer),
+        e.g. ``{"forget_bias": 1.0}``; must be JSON-able for checkpoints.
+
+    Call
+    ----
+    ``out, state = fprop(x, state=None, mask=None)``; ``dx, dstate0 = bprop(dout, dstate=None)``.
+    ``state`` is a list with one entry per cell in :meth:`recurrent_cells` order
+    (layer 0, [layer 0 reverse], layer 1, ...), each in the cell's own structure
+    (h, or (h, c) for the LSTM). ``params``/``grads`` are flat dicts named
+    "read_in.W", "cells.0.W_x", "cells.0_reverse.W_x", "read_out.b", ...
+
+    Cache: per layer the dropout multiplier (B, T, F) and the reversal index (B, T);
+    the last-step index (B,) when ``return_sequences`` is False. The sub-layers keep
+    their own caches.
+    """
+
+    def __init__(self, input_size: int, hidden_size, num_layers: int = 1, cell="lstm",
+                 output_size: int | None = None, read_in: int | None = None,
+                 return_sequences: bool = True, bidirectional: bool = False, dropout: float = 0.0,
+                 dtype=np.float64, rng=None, cell_kwargs=None):
+        super().__init__(dtype, rng)
+        L = int(num_layers)
+        if L < 1:
+            raise NpnetError(f"num_layers must be >= 1, got {num_layers}")
+        kinds = [cell] * L if isinstance(cell, str) else list(cell)
+        sizes = [hidden_size] * L if isinstance(hidden_size, (int, np.integer)) else list(hidden_size)
+        kws = [cell_kwargs or {}] * L if not isinstance(cell_kwargs, (list, tuple)) else list(cell_kwargs)
+        for what, lst in (("cell", kinds), ("hidden_size", sizes), ("cell_kwargs", kws)):
+            if len(lst) != L:
+                raise NpnetError(f"{what} as a list needs one entry per layer ({L}), got {len(lst)}")
+        for k in kinds:
+            if k not in CELL_TYPES:
+                raise NpnetError(f"cell must be one of {CELL_TYPES} (or a list of them), got {k!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise NpnetError(f"dropout must be in [0, 1), got {dropout}")
+
+        self.input_size = int(input_size)
+        self.hidden_sizes = [int(h) for h in sizes]
+        self.num_layers = L
+        self.cell_types = kinds
+        self.cell_kwargs = [dict(k) for k in kws]
+        self.output_size = None if output_size is None else int(output_size)
+        self.read_in_size = None if read_in is None else int(read_in)
+        self.return_sequences = bool(return_sequences)
+        self.bidirectional = bool(bidirectional)
+        self.dropout = float(dropout)
+        self.training = True
+        self._config = {"input_size": self.input_size,
+                        "hidden_size": hidden_size if isinstance(hidden_size, (int, np.integer)) else list(sizes),
+                        "num_layers": L, "cell": cell if isinstance(cell, str) else list(kinds),
+                        "output_size": self.output_size, "read_in": self.read_in_size,
+                        "return_sequences": self.return_sequences, "bidirectional": self.bidirectional,
+                        "dropout": self.dropout, "dtype": self.dtype.name,
+                        "cell_kwargs": cell_kwargs if not isinstance(cell_kwargs, tuple) else list(cell_kwargs)}
+        for k in ("input_size", "hidden_size", "num_layers", "output_size", "read_in"):
+            v = self._config[k]
+            if isinstance(v, np.integer):
+                self._config[k] = int(v)
+
+        dirs = 2 if self.bidirectional else 1
+        self.read_in = None
+        feat = self.input_size
+        if self.read_in_size is not None:
+            self.read_in = LinearLayer(feat, self.read_in_size, dtype=self.dtype, rng=self.rng)
+            feat = self.read_in_size
+        self.cells, self.cells_reverse = [], []
+        for l in range(L):
+            self.cells.append(make_cell(kinds[l], feat, self.hidden_sizes[l], self.dtype, self.rng,
+                                        **self.cell_kwargs[l]))
+            if self.bidirectional:
+                self.cells_reverse.append(make_cell(kinds[l], feat, self.hidden_sizes[l], self.dtype,
+                                                    self.rng, **self.cell_kwargs[l]))
+            feat = dirs * self.hidden_sizes[l]
+        self.features = feat                                   # width of the top layer's output
+        self.read_out = None
+        if self.output_size is not None:
+            self.read_out = LinearLayer(feat, self.output_size, dtype=self.dtype, rng=self.rng)
+
+        self.params, self.grads = _LinkedParams(), _LinkedParams()
+        for prefix, layer in self._named_layers():
+            for k in layer.params:
+                dict.__setitem__(self.params, f"{prefix}.{k}", layer.params[k])
+                dict.__setitem__(self.grads, f"{prefix}.{k}", layer.grads[k])
+
+    # -- structure ----------------------------------------------------------
+    def _named_layers(self) -> list:
+        out = [("read_in", self.read_in)] if self.read_in is not None else []
+        out += [(f"cells.{s[1:]}", c) for s, c in self.recurrent_cells()]
+        if self.read_out is not None:
+            out.append(("read_out", self.read_out))
+        return out
+
+    def recurrent_cells(self) -> list:
+        """[(suffix, cell)] in state order: ("l0", c), ("l0_reverse", c'), ("l1", c), ..."""
+        out = []
+        for l, c in enumerate(self.cells):
+            out.append((f"l{l}", c))
+            if self.bidirectional:
+                out.append((f"l{l}_reverse", self.cells_reverse[l]))
+        return out
+
+    def get_config(self) -> dict:
+        return dict(self._config)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "SequenceModel":
+        return cls(**config)
+
+    def train(self) -> "SequenceModel":
+        """Training mode: dropout active."""
+        self.training = True
+        return self
+
+    def eval(self) -> "SequenceModel":
+        """Evaluation mode: dropout is the identity."""
+        self.training = False
+        return self
+
+    def init_state(self, batch_size: int) -> list:
+        """Zero state: one entry per cell, in :meth:`recurrent_cells` order."""
+        return [c.init_state(batch_size) for _, c in self.recurrent_cells()]
+
+    def clear_cache(self) -> None:
+        """Drop the caches of the last fprop (after inference), here and in every sub-layer."""
+        self._cache = None
+        for _, layer in self._named_layers():
+            layer._cache = None
+
+    def _split_state(self, state, what: str) -> list:
+        n = len(self.cells) * (2 if self.bidirectional else 1)
+        if state is None:
+            return [None] * n
+        if not isinstance(state, (list, tuple)) or len(state) != n:
+            raise ShapeError(f"{what} must be a list with one entry per cell ({n}: "
+                             f"{[s for s, _ in self.recurrent_cells()]}) or None")
+        return list(state)
+
+    def _check_mask(self, mask, B: int, T: int):
+        if mask is None:
+            return None
+        if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.shape != (B, T):
+            got = f"{mask.dtype} {mask.shape}" if isinstance(mask, np.ndarray) else type(mask).__name__
+            raise ShapeError(f"mask must be a bool array of shape ({B}, {T}), got {got}")
+        return mask
+
+    # -- forward / backward ---------------------------------------------------
+    def fprop(self, x, state=None, mask=None):
+        """x (B, T, D), state list or None, mask (B, T) bool or None -> (out, state list).
+
+        out is (B, T, V) with ``return_sequences`` else (B, V) (V = the top layer's
+        width when there is no read-out).
+        """
+        x = check_input(x, "x", 3, self.input_size, self.dtype)
+        B, T, _ = x.shape
+        if B < 1 or T < 1:
+            raise ShapeError(f"x must have B >= 1 and T >= 1, got shape {x.shape}")
+        mask = self._check_mask(mask, B, T)
+        states = self._split_state(state, "state")
+        last = None
+        if not self.return_sequences:
+            if mask is None:
+                last = np.full(B, T - 1)                      # (B,)
+            else:
+                if not mask.any(axis=1).all():
+                    raise ShapeError("with return_sequences=False every mask row needs at least one True step; "
+                                     f"rows {np.flatnonzero(~mask.any(axis=1)).tolist()} have none")
+                last = T - 1 - np.argmax(mask[:, ::-1], axis=1)   # (B,) each row's last real step
+
+        h = self.read_in.fprop(x) if self.read_in is not None else x      # (B, T, R)
+        P = reverse_index(mask, B, T) if self.bidirectional else None       # (B, T)
+        drop = []
+        new_states = []
+        i = 0
+        for l, c in enumerate(self.cells):
+            out, s = c.fprop(h, states[i], mask)                            # (B, T, H)
+            new_states.append(s)
+            i += 1
+            if self.bidirectional:
+                out_r, s_r = self.cells_reverse[l].fprop(_gather_time(h, P), states[i], mask)
+                new_states.append(s_r)
+                i += 1
+                out = np.concatenate([out, _gather_time(out_r, P)], axis=2)   # (B, T, 2H)
+            u = None
+            if self.training and self.dropout > 0.0 and l < self.num_layers - 1:
+                keep = 1.0 - self.dropout
+                u = (self.rng.random(out.shape) < keep).astype(self.dtype)   # (B, T, F)
+                u /= self.dtype.type(keep)
+                out = out * u                          # new array: out may view a cell's cache
+            drop.append(u)
+            h = out
+        if last is not None:
+            h = h[np.arange(B), last]                                          # (B, F)
+        y = self.read_out.fprop(h) if self.read_out is not None else h
+        self._cache = {"drop": drop, "P": P, "last": last, "BT": (B, T), "mask": mask}
+        return y, new_states
+
+    def bprop(self, dout, dstate=None):
+        """dout like fprop's out, dstate list (entries may be None) -> (dx (B, T, D), dstate0 list)."""
+        cache = self._take_cache()
+        B, T = cache["BT"]
+        last, P = cache["last"], cache["P"]
+        F = self.features if self.read_out is None else self.output_size
+        want = (B, T, F) if last is None else (B, F)
+        dout = check_input(dout, "dout", len(want), None, self.dtype)
+        if dout.shape != want:
+            raise ShapeError(f"dout must have shape {want}, got {dout.shape}")
+        dstates = self._split_state(dstate, "dstate")
+
+        dh = self.read_out.bprop(dout) if self.read_out is not None else dout
+        if last is not None:
+            full = np.zeros((B, T, self.features), self.dtype)                # (B, T, F)
+            full[np.arange(B), last] = dh
+            dh = full
+        dstate0 = [None] * len(dstates)
+        for l in range(self.num_layers - 1, -1, -1):
+            u = cache["drop"][l]
+            if u is not None:
+                dh = dh * u                                                    # new array
+            if self.bidirectional:
+                H = self.hidden_sizes[l]
+                i = 2 * l
+                dx, dstate0[i] = self.cells[l].bprop(dh[:, :, :H], dstates[i])
+                dx_r, dstate0[i + 1] = self.cells_reverse[l].bprop(_gather_time(dh[:, :, H:], P),
+                                                                   dstates[i + 1])
+                dx += _gather_time(dx_r, P)
+            else:
+                dx, dstate0[l] = self.cells[l].bprop(dh, dstates[l])
+            dh = dx
+        if self.read_in is not None:
+            dh = self.read_in.bprop(dh)
+        return dh, dstate0
+
+    def step(self, x_t, state=None):
+        """One time step without caching or dropout (closed-loop generation).
+
+        x_t (B, D), state list or None -> (y_t (B, V), state list). Unidirectional only.
+        """
+        if self.bidirectional:
+            raise NpnetError("step() runs one time step forward; a bidirectional model needs the whole sequence")
+        x_t = check_input(x_t, "x_t", 2, self.input_size, self.dtype)
+        states = self._split_state(state, "state")
+        h = self.read_in.forward(x_t) if self.read_in is not None else x_t
+        new_states = []
+        for c, s in zip(self.cells, states):
+            h, s = c.step(h, s)
+            new_states.append(s)
+        y = self.read_out.forward(h) if self.read_out is not None else h
+        return y, new_states
+
+
+__all__ = ["SequenceModel", "make_cell", "reverse_index"]
