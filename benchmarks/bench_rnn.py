@@ -1,0 +1,771 @@
+#!/usr/bin/env python
+"""Benchmark npnet's recurrent cells (RNN tanh, LSTM, GRU) against the plain reference and PyTorch.
+
+A script, not a test: it prints one timing table (median forward and forward+backward time
+per cell, configuration and dtype), the GEMM peak of this machine, the activation-cache
+memory, and optionally a profile (--profile) and an end-to-end training race (--train).
+torch is optional: without it the PyTorch columns are skipped. Run ``--help`` for options.
+
+Reference column: for cell NAME (rnn, lstm, gru) the script imports ``tests/reference_NAME.py``
+and calls its two documented functions::
+
+    out, state, trace = reference_forward(params, x)        # x (B, T, D) batch-first
+    dx, dstate0, grads = reference_backward(params, trace, dout)
+
+(``params`` is the cell's own ``params`` dict). A cell whose module or functions are not
+importable yet, or whose call fails, gets the column skipped with a message.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TESTS = os.path.join(ROOT, "tests")
+
+# name -> (npnet class, gate blocks G, reference module, torch class)
+CELLS = {
+    "rnn": ("BasicRNNCell", 1, "reference_rnn", "RNN"),
+    "lstm": ("LSTMCell", 4, "reference_lstm", "LSTM"),
+    "gru": ("GRUCell", 3, "reference_gru", "GRU"),
+}
+LABEL = {"rnn": "RNN tanh", "lstm": "LSTM", "gru": "GRU"}
+# name -> (B, T, D, H)
+CONFIGS = {
+    "A": (32, 100, 32, 128),
+    "B": (64, 100, 128, 256),
+    "C": (64, 50, 256, 512),
+    "D": (1, 1000, 16, 64),
+}
+DTYPES = ("float32", "float64")
+
+# Targets on the forward+backward ratio npnet / PyTorch: (cell, dtype, config) -> bound.
+def target_ratio(cell: str, dtype: str, cfg: str):
+    if cell == "lstm" and dtype == "float32":
+        return {"A": 2.0, "B": 1.25, "C": 1.25, "D": 3.0}[cfg]
+    if cell == "lstm" and dtype == "float64":
+        return 0.6
+    return 1.0
+PEAK_TARGET = {"B": 0.75, "C": 0.75}     # fraction of the measured GEMM peak (fwd+bwd GFLOP/s)
+
+
+# ----------------------------------------------------------------------------- machine
+def cpu_info() -> dict:
+    model, physical = platform.processor() or "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            phys = core = None
+            for line in f:
+                k, _, v = line.partition(":")
+                k, v = k.strip(), v.strip()
+                if k == "model name":
+                    model = v
+                elif k == "physical id":
+                    phys = v
+                elif k == "core id":
+                    core = v
+                    physical.add((phys, core))
+    except OSError:
+        pass
+    return {"cpu": model, "logical_cpus": os.cpu_count(),
+            "physical_cores": len(physical) or None, "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def blas_info(np) -> list:
+    try:
+        from threadpoolctl import threadpool_info
+        return [{k: d.get(k) for k in ("user_api", "internal_api", "prefix", "version",
+                                         "num_threads", "architecture", "threading_layer")}
+                for d in threadpool_info()]
+    except ImportError:
+        cfg = np.show_config(mode="dicts") if "mode" in np.show_config.__code__.co_varnames else {}
+        blas = cfg.get("Build Dependencies", {}).get("blas", {}) if isinstance(cfg, dict) else {}
+        return [{"user_api": "blas", "internal_api": blas.get("name"), "version": blas.get("version"),
+                 "num_threads": None, "note": "threadpoolctl not installed: threads set by env vars"}]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "npnet"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("+dirty(npnet)" if dirty else "")
+    except Exception:
+        return "unknown"
+
+
+# ----------------------------------------------------------------------------- timing
+def _now():
+    return time.perf_counter()
+
+
+def median_time(fn, warmup: int, repeats: int) -> list:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        t0 = _now()
+        fn()
+        out.append(_now() - t0)
+    return out
+
+
+def gemm_peak(np, dtype: str, n: int, repeats: int) -> dict:
+    """GFLOP/s of an n x n x n matmul (2 n^3 flops): median and best of ``repeats``."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    c = np.empty((n, n), dtype)
+    times = median_time(lambda: np.matmul(a, b, out=c), 1, repeats)
+    fl = 2.0 * n ** 3
+    return {"n": n, "median_gflops": fl / statistics.median(times) / 1e9,
+            "best_gflops": fl / min(times) / 1e9}
+
+
+def flops(cfg, G: int) -> tuple:
+    """(forward, forward+backward) flop counts: 2 T B (D+H) G H forward, backward about twice."""
+    B, T, D, H = cfg
+    f = 2.0 * T * B * (D + H) * G * H
+    return f, 3.0 * f
+
+
+# ----------------------------------------------------------------------------- contenders
+def load_cell_class(npnet, name: str):
+    cls_name = CELLS[name][0]
+    cls = getattr(npnet, cls_name, None)
+    if cls is None:
+        try:
+            mod = importlib.import_module(f"npnet.{name}")
+            cls = getattr(mod, cls_name)
+        except Exception as exc:  # not written yet
+            return None, f"npnet.{cls_name} not importable ({type(exc).__name__}: {exc})"
+    return cls, None
+
+
+def make_cell(cls, name: str, D: int, H: int, dtype: str):
+    if name == "rnn":
+        return cls(D, H, nonlinearity="tanh", dtype=dtype, rng=0)
+    return cls(D, H, dtype=dtype, rng=0)
+
+
+def load_reference(name: str):
+    """The documented reference pair of tests/reference_NAME.py, or (None, reason)."""
+    if TESTS not in sys.path:
+        sys.path.insert(0, TESTS)
+    mod_name = CELLS[name][2]
+    try:
+        mod = importlib.import_module(mod_name)
+    except Exception as exc:
+        return None, f"tests/{mod_name}.py not importable ({type(exc).__name__}: {exc})"
+    fwd, bwd = getattr(mod, "reference_forward", None), getattr(mod, "reference_backward", None)
+    if fwd is None or bwd is None:
+        return None, f"tests/{mod_name}.py has no reference_forward/reference_backward"
+    return (fwd, bwd), None
+
+
+def cache_bytes(np, cache) -> int:
+    """Bytes of distinct memory the cache keeps alive (views are charged to their base once)."""
+    seen, total = set(), 0
+    stack = [cache]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple)):
+            stack.extend(obj)
+        elif isinstance(obj, np.ndarray):
+            root = obj
+            while isinstance(root.base, np.ndarray):
+                root = root.base
+            if id(root) not in seen:
+                seen.add(id(root))
+                total += root.nbytes
+    return total
+
+
+def torch_module(torch, name: str, D: int, H: int, dtype: str, cell=None):
+    cls = getattr(torch.nn, CELLS[name][3])
+    kw = {"nonlinearity": "tanh"} if name == "rnn" else {}
+    m = cls(D, H, batch_first=True, **kw)
+    m = m.double() if dtype == "float64" else m.float()
+    if cell is not None:   # copy npnet's weights (PyTorch layout) so the outputs can be compared
+        with torch.no_grad():
+            p = cell.params
+            m.weight_ih_l0.copy_(torch.from_numpy(p["W_x"].T.copy()))
+            m.weight_hh_l0.copy_(torch.from_numpy(p["W_h"].T.copy()))
+            m.bias_ih_l0.copy_(torch.from_numpy(p["b"].copy()))
+            m.bias_hh_l0.zero_()
+            if name == "gru" and "b_hn" in p:
+                m.bias_hh_l0[2 * H:].copy_(torch.from_numpy(p["b_hn"].copy()))
+    return m
+
+
+def bench_one(np, torch, name, cls, cfg_name, dtype, args, ref_fns, log):
+    """Time every contender for one (cell, config, dtype), interleaving them round by round
+    so that load from other users of the machine hits all contenders alike."""
+    B, T, D, H = CONFIGS[cfg_name]
+    G = CELLS[name][1]
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((B, T, D)).astype(dtype)
+    dout = rng.standard_normal((B, T, H)).astype(dtype)      # loss = sum(out * dout)
+    cell = make_cell(cls, name, D, H, dtype)
+
+    def np_fwd():
+        cell.fprop(x)
+
+    def np_fb():
+        cell.fprop(x)
+        cell.bprop(dout)
+
+    contenders = {"npnet": (np_fwd, np_fb)}
+    row = {"cell": name, "config": cfg_name, "B": B, "T": T, "D": D, "H": H, "dtype": dtype}
+    notes = []
+
+    if ref_fns is not None:
+        rf, rb = ref_fns
+        p = cell.params
+        try:
+            out_ref = rf(p, x)[0]
+            out_np = cell.fprop(x)[0]
+            cell._cache = None
+            tol = 1e-3 if dtype == "float32" else 1e-8
+            row["ref_max_abs_diff"] = float(np.max(np.abs(out_ref - out_np)))
+            if row["ref_max_abs_diff"] > tol:
+                notes.append(f"reference differs from fast path by {row['ref_max_abs_diff']:.2e}")
+
+            def ref_fwd():
+                rf(p, x)
+
+            def ref_fb():
+                trace = rf(p, x)[2]
+                rb(p, trace, dout)
+            ref_fb()
+            contenders["ref"] = (ref_fwd, ref_fb)
+        except Exception as exc:
+            notes.append(f"reference call failed: {type(exc).__name__}: {exc}")
+
+    if torch is not None:
+        m = torch_module(torch, name, D, H, dtype, cell)
+        tx = torch.from_numpy(x.copy()).requires_grad_(True)
+        tdout = torch.from_numpy(dout.copy())
+        with torch.no_grad():
+            out_t = m(tx)[0].numpy()
+        out_np = cell.fprop(x)[0]
+        cell._cache = None
+        row["torch_max_abs_diff"] = float(np.max(np.abs(out_t - out_np)))
+
+        def t_fwd():   # a training forward (autograd records the graph), like npnet's cached fprop
+            m(tx)
+
+        def t_fb():
+            out = m(tx)[0]
+            out.backward(tdout)
+        contenders["torch"] = (t_fwd, t_fb)
+
+    for fwd, fb in contenders.values():     # warm-up
+        for _ in range(args.warmup):
+            fwd()
+            fb()
+    samples = {k: ([], []) for k in contenders}
+    for _ in range(args.repeats):
+        for k, (fwd, fb) in contenders.items():
+            t0 = _now()
+            fwd()
+            t1 = _now()
+            fb()
+            t2 = _now()
+            samples[k][0].append(t1 - t0)
+            samples[k][1].append(t2 - t1)
+    for k, (sf, sb) in samples.items():
+        row[f"{k}_fwd_s"] = statistics.median(sf)
+        row[f"{k}_fb_s"] = statistics.median(sb)
+        row[f"{k}_fb_min_s"] = min(sb)
+    if "torch" in samples:
+        row["ratio_fwd"] = row["npnet_fwd_s"] / row["torch_fwd_s"]
+        row["ratio_fb"] = row["npnet_fb_s"] / row["torch_fb_s"]
+    f_fwd, f_fb = flops(CONFIGS[cfg_name], G)
+    row["gflops_fwd"] = f_fwd / row["npnet_fwd_s"] / 1e9
+    row["gflops_fb"] = f_fb / row["npnet_fb_s"] / 1e9
+    if "torch" in samples:
+        row["torch_gflops_fb"] = f_fb / row["torch_fb_s"] / 1e9
+    row["notes"] = notes
+    cell._cache = None
+    return row
+
+
+def memory_one(np, name, cls, cfg_name, dtype, windows):
+    """Cache bytes after fprop for full BPTT and for truncated windows of k steps, the
+    T*B*(G+2)*H floor, and the tracemalloc peak of one fprop+bprop."""
+    import tracemalloc
+    B, T, D, H = CONFIGS[cfg_name]
+    G = CELLS[name][1]
+    item = np.dtype(dtype).itemsize
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((B, T, D)).astype(dtype)
+    dout = rng.standard_normal((B, T, H)).astype(dtype)
+    cell = make_cell(cls, name, D, H, dtype)
+    res = {"cell": name, "config": cfg_name, "dtype": dtype}
+    cell.fprop(x)
+    res["cache_bytes"] = cache_bytes(np, cell._cache)
+    res["cache_keys"] = sorted(cell._cache.keys()) if isinstance(cell._cache, dict) else None
+    res["floor_bytes"] = T * B * (G + 2) * H * item
+    res["input_bytes"] = T * B * D * item
+    cell._cache = None
+    res["windows"] = {}
+    for k in windows:
+        if k >= T:
+            continue
+        cell.fprop(x[:, :k])
+        res["windows"][str(k)] = {"cache_bytes": cache_bytes(np, cell._cache),
+                                  "floor_bytes": k * B * (G + 2) * H * item}
+        cell._cache = None
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    cell.fprop(x)
+    cell.bprop(dout)
+    res["peak_fb_bytes"] = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    return res
+
+
+# ----------------------------------------------------------------------------- profile
+class LineProfiler:
+    """A small sys.settrace line profiler for the npnet source files: hits and inclusive time
+    per line. Tracing adds roughly a microsecond per line event, so the absolute times are
+    inflated on tiny steps; the hit counts are exact."""
+
+    def __init__(self, files):
+        self.files = set(files)
+        self.hits, self.time, self.last = {}, {}, {}
+
+    def _global(self, frame, event, arg):
+        if event == "call" and frame.f_code.co_filename in self.files:
+            return self._local
+        return None
+
+    def _local(self, frame, event, arg):
+        now = _now()
+        prev = self.last.get(frame)
+        if prev is not None:
+            key = (frame.f_code.co_filename, prev[0])
+            self.time[key] = self.time.get(key, 0.0) + now - prev[1]
+        if event == "line":
+            key = (frame.f_code.co_filename, frame.f_lineno)
+            self.hits[key] = self.hits.get(key, 0) + 1
+            self.last[frame] = (frame.f_lineno, _now())
+        elif event == "return":
+            self.last.pop(frame, None)
+        return self._local
+
+    def run(self, fn):
+        sys.settrace(self._global)
+        try:
+            fn()
+        finally:
+            sys.settrace(None)
+
+
+def numpy_call_costs(np, dtype, B, H, G):
+    """Per-call cost (us) of the small operations a step is made of, at this (B, H)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((B, G * H)).astype(dtype)
+    h = rng.standard_normal((B, H)).astype(dtype)
+    W = rng.standard_normal((H, G * H)).astype(dtype)
+    o = np.empty_like(a)
+    S = np.empty((4, B, G * H), dtype)
+    n = 2000
+    costs = {}
+    for label, fn in (("np.dot(h, W_h, out=) (B,H)x(H,GH)", lambda: np.dot(h, W, out=o)),
+                      ("h @ W_h (allocating)", lambda: h @ W),
+                      ("np.tanh(a, out=a) on (B,GH)", lambda: np.tanh(a, out=o)),
+                      ("a += b on (B,GH)", lambda: np.add(o, a, out=o)),
+                      ("S[t] view", lambda: S[1]),
+                      ("sigmoid via tanh (4 ufuncs) on (B,GH)", None)):
+        if fn is None:
+            continue
+        ts = median_time(lambda: [fn() for _ in range(n)], 1, 5)
+        costs[label] = statistics.median(ts) / n * 1e6
+    return costs
+
+
+def profile_one(np, name, cls, cfg_name, dtype, iters=3, top=14):
+    import cProfile
+    import inspect
+    import io
+    import pstats
+    B, T, D, H = CONFIGS[cfg_name]
+    G = CELLS[name][1]
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((B, T, D)).astype(dtype)
+    dout = rng.standard_normal((B, T, H)).astype(dtype)
+    cell = make_cell(cls, name, D, H, dtype)
+    cell.fprop(x)
+    cell.bprop(dout)
+    res = {"cell": name, "config": cfg_name, "dtype": dtype, "iters": iters}
+
+    # un-instrumented split of time between fprop and bprop
+    tf = statistics.median(median_time(lambda: cell.fprop(x), 0, 5))
+    cell._cache = None
+    tb = []
+    for _ in range(5):
+        cell.fprop(x)
+        t0 = _now()
+        cell.bprop(dout)
+        tb.append(_now() - t0)
+    res["fprop_ms"], res["bprop_ms"] = tf * 1e3, statistics.median(tb) * 1e3
+    res["fprop_us_per_step"], res["bprop_us_per_step"] = tf / T * 1e6, statistics.median(tb) / T * 1e6
+
+    def run():
+        for _ in range(iters):
+            cell.fprop(x)
+            cell.bprop(dout)
+
+    pr = cProfile.Profile()
+    pr.enable()
+    run()
+    pr.disable()
+    st = pstats.Stats(pr, stream=io.StringIO())
+    rows = []
+    for (fname, line, func), (cc, nc, tt, ct, _) in st.stats.items():
+        rows.append({"func": f"{os.path.basename(fname)}:{line}({func})" if line else func,
+                     "calls_per_step": nc / (iters * T), "tottime_ms_per_iter": tt / iters * 1e3,
+                     "cumtime_ms_per_iter": ct / iters * 1e3})
+    rows.sort(key=lambda r: -r["tottime_ms_per_iter"])
+    res["cprofile"] = rows[:top]
+    res["c_calls_per_step"] = sum(r["calls_per_step"] for r in rows)
+
+    files = [inspect.getsourcefile(type(cell))]
+    import npnet.activations as _act
+    files.append(inspect.getsourcefile(_act))
+    lp = LineProfiler(files)
+    lp.run(run)
+    total = sum(lp.time.values()) or 1.0
+    lines = []
+    cache = {}
+    for (fname, lineno), hits in lp.hits.items():
+        if fname not in cache:
+            with open(fname) as f:
+                cache[fname] = f.read().splitlines()
+        src = cache[fname][lineno - 1].strip()
+        lines.append({"file": os.path.basename(fname), "line": lineno,
+                      "hits_per_step": hits / (iters * T),
+                      "pct_time": 100.0 * lp.time.get((fname, lineno), 0.0) / total, "src": src})
+    lines.sort(key=lambda r: (r["file"], r["line"]))
+    res["lines"] = lines
+    res["loop_lines_per_step"] = sum(r["hits_per_step"] for r in lines if r["hits_per_step"] >= 0.99
+                                     and not r["src"].startswith(("for ", "if ", "else", "def ")))
+    res["call_costs_us"] = numpy_call_costs(np, dtype, B, H, G)
+    return res
+
+
+def print_profile(res):
+    print(f"\n### Profile {LABEL[res['cell']]} config {res['config']} {res['dtype']}: "
+          f"fprop {res['fprop_ms']:.2f} ms ({res['fprop_us_per_step']:.1f} us/step), "
+          f"bprop {res['bprop_ms']:.2f} ms ({res['bprop_us_per_step']:.1f} us/step)")
+    print(f"cProfile (C functions and Python calls; ufuncs and operators are invisible to it), "
+          f"{res['c_calls_per_step']:.1f} calls per step in all:")
+    print(f"  {'calls/step':>10} {'tottime ms/iter':>16} {'cumtime ms/iter':>16}  function")
+    for r in res["cprofile"]:
+        print(f"  {r['calls_per_step']:>10.2f} {r['tottime_ms_per_iter']:>16.3f} "
+              f"{r['cumtime_ms_per_iter']:>16.3f}  {r['func']}")
+    print("Lines (hits per step, % of traced time, inclusive of calls), lines hit >= 0.01/step:")
+    for r in res["lines"]:
+        if r["hits_per_step"] >= 0.01 or r["pct_time"] >= 1.0:
+            print(f"  {r['file']}:{r['line']:<4} {r['hits_per_step']:>6.2f}/step {r['pct_time']:5.1f}%  {r['src']}")
+    print(f"Per-step loop lines executed (fprop+bprop): {res['loop_lines_per_step']:.0f}")
+    print("NumPy per-call costs on this machine at this (B, H):")
+    for k, v in res["call_costs_us"].items():
+        print(f"  {v:7.2f} us  {k}")
+
+
+# ----------------------------------------------------------------------------- training race
+def train_race(args, np, torch, log):
+    """Time experiments/memory.py --seq-len 20 against the same LSTM in PyTorch to 99% recall."""
+    script = os.path.join(ROOT, "experiments", "memory.py")
+    res = {}
+    if not os.path.exists(script):
+        log("--train: experiments/memory.py not present yet; skipping the training race")
+        return {"skipped": "experiments/memory.py absent"}
+    cmd = [sys.executable, script, "--seq-len", str(args.train_seq_len)] + args.train_args
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
+               MKL_NUM_THREADS=str(args.threads), MPLBACKEND="Agg")
+    log(f"--train: running {' '.join(cmd)}")
+    t0 = _now()
+    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    res["npnet_wall_s"] = _now() - t0
+    res["npnet_returncode"] = p.returncode
+    res["npnet_tail"] = (p.stdout + p.stderr).strip().splitlines()[-8:]
+    log("\n".join("  | " + s for s in res["npnet_tail"]))
+    if torch is None:
+        log("--train: torch not installed; no PyTorch side")
+        return res
+    try:
+        tasks = importlib.import_module("npnet.tasks")
+    except Exception as exc:
+        log(f"--train: npnet.tasks not importable ({exc}); no PyTorch side")
+        return res
+    res.update(torch_memory_train(args, np, torch, tasks, log))
+    if "torch_wall_s" in res and res.get("npnet_returncode") == 0:
+        res["ratio"] = res["npnet_wall_s"] / res["torch_wall_s"]
+    return res
+
+
+def torch_memory_train(args, np, torch, tasks, log):
+    """PyTorch twin of the memory experiment: LSTM(H) + linear read-out, Adam, batch 64,
+    trained on batches from npnet.tasks until recall >= 99% on a fresh batch."""
+    gen = getattr(tasks, "memory_task", None) or getattr(tasks, "copy_memory", None)
+    if gen is None:
+        log(f"--train: npnet.tasks has no memory task generator ({dir(tasks)}); no PyTorch side")
+        return {"torch_skipped": "no generator"}
+    return {"torch_skipped": "generator signature not wired yet"}
+
+
+# ----------------------------------------------------------------------------- output
+def fmt_ms(v):
+    if v is None:
+        return "-"
+    return f"{v * 1e3:.2f}" if v < 10 else f"{v * 1e3:.0f}"
+
+
+def table_markdown(rows, peaks) -> str:
+    head = ("| cell | cfg (B,T,D,H) | dtype | npnet fwd ms | npnet f+b ms | ref fwd ms | ref f+b ms "
+            "| torch fwd ms | torch f+b ms | fwd ratio | f+b ratio (target) | npnet f+b GFLOP/s | % GEMM peak |")
+    lines = [head, "|" + "---|" * head.count("|")[:-1] if False else "|" + "|".join(["---"] * 13) + "|"]
+    for r in rows:
+        cfg = f"{r['config']} ({r['B']},{r['T']},{r['D']},{r['H']})"
+        tr = target_ratio(r["cell"], r["dtype"], r["config"])
+        ratio = "-"
+        if "ratio_fb" in r:
+            ok = "ok" if r["ratio_fb"] <= tr else "MISS"
+            ratio = f"{r['ratio_fb']:.2f} (<={tr:g} {ok})"
+        pk = peaks.get(r["dtype"], {}).get("median_gflops")
+        pct = f"{100 * r['gflops_fb'] / pk:.0f}%" if pk else "-"
+        if r["config"] in PEAK_TARGET and pk:
+            pct += " ok" if r["gflops_fb"] / pk >= PEAK_TARGET[r["config"]] else " MISS"
+        lines.append("| " + " | ".join([
+            LABEL[r["cell"]], cfg, r["dtype"], fmt_ms(r.get("npnet_fwd_s")), fmt_ms(r.get("npnet_fb_s")),
+            fmt_ms(r.get("ref_fwd_s")), fmt_ms(r.get("ref_fb_s")), fmt_ms(r.get("torch_fwd_s")),
+            fmt_ms(r.get("torch_fb_s")),
+            f"{r['ratio_fwd']:.2f}" if "ratio_fwd" in r else "-", ratio,
+            f"{r['gflops_fb']:.1f}", pct]) + " |")
+    return "\n".join(lines)
+
+
+def memory_markdown(mem) -> str:
+    if not mem:
+        return ""
+    ks = sorted({int(k) for m in mem for k in m["windows"]})
+    head = ["cell", "cfg", "dtype", "cache MB (full BPTT)", "floor T*B*(G+2)*H MB", "cache/floor",
+            "x itself MB"] + [f"cache MB k={k}" for k in ks] + ["peak MB fprop+bprop (tracemalloc)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    mb = 1 / 2 ** 20
+    for m in mem:
+        w = [f"{m['windows'][str(k)]['cache_bytes'] * mb:.2f}" if str(k) in m["windows"] else "-" for k in ks]
+        lines.append("| " + " | ".join([LABEL[m["cell"]], m["config"], m["dtype"],
+                                          f"{m['cache_bytes'] * mb:.2f}", f"{m['floor_bytes'] * mb:.2f}",
+                                          f"{m['cache_bytes'] / m['floor_bytes']:.2f}",
+                                          f"{m['input_bytes'] * mb:.2f}"] + w +
+                                         [f"{m['peak_fb_bytes'] * mb:.2f}"]) + " |")
+    return "\n".join(lines)
+
+
+def verdicts(rows, peaks) -> list:
+    out = []
+    for r in rows:
+        if "ratio_fb" in r:
+            tr = target_ratio(r["cell"], r["dtype"], r["config"])
+            out.append({"cell": r["cell"], "config": r["config"], "dtype": r["dtype"], "kind": "ratio f+b",
+                        "value": round(r["ratio_fb"], 3), "target": f"<= {tr:g}", "met": r["ratio_fb"] <= tr})
+        pk = peaks.get(r["dtype"], {}).get("median_gflops")
+        if r["config"] in PEAK_TARGET and pk:
+            frac = r["gflops_fb"] / pk
+            out.append({"cell": r["cell"], "config": r["config"], "dtype": r["dtype"], "kind": "% GEMM peak",
+                        "value": round(100 * frac, 1), "target": f">= {100 * PEAK_TARGET[r['config']]:.0f}%",
+                        "met": frac >= PEAK_TARGET[r["config"]]})
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description="Time npnet's RNN/LSTM/GRU fast path against the plain reference and PyTorch.",
+        epilog="Configs (B,T,D,H): " + ", ".join(f"{k}={v}" for k, v in CONFIGS.items()) +
+               ". The machine may be shared: every time is a median over --repeats interleaved rounds.")
+    p.add_argument("--cells", default="rnn,lstm,gru", help="comma list of rnn,lstm,gru (default all)")
+    p.add_argument("--configs", default="A,B,C,D", help="comma list of A,B,C,D (default all)")
+    p.add_argument("--dtypes", default="float32,float64", help="comma list (default both)")
+    p.add_argument("--repeats", type=int, default=9, help="timed rounds per measurement (default 9)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
+    p.add_argument("--threads", type=int, default=2, help="BLAS and torch threads (default 2)")
+    p.add_argument("--no-reference", action="store_true", help="skip the slow step-by-step reference column")
+    p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    p.add_argument("--no-peak", action="store_true", help="skip the GEMM peak measurement")
+    p.add_argument("--peak-n", type=int, default=2048, help="size of the square GEMM for the peak (default 2048)")
+    p.add_argument("--no-memory", action="store_true", help="skip the activation-cache memory table")
+    p.add_argument("--windows", default="10,25", help="truncated-BPTT windows k for the memory table")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile each selected cell (cProfile + line hits) on --profile-configs")
+    p.add_argument("--profile-configs", default="A,D", help="configs to profile (default A,D)")
+    p.add_argument("--profile-only", action="store_true", help="only profile, no timing table")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: configs A,D, float32, 3 repeats, 1 warm-up, no reference, 1024 GEMM")
+    p.add_argument("--json", metavar="FILE", help="write everything measured to FILE as JSON")
+    p.add_argument("--train", action="store_true",
+                   help="also race experiments/memory.py against a PyTorch twin to 99%% recall")
+    p.add_argument("--train-seq-len", type=int, default=20)
+    p.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
+                   help="extra arguments passed on to experiments/memory.py (must come last)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.configs, args.dtypes, args.repeats, args.warmup = "A,D", "float32", 3, 1
+        args.no_reference, args.peak_n = True, 1024
+    args.cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+    args.configs = [c.strip().upper() for c in args.configs.split(",") if c.strip()]
+    args.dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    args.windows = [int(k) for k in args.windows.split(",") if k.strip()]
+    args.profile_configs = [c.strip().upper() for c in args.profile_configs.split(",") if c.strip()]
+    for c in args.cells:
+        if c not in CELLS:
+            p.error(f"unknown cell {c!r}; choose from {', '.join(CELLS)}")
+    for c in args.configs + args.profile_configs:
+        if c not in CONFIGS:
+            p.error(f"unknown config {c!r}; choose from {', '.join(CONFIGS)}")
+    for d in args.dtypes:
+        if d not in DTYPES:
+            p.error(f"unknown dtype {d!r}; choose from {', '.join(DTYPES)}")
+    if args.repeats < 1 or args.threads < 1:
+        p.error("--repeats and --threads must be >= 1")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    # Pin threads before NumPy starts its BLAS (fallback when threadpoolctl is absent).
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    import numpy as np
+    import npnet
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    limiter = None
+    try:
+        from threadpoolctl import threadpool_limits
+        limiter = threadpool_limits(limits=args.threads, user_api="blas")
+    except ImportError:
+        log("threadpoolctl not installed: BLAS threads pinned through environment variables only")
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch as _torch
+            torch = _torch
+            torch.set_num_threads(args.threads)
+            try:
+                torch.set_num_interop_threads(1)
+            except RuntimeError:
+                pass
+        except ImportError:
+            log("torch not installed: PyTorch columns skipped")
+
+    info = {"date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "commit": git_commit(), "numpy": np.__version__, "threads": args.threads,
+            **cpu_info(), "blas": blas_info(np),
+            "torch": (torch.__version__ if torch is not None else None),
+            "torch_threads": (torch.get_num_threads() if torch is not None else None),
+            "repeats": args.repeats, "warmup": args.warmup}
+    print(f"# npnet RNN benchmark, {info['date']}, commit {info['commit']}")
+    print(f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs"
+          f" ({info['physical_cores']} physical cores), Python {info['python']}, NumPy {info['numpy']}")
+    for b in info["blas"]:
+        print(f"threadpool: {b.get('user_api')} {b.get('internal_api')} {b.get('version') or ''} "
+              f"threads={b.get('num_threads')} {b.get('architecture') or ''}".rstrip())
+    print(f"threads pinned: BLAS {args.threads}, torch "
+          f"{info['torch_threads'] if torch is not None else '(not installed)'}"
+          f"{' (torch ' + info['torch'] + ')' if torch is not None else ''}")
+    print(f"timing: median of {args.repeats} interleaved rounds after {args.warmup} warm-up rounds; "
+          "backward loss = sum(out * fixed random tensor)")
+
+    peaks = {}
+    if not args.no_peak and not args.profile_only:
+        for dt in args.dtypes:
+            peaks[dt] = gemm_peak(np, dt, args.peak_n, 5 if not args.quick else 3)
+            print(f"GEMM peak {dt}: {peaks[dt]['median_gflops']:.1f} GFLOP/s median "
+                  f"(best {peaks[dt]['best_gflops']:.1f}) for {args.peak_n}^3 matmul")
+
+    classes, refs = {}, {}
+    for name in args.cells:
+        cls, why = load_cell_class(npnet, name)
+        if cls is None:
+            log(f"skipping {LABEL[name]}: {why}")
+            continue
+        classes[name] = cls
+        if not args.no_reference and not args.profile_only:
+            refs[name], why = load_reference(name)
+            if why:
+                log(f"{LABEL[name]}: reference column skipped: {why}")
+
+    rows, mem, profiles = [], [], []
+    if not args.profile_only:
+        for name, cls in classes.items():
+            for cfg in args.configs:
+                for dt in args.dtypes:
+                    log(f"timing {LABEL[name]} {cfg} {dt} ...")
+                    row = bench_one(np, torch, name, cls, cfg, dt, args, refs.get(name), log)
+                    for n in row["notes"]:
+                        log(f"  note: {n}")
+                    rows.append(row)
+                    if not args.no_memory:
+                        mem.append(memory_one(np, name, cls, cfg, dt, args.windows))
+        print()
+        print(table_markdown(rows, peaks))
+        if mem:
+            print()
+            print("Activation cache (bytes kept by fprop for bprop; floor = T*B*(G+2)*H values):")
+            print(memory_markdown(mem))
+        vs = verdicts(rows, peaks)
+        if vs:
+            met = sum(v["met"] for v in vs)
+            print(f"\nTargets met: {met} of {len(vs)}")
+            for v in vs:
+                if not v["met"]:
+                    print(f"  MISS {LABEL[v['cell']]} {v['config']} {v['dtype']} {v['kind']}: "
+                          f"{v['value']} (target {v['target']})")
+    if args.profile or args.profile_only:
+        for name, cls in classes.items():
+            for cfg in args.profile_configs:
+                for dt in args.dtypes:
+                    res = profile_one(np, name, cls, cfg, dt)
+                    print_profile(res)
+                    profiles.append(res)
+    train = None
+    if args.train:
+        train = train_race(args, np, torch, log)
+        print("\nTraining race:", json.dumps(train, indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"info": info, "peaks": peaks, "rows": rows, "memory": mem,
+                       "targets": verdicts(rows, peaks) if rows else [], "profiles": profiles,
+                       "train": train}, f, indent=1)
+        log(f"wrote {args.json}")
+    if limiter is not None:
+        limiter.restore_original_limits()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
