@@ -11,3 +11,5 @@ from .gru import GRUCell
 from .lstm import LSTMCell
 from . import tasks
 from .conv import Conv2D, MaxPool2D, Flatten
+from .losses import MSELoss, SoftmaxCrossEntropyLoss
+from . import interop
