@@ -315,7 +315,7 @@ class SequenceModel(Layer):
         last, P = cache["last"], cache["P"]
         F = self.features if self.read_out is None else self.output_size
         want = (B, T, F) if last is None else (B, F)
-        dout = check_input(dout, "dout", len(want), None, self.dtype)
+        dout = check_input(dout, "dout", -1, None, self.dtype)
         if dout.shape != want:
             raise ShapeError(f"dout must have shape {want}, got {dout.shape}")
         dstates = self._split_state(dstate, "dstate")
