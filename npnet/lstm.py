@@ -180,6 +180,36 @@ class LSTMCell(RecurrentCell):
                            for d in dstate)
         return self._unpack(dstate, batch, "dstate")
 
+    def _backward_factors(self, G, C, TC):
+        """Everything in the backward step that does not depend on the running (dh, dc).
+
+        Computed for all steps at once (a handful of large NumPy calls), so the
+        sequential loop in ``bprop`` needs only ~7 calls per step::
+
+            E = o * (1 - tanh^2(c))                         dc_t = dc^{(t+1)} + dh_t * E_t
+            F = [g i(1-i) | c_{t-1} f(1-f) | i (1-g^2) | tanh(c) o(1-o)]
+                                                            da_t = F_t * [dc_t | dc_t | dc_t | dh_t]
+
+        G (T, B, 4H) gates, C (T+1, B, H) cells, TC (T, B, H) tanh(c~).
+        Returns E (T, B, H) and F (T, B, 4, H) (new arrays; the cache is not modified).
+        """
+        T, B, _ = G.shape
+        H = self.hidden_size
+        G4 = G.reshape(T, B, 4, H)
+        i, g, o = G4[:, :, 0], G4[:, :, 2], G4[:, :, 3]
+        E = np.multiply(TC, TC)                                   # (T, B, H)
+        np.subtract(1.0, E, out=E)
+        E *= o
+        F4 = np.subtract(1.0, G4)                                 # (T, B, 4, H) 1 - gate, then F
+        F4 *= G4                                                  # s' = s (1 - s) on i, f, o
+        F4[:, :, 0] *= g
+        F4[:, :, 1] *= C[:-1]
+        np.multiply(g, g, out=F4[:, :, 2])
+        np.subtract(1.0, F4[:, :, 2], out=F4[:, :, 2])
+        F4[:, :, 2] *= i
+        F4[:, :, 3] *= TC
+        return E, F4
+
     def bprop(self, dout, dstate=None):
         """Backpropagate through the whole sequence of the last fprop (adds into ``grads``).
 
@@ -206,24 +236,8 @@ class LSTMCell(RecurrentCell):
         dh = dh.copy()                                            # (B, H) running dL/dh_t from step t+1
         dc = dc.copy()                                            # (B, H) running dL/dc_t from step t+1
 
-        # Everything that does not depend on the running (dh, dc) is computed for all
-        # steps at once, leaving ~7 NumPy calls in the sequential loop:
-        #   E = o (1 - tanh^2 c)       so that  dc_t = dc + dh_t * E_t
-        #   F = [g i(1-i) | c_{t-1} f(1-f) | i (1-g^2) | tanh(c) o(1-o)]
-        #                              so that  da_t = F_t * [dc_t | dc_t | dc_t | dh_t]
-        G4 = G.reshape(T, B, 4, H)
-        i, f, g, o = G4[:, :, 0], G4[:, :, 1], G4[:, :, 2], G4[:, :, 3]
-        E = np.multiply(TC, TC)                                   # (T, B, H)
-        np.subtract(1.0, E, out=E)
-        E *= o
-        F4 = np.subtract(1.0, G4)                                 # (T, B, 4, H) 1 - gate, then F
-        F4 *= G4                                                  # s' = s (1 - s) on i, f, o
-        F4[:, :, 0] *= g
-        F4[:, :, 1] *= C[:-1]
-        np.multiply(g, g, out=F4[:, :, 2])
-        np.subtract(1.0, F4[:, :, 2], out=F4[:, :, 2])
-        F4[:, :, 2] *= i
-        F4[:, :, 3] *= TC
+        E, F4 = self._backward_factors(G, C, TC)                  # (T, B, H), (T, B, 4, H)
+        f = G.reshape(T, B, 4, H)[:, :, 1]                        # (T, B, H) forget gates (view)
         if m is None:
             fT = f                                                # dc_{t-1} = dc_t * f_t
             dO = dout.transpose(1, 0, 2)                          # (T, B, H) view, read only

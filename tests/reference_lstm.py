@@ -40,7 +40,8 @@ def lstm_step_forward(x, h_prev, c_prev, W_x, W_h, b):
 def lstm_step_backward(dh, dc, cache, W_x, W_h):
     """Backward of one step: total dL/dh_t (B, H) and dL/dc_t from step t+1 (B, H).
 
-    Returns dx (B, D), dh_prev (B, H), dc_prev (B, H), dW_x (D, 4H), dW_h (H, 4H), db (4H,).
+    Returns dx (B, D), dh_prev (B, H), dc_prev (B, H), dW_x (D, 4H), dW_h (H, 4H), db (4H,)
+    and the total dL/dc_t (B, H) (including the path through h_t), for diagnostics.
     """
     i, f, g, o, tc = cache["i"], cache["f"], cache["g"], cache["o"], cache["tc"]
     do = dh * tc
@@ -59,7 +60,7 @@ def lstm_step_backward(dh, dc, cache, W_x, W_h):
     dW_x = cache["x"].T @ da
     dW_h = cache["h_prev"].T @ da
     db = da.sum(axis=0)
-    return dx, dh_prev, dc_prev, dW_x, dW_h, db
+    return dx, dh_prev, dc_prev, dW_x, dW_h, db, dc
 
 
 def lstm_forward(x, h0, c0, params, mask=None):
@@ -96,7 +97,8 @@ def lstm_forward(x, h0, c0, params, mask=None):
 def lstm_backward(dout, dh_T, dc_T, caches, params):
     """BPTT for lstm_forward: dout (B, T, H), dh_T, dc_T (B, H).
 
-    Returns dx (B, T, D), (dh_0, dc_0), grads {"W_x", "W_h", "b"}.
+    Returns dx (B, T, D), (dh_0, dc_0), grads {"W_x", "W_h", "b"} and the total state
+    gradients {"h": (B, T, H), "c": (B, T, H)} reaching each step's (h_t, c_t).
     """
     B, T, H = dout.shape
     D = params["W_x"].shape[0]
@@ -104,17 +106,23 @@ def lstm_backward(dout, dh_T, dc_T, caches, params):
     grads = {k: np.zeros_like(v) for k, v in params.items()}
     dh = dh_T.copy()
     dc = dc_T.copy()
+    total = {"h": np.zeros((B, T, H)), "c": np.zeros((B, T, H))}
     for t in range(T - 1, -1, -1):
         for n in range(B):
             cache = caches[t][n]
             if cache is None:
-                continue                           # padded: dh, dc pass straight to step t-1
-            dxn, dhn, dcn, dW_x, dW_h, db = lstm_step_backward(
-                dh[n:n + 1] + dout[n:n + 1, t], dc[n:n + 1], cache, params["W_x"], params["W_h"])
+                total["h"][n, t] = dh[n]           # padded: dh, dc pass straight to step t-1
+                total["c"][n, t] = dc[n]
+                continue
+            dh_total = dh[n:n + 1] + dout[n:n + 1, t]
+            dxn, dhn, dcn, dW_x, dW_h, db, dc_total = lstm_step_backward(
+                dh_total, dc[n:n + 1], cache, params["W_x"], params["W_h"])
+            total["h"][n, t] = dh_total[0]
+            total["c"][n, t] = dc_total[0]
             dx[n, t] = dxn[0]
             dh[n] = dhn[0]
             dc[n] = dcn[0]
             grads["W_x"] += dW_x
             grads["W_h"] += dW_h
             grads["b"] += db
-    return dx, (dh, dc), grads
+    return dx, (dh, dc), grads, total
