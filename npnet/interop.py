@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .gru import GRUCell
 from .layer import NpnetError
+from .lstm import LSTMCell
+from .rnn import BasicRNNCell
 
-__all__ = ["load_torch_state_dict", "torch_state_dict", "cell_kind"]
+__all__ = ["load_torch_state_dict", "torch_state_dict", "cell_kind", "reorder_gates"]
 
 # npnet layout: x @ W_x with W_x (D, G*H), gate blocks side by side in PyTorch's order.
 # PyTorch layout: x @ weight_ih.T with weight_ih (G*H, D), same gate order.
@@ -20,23 +23,28 @@ _NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 def cell_kind(cell) -> str:
     """'rnn', 'lstm' or 'gru' for a BasicRNNCell, LSTMCell or GRUCell (subclasses too)."""
-    from .rnn import BasicRNNCell
-    if isinstance(cell, BasicRNNCell):
-        return "rnn"
-    try:
-        from .lstm import LSTMCell
-    except ImportError:  # pragma: no cover - during development only
-        LSTMCell = None
-    if LSTMCell is not None and isinstance(cell, LSTMCell):
-        return "lstm"
-    try:
-        from .gru import GRUCell
-    except ImportError:  # pragma: no cover - during development only
-        GRUCell = None
-    if GRUCell is not None and isinstance(cell, GRUCell):
-        return "gru"
+    for cls, kind in ((BasicRNNCell, "rnn"), (LSTMCell, "lstm"), (GRUCell, "gru")):
+        if isinstance(cell, cls):
+            return kind
     raise NpnetError(f"no PyTorch layout for {type(cell).__name__}: expected a BasicRNNCell, LSTMCell or "
                      "GRUCell, or an object with recurrent_cells() returning (suffix, cell) pairs")
+
+
+def reorder_gates(a, order, hidden_size: int, axis: int = -1) -> np.ndarray:
+    """Permute gate blocks: block k of the result is block ``order[k]`` of ``a``.
+
+    ``a`` holds G blocks of ``hidden_size`` side by side along ``axis`` (G*H long).
+    For example CS231n's LSTM order (i, f, o, g) to npnet's (i, f, g, o) is
+    ``reorder_gates(Wx, [0, 1, 3, 2], H)``; Keras' GRU (z, r, h) to (r, z, n) is
+    ``[1, 0, 2]``. Returns a new array.
+    """
+    a = np.asarray(a)
+    H = int(hidden_size)
+    if a.shape[axis] != len(order) * H or sorted(order) != list(range(len(order))):
+        raise NpnetError(f"reorder_gates: axis {axis} of shape {a.shape} must hold {len(order)} blocks of "
+                         f"{H} and order must be a permutation of 0..{len(order) - 1}, got {list(order)}")
+    blocks = np.split(a, len(order), axis=axis)
+    return np.concatenate([blocks[k] for k in order], axis=axis)
 
 
 def _cells(target, suffix):

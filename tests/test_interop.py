@@ -317,3 +317,28 @@ def test_cell_kind():
     assert interop.cell_kind(make_cell("rnn_relu", 1, 1)) == "rnn"
     assert interop.cell_kind(make_cell("lstm", 1, 1)) == "lstm"
     assert interop.cell_kind(make_cell("gru", 1, 1)) == "gru"
+
+
+# -- other layouts --------------------------------------------------------------
+def test_reorder_gates():
+    H = 2
+    a = np.arange(8.0).reshape(1, 8)                      # blocks [0 1], [2 3], [4 5], [6 7]
+    np.testing.assert_array_equal(interop.reorder_gates(a, [0, 1, 3, 2], H), [[0, 1, 2, 3, 6, 7, 4, 5]])
+    np.testing.assert_array_equal(interop.reorder_gates(np.arange(6.0), [1, 0, 2], H), [2, 3, 0, 1, 4, 5])
+    b = np.arange(12.0).reshape(2, 6)                     # axis=-1 on a stacked (2, 3H) Keras GRU bias
+    np.testing.assert_array_equal(interop.reorder_gates(b, [1, 0, 2], H)[1], [8, 9, 6, 7, 10, 11])
+    with pytest.raises(ValueError, match="must hold 3 blocks of 2"):
+        interop.reorder_gates(np.zeros(7), [1, 0, 2], H)
+    with pytest.raises(ValueError, match="permutation"):
+        interop.reorder_gates(np.zeros(6), [0, 0, 2], H)
+
+
+def test_doc_examples_run():
+    """Every ```python block of docs/interop.md runs (each checks itself against its library's equations)."""
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "docs" / "interop.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 3
+    for code in blocks:
+        exec(compile(code, "docs/interop.md", "exec"), {})
