@@ -1,0 +1,382 @@
+"""GRUCell: gradient checks, the fast path against the plain reference and PyTorch values, masks,
+dtypes, step-by-step generation, diagnostics and input errors.
+
+The reference implementation is tests/reference_gru.py; the PyTorch values are a fixture at the
+end of this file (torch.nn.GRU, float64), so no test needs torch.
+"""
+import numpy as np
+import pytest
+
+import npnet
+from npnet.layer import NotForwardedError
+from reference_gru import gru_backward, gru_forward
+
+TOL = 1e-6
+PARAMS = {"W_x", "W_h", "b", "b_hn"}
+
+
+def make(D=3, H=4, seed=0, dtype=np.float64, scale=0.7):
+    """A cell with random non-zero parameters (biases included), so every term is exercised."""
+    cell = npnet.GRUCell(D, H, rng=seed, dtype=dtype)
+    prng = np.random.default_rng(seed + 100)
+    for p in cell.params.values():
+        p[...] = scale * prng.standard_normal(p.shape)
+    return cell
+
+
+def data(rng, B=3, T=5, D=3, H=4):
+    return rng.standard_normal((B, T, D)), rng.standard_normal((B, H))
+
+
+def lengths_mask(lengths, T):
+    return np.arange(T)[None, :] < np.asarray(lengths)[:, None]        # (B, T) bool
+
+
+def run(cell, x, h0, mask, dout, dhT):
+    cell.zero_grad()
+    out, hT = cell.fprop(x, h0, mask)
+    dx, dh0 = cell.bprop(dout, dhT)
+    return out, hT, dx, dh0, {k: g.copy() for k, g in cell.grads.items()}
+
+
+# -- gradient checks ------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(3, 5, 3, 4), (1, 1, 2, 1), (1, 4, 1, 1), (2, 1, 3, 5), (1, 3, 2, 3)])
+def test_gradcheck(shape, rng):
+    B, T, D, H = shape
+    cell = make(D, H)
+    x, h0 = data(rng, B, T, D, H)
+    errors = npnet.gradcheck(cell, x, h0)
+    assert set(errors) == {f"param {k}" for k in PARAMS} | {"input x", "state 0"}
+    assert max(errors.values()) < TOL, errors
+
+
+def test_gradcheck_with_mask(rng):
+    cell = make(3, 4)
+    x, h0 = data(rng, 4, 6)
+    mask = np.array([[1] * 6, [1] * 4 + [0] * 2, [1] + [0] * 5, [0, 1, 1, 0, 1, 0]], bool)
+    errors = npnet.gradcheck(cell, x, h0, mask)
+    assert max(errors.values()) < TOL, errors
+
+
+def test_gradcheck_default_state(rng):
+    cell = make(2, 3)
+    x, _ = data(rng, 2, 4, 2, 3)
+    errors = npnet.gradcheck(cell, x)
+    assert max(errors.values()) < TOL, errors
+
+
+# -- fast path against the reference and against PyTorch ------------------------------------
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("shape", [(4, 7, 3, 5), (1, 1, 1, 1)])
+def test_fast_path_equals_reference(masked, shape, rng):
+    B, T, D, H = shape
+    cell = make(D, H)
+    x, h0 = data(rng, B, T, D, H)
+    mask = (rng.random((B, T)) < 0.6) if masked else None
+    dout, dhT = rng.standard_normal((B, T, H)), rng.standard_normal((B, H))
+    out, hT, dx, dh0, grads = run(cell, x, h0, mask, dout, dhT)
+    r_out, r_hT, caches = gru_forward(x, h0, cell.params, mask)
+    r_dx, r_dh0, r_grads = gru_backward(dout, dhT, caches, cell.params, mask)
+    for got, want in [(out, r_out), (hT, r_hT), (dx, r_dx), (dh0, r_dh0)]:
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    for k in PARAMS:
+        np.testing.assert_allclose(grads[k], r_grads[k], rtol=0, atol=1e-12, err_msg=k)
+
+
+def test_matches_pytorch_values():
+    """torch.nn.GRU (float64) with weight_ih = W_x.T, weight_hh = W_h.T, bias_ih = b, bias_hh = [0, 0, b_hn]."""
+    f = {k: np.array(v) for k, v in TORCH_GRU.items()}
+    cell = npnet.GRUCell(2, 2, rng=0)
+    for k in PARAMS:
+        cell.params[k][...] = f[k]
+    out, hT, dx, dh0, grads = run(cell, f["x"], f["h0"], None, f["dout"], f["dhT"])
+    for got, want in [(out, f["out"]), (hT, f["hT"]), (dx, f["dx"]), (dh0, f["dh0"])]:
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-13)
+    for k in PARAMS:
+        np.testing.assert_allclose(grads[k], f["d" + k], rtol=0, atol=1e-13, err_msg=k)
+
+
+def test_differs_from_cho_reset_placement(rng):
+    """The reset gate acts on (h W_hn + b_hn), not on h before the matrix (Cho et al. 2014)."""
+    cell = make(2, 3)
+    x, h0 = data(rng, 2, 1, 2, 3)
+    out, _ = cell.fprop(x, h0)
+    p, H = cell.params, 3
+    s = lambda a: 1 / (1 + np.exp(-a))
+    gx = x[:, 0] @ p["W_x"] + p["b"]
+    r = s(gx[:, :H] + h0 @ p["W_h"][:, :H])
+    z = s(gx[:, H:2 * H] + h0 @ p["W_h"][:, H:2 * H])
+    n_cho = np.tanh(gx[:, 2 * H:] + (r * h0) @ p["W_h"][:, 2 * H:] + p["b_hn"])
+    assert np.abs(out[:, 0] - ((1 - z) * n_cho + z * h0)).max() > 1e-3
+
+
+# -- masks ----------------------------------------------------------------------------------
+def test_padded_batch_equals_sequences_alone(rng):
+    B, T, D, H = 3, 6, 2, 4
+    lengths = [6, 2, 4]
+    cell = make(D, H)
+    x, h0 = data(rng, B, T, D, H)
+    dout, dhT = rng.standard_normal((B, T, H)), rng.standard_normal((B, H))  # dout on padding is ignored
+    out, hT, dx, dh0, grads = run(cell, x, h0, lengths_mask(lengths, T), dout, dhT)
+    total = {k: np.zeros_like(g) for k, g in grads.items()}
+    for i, L in enumerate(lengths):
+        o, h, dxi, dhi, gi = run(cell, x[i:i + 1, :L], h0[i:i + 1], None, dout[i:i + 1, :L], dhT[i:i + 1])
+        np.testing.assert_allclose(out[i, :L], o[0], rtol=0, atol=1e-12)
+        assert np.all(out[i, L:] == 0.0)
+        np.testing.assert_allclose(hT[i], h[0], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(dx[i, :L], dxi[0], rtol=0, atol=1e-12)
+        assert np.all(dx[i, L:] == 0.0)
+        np.testing.assert_allclose(dh0[i], dhi[0], rtol=0, atol=1e-12)
+        for k in total:
+            total[k] += gi[k]
+    for k in total:
+        np.testing.assert_allclose(grads[k], total[k], rtol=0, atol=1e-12, err_msg=k)
+
+
+def test_padded_steps_carry_state_exactly(rng):
+    cell = make(2, 3)
+    x, h0 = data(rng, 2, 5, 2, 3)
+    mask = np.array([[0, 1, 0, 0, 1], [0, 0, 0, 0, 0]], bool)
+    out, hT = cell.fprop(x, h0, mask)
+    assert np.array_equal(hT[1], h0[1])                       # bit for bit, not just close
+    assert np.all(out[~mask] == 0.0)
+    dx, dh0 = cell.bprop(np.ones_like(out), np.ones_like(hT))
+    assert np.array_equal(dh0[1], np.ones(3)) and np.all(dx[1] == 0.0)
+
+
+# -- contract -------------------------------------------------------------------------------
+def test_bprop_leaves_inputs_untouched(rng):
+    cell = make()
+    x, h0 = data(rng)
+    mask = lengths_mask([5, 3, 1], 5)
+    copies = [a.copy() for a in (x, h0, mask)]
+    out, hT = cell.fprop(x, h0, mask)
+    dout, dhT = rng.standard_normal(out.shape), rng.standard_normal(hT.shape)
+    dout_c, dhT_c = dout.copy(), dhT.copy()
+    cell.bprop(dout, dhT)
+    assert np.array_equal(dout, dout_c) and np.array_equal(dhT, dhT_c)
+    for a, c in zip((x, h0, mask), copies):
+        assert np.array_equal(a, c)
+
+
+def test_bprop_adds_into_grads(rng):
+    cell = make()
+    x, h0 = data(rng)
+    dout = rng.standard_normal((3, 5, 4))
+    _, _, _, _, once = run(cell, x, h0, None, dout, None)
+    cell.fprop(x, h0)
+    cell.bprop(dout)                                          # no zero_grad in between
+    for k in PARAMS:
+        np.testing.assert_allclose(cell.grads[k], 2 * once[k], rtol=1e-13, atol=1e-15)
+
+
+def test_params_read_on_every_call(rng):
+    cell = make()
+    x, h0 = data(rng)
+    out1, _ = cell.fprop(x, h0)
+    cell.params["b_hn"] += 1.0                                # in place, as optimisers do
+    out2, _ = cell.fprop(x, h0)
+    assert not np.allclose(out1, out2)
+
+
+def test_float32_end_to_end(rng):
+    cell32 = make(dtype=np.float32)
+    cell64 = make()
+    x, h0 = data(rng)
+    dout = rng.standard_normal((3, 5, 4))
+    out, hT, dx, dh0, grads = run(cell32, x.astype(np.float32), h0.astype(np.float32), None,
+                                  dout.astype(np.float32), None)
+    ref = run(cell64, x, h0, None, dout, None)
+    for got, want in zip((out, hT, dx, dh0), ref[:4]):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    for k in PARAMS:
+        assert cell32.params[k].dtype == np.float32 and grads[k].dtype == np.float32
+        np.testing.assert_allclose(grads[k], ref[4][k], rtol=1e-4, atol=1e-4)
+    h, state = cell32.step(x[:, 0].astype(np.float32), h0.astype(np.float32))
+    assert h.dtype == np.float32 and state.dtype == np.float32
+
+
+def test_shapes_and_config():
+    cell = npnet.GRUCell(5, 7, rng=1, dtype=np.float32)
+    assert {k: v.shape for k, v in cell.params.items()} == {
+        "W_x": (5, 21), "W_h": (7, 21), "b": (21,), "b_hn": (7,)}
+    assert all(cell.grads[k].shape == cell.params[k].shape for k in cell.params)
+    cfg = cell.get_config()
+    assert cfg == {"input_size": 5, "hidden_size": 7, "dtype": "float32"}
+    clone = npnet.GRUCell(**cfg)
+    assert clone.dtype == np.float32 and clone.params["W_h"].shape == (7, 21)
+    assert np.all(cell.params["b"] == 0) and np.all(cell.params["b_hn"] == 0)
+    Wh = cell.params["W_h"].astype(np.float64)
+    for g in range(3):                                        # one orthogonal block per gate
+        block = Wh[:, 7 * g:7 * (g + 1)]
+        np.testing.assert_allclose(block.T @ block, np.eye(7), atol=1e-5)
+    s1 = npnet.GRUCell(3, 4, rng=5).params["W_x"]
+    s2 = npnet.GRUCell(3, 4, rng=np.random.default_rng(5)).params["W_x"]
+    assert np.array_equal(s1, s2)
+
+
+def test_step_sequence_equals_fprop_and_keeps_cache(rng):
+    cell = make()
+    x, h0 = data(rng)
+    dout = rng.standard_normal((3, 5, 4))
+    out_ref, hT_ref, dx_ref, dh0_ref, g_ref = run(cell, x, h0, None, dout, None)
+
+    cell.zero_grad()
+    out, hT = cell.fprop(x, h0)
+    h = h0
+    for t in range(x.shape[1]):
+        y, h = cell.step(x[:, t], h)
+        np.testing.assert_allclose(y, out[:, t], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(h, hT, rtol=0, atol=1e-13)
+    y0, _ = cell.step(x[:, 0])                                # default state is zeros
+    np.testing.assert_allclose(y0, cell.fprop(x[:, :1])[0][:, 0], rtol=0, atol=1e-13)
+    cell.fprop(x, h0)
+    cell.step(x[:, 0], h0)                                    # step between fprop and bprop ...
+    dx, dh0 = cell.bprop(dout)                                # ... does not touch the cache
+    np.testing.assert_allclose(dx, dx_ref, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(dh0, dh0_ref, rtol=0, atol=1e-13)
+    for k in PARAMS:
+        np.testing.assert_allclose(cell.grads[k], g_ref[k], rtol=0, atol=1e-13)
+
+
+def test_state_grad_norms(rng):
+    """norms[:, t] = ||dL/dh_t||, checked as ||dout_t + dh0 of the cell run on the suffix||."""
+    B, T, D, H = 2, 4, 3, 4
+    cell = make(D, H)
+    x, h0 = data(rng, B, T, D, H)
+    dout, dhT = rng.standard_normal((B, T, H)), rng.standard_normal((B, H))
+    out, _ = cell.fprop(x, h0)
+    assert cell.state_grad_norms is None
+    cell.track_state_grads = True
+    cell.fprop(x, h0)
+    dx, _ = cell.bprop(dout, dhT)
+    norms = cell.state_grad_norms["h"]
+    assert set(cell.state_grad_norms) == {"h"} and norms.shape == (B, T)
+    for t in range(T):
+        g = dout[:, t] + dhT
+        if t < T - 1:
+            cell.fprop(x[:, t + 1:], out[:, t])
+            g = dout[:, t] + cell.bprop(dout[:, t + 1:], dhT)[1]
+        np.testing.assert_allclose(norms[:, t], np.linalg.norm(g, axis=1), rtol=1e-12)
+    cell.track_state_grads = False
+    cell.zero_grad()
+    cell.fprop(x, h0)
+    np.testing.assert_array_equal(cell.bprop(dout, dhT)[0], dx)      # tracking does not change results
+
+
+# -- errors ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("call, match", [
+    (lambda c, x, h: c.fprop(x[0]), r"x must have 3 dimensions"),
+    (lambda c, x, h: c.fprop(x[..., :2]), r"x must have shape \(B, T, 3\)"),
+    (lambda c, x, h: c.fprop(x, h[:2]), r"state h must have shape \(3, 4\)"),
+    (lambda c, x, h: c.fprop(x, h[:, :3]), r"state h must have last dimension 4"),
+    (lambda c, x, h: c.fprop(x, h, np.ones((3, 4), bool)), r"mask must have shape \(3, 5\)"),
+    (lambda c, x, h: c.fprop(x, h, np.ones((3, 5))), r"mask must be a bool array of shape \(3, 5\)"),
+    (lambda c, x, h: c.fprop(np.where(x > 1, np.nan, x)), r"x contains NaN or inf"),
+    (lambda c, x, h: c.fprop(np.where(x > 1, np.inf, x)), r"x contains NaN or inf"),
+    (lambda c, x, h: c.fprop(x, np.full_like(h, np.nan)), r"state h contains NaN or inf"),
+    (lambda c, x, h: c.bprop(np.zeros((3, 5, 4))), r"bprop called without a matching fprop"),
+    (lambda c, x, h: c.step(x[:, 0, :2], h), r"x_t must have last dimension 3"),
+    (lambda c, x, h: c.step(x, h), r"x_t must have 2 dimensions"),
+])
+def test_bad_input_raises(call, match, rng):
+    cell = make()
+    x, h0 = data(rng)
+    with pytest.raises(ValueError, match=match):
+        call(cell, x, h0)
+
+
+def test_bad_dout_and_double_bprop(rng):
+    cell = make()
+    x, h0 = data(rng)
+    cell.fprop(x, h0)
+    with pytest.raises(ValueError, match=r"dout must have shape \(3, 5, 4\)"):
+        cell.bprop(np.zeros((3, 4, 4)))
+    with pytest.raises(ValueError, match=r"dstate h must have shape \(3, 4\)"):
+        cell.bprop(np.zeros((3, 5, 4)), np.zeros((2, 4)))
+    cell.bprop(np.zeros((3, 5, 4)))                           # the forward pass survived the bad calls
+    with pytest.raises(NotForwardedError, match="without a matching fprop"):
+        cell.bprop(np.zeros((3, 5, 4)))
+
+
+def test_bad_constructor_args():
+    with pytest.raises(ValueError, match="hidden_size must be >= 1"):
+        npnet.GRUCell(3, 0)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        npnet.GRUCell(3, 4, dtype=np.int32)
+    with pytest.raises(ValueError, match="unknown initialiser"):
+        npnet.GRUCell(3, 4, recurrent_init="nope")
+
+
+# -- numerics -------------------------------------------------------------------------------
+def test_long_sequence_large_preactivations(rng):
+    """10,000 steps with pre-activations in the hundreds: no overflow warning (an error under pytest)."""
+    B, T, D, H = 2, 10_000, 3, 4
+    cell = make(D, H, scale=30.0)
+    x = 10.0 * rng.standard_normal((B, T, D))
+    mask = np.ones((B, T), bool)
+    mask[1, 5000:] = False
+    out, hT = cell.fprop(x, None, mask)
+    dx, dh0 = cell.bprop(rng.standard_normal((B, T, H)), np.ones((B, H)))
+    assert np.isfinite(out).all() and np.isfinite(hT).all() and np.abs(out).max() <= 1.0
+    assert np.isfinite(dx).all() and np.isfinite(dh0).all()
+    assert all(np.isfinite(g).all() for g in cell.grads.values())
+
+
+# -- fixture: torch.nn.GRU (torch 2.13, float64) on the inputs below --------------------------
+TORCH_GRU = {
+    'W_x': [[0.25, 0.79, 0.55, -0.55, -0.4, 0.75], [-0.99, 0.64, 0.59, -0.06, -0.39, -0.44]],
+    'W_h': [[-0.49, -0.11, 0.01, 0.11, 0.99, 0.59], [0.24, 0.98, -0.57, -0.68, 0.23, -0.91]],
+    'b': [-0.93, 0.03, -0.07, 0.83, 0.26, 0.03],
+    'b_hn': [-0.01, -0.5],
+    'x': [[[-1.95, -1.23], [0.77, -1.2], [-0.52, -1.99]], [[1.32, -1.38], [-0.93, 1.52], [0.04, 1.39]]],
+    'h0': [[0.28, 0.48], [-0.82, 0.08]],
+    'dout': [[[0.02, 0.74], [-0.28, 0.2], [-0.88, -0.22]], [[-0.35, -0.7], [0.63, -0.24], [0.96, 0.18]]],
+    'dhT': [[0.21, 0.28], [0.35, -0.7]],
+    'out': [[[0.8649552408273544, 0.28537009388581025],
+             [0.77140908002983, 0.48007988678982966],
+             [0.9228348682479044, 0.4553021482057254]],
+            [[-0.5503911980121946, 0.41468838099931477],
+             [-0.2866160513364743, 0.01574127141611703],
+             [-0.2962989813036647, -0.25214928258419234]]],
+    'hT': [[0.9228348682479044, 0.4553021482057254], [-0.2962989813036647, -0.25214928258419234]],
+    'dx': [[[-0.025183801297732816, -0.020704158755514387],
+            [0.07450770403060519, 0.05145793590349509],
+            [0.03723254518297471, 0.03562558385870727]],
+           [[-0.30708038975776736, -0.0054565865526680635],
+            [-0.3466218296106252, -0.369733430641214],
+            [-0.14068432430762695, -0.09004560142609361]]],
+    'dh0': [[-0.0055994801905787026, 0.6043948124615275], [0.38138153517594275, -0.30771561775444317]],
+    'dW_x': [[-0.033333169437522236,
+              0.06308617589309994,
+              0.07518489036628617,
+              0.008630432928667955,
+              -0.3691556948917372,
+              -0.30302504122564233],
+             [0.05090112616237298,
+              -0.03138884161300538,
+              -0.24654227707564907,
+              -0.665171354484033,
+              1.5876069505341395,
+              -0.019070262815922195]],
+    'dW_h': [[0.013813474492498107,
+              -0.04253471893723952,
+              0.16375939833763353,
+              0.004418868412689889,
+              -0.29108919262938204,
+              0.11733628361203269],
+             [-0.028988156456424538,
+              0.0006382488341667715,
+              -0.08320704344518408,
+              0.015133415208212792,
+              0.0024546387968598544,
+              1.6003404605321146e-05]],
+    'db': [-0.11501207853227623,
+           0.04461809586044572,
+           -0.2495376449937627,
+           0.028820338244736704,
+           1.155130322466897,
+           -0.1322351361185627],
+    'db_hn': [0.18325078810301665, -0.12167746434639404],
+}
