@@ -13,3 +13,4 @@ from . import tasks
 from .conv import Conv2D, MaxPool2D, Flatten
 from .losses import MSELoss, SoftmaxCrossEntropyLoss
 from . import interop
+from . import datasets
