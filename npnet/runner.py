@@ -1,0 +1,199 @@
+"""SequenceRunner: one training step of a sequence model = forward, loss, (truncated) BPTT, clip, update.
+
+It owns the choices a training step makes over time: full or truncated BPTT,
+carrying the state across batches (stateful mode), gradient clipping and the
+non-finite check. It knows nothing of epochs, logging or data; see npnet.learner.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .clip import NonFiniteError, check_finite, clip_grad_norm, clip_grad_value, global_norm
+from .layer import NpnetError, ShapeError
+
+CLIP_MODES = ("norm", "value", None)
+
+
+class SequenceRunner:
+    """Train a sequence model with full or truncated backpropagation through time.
+
+    Truncated BPTT with window k (Williams & Peng 1990; min-char-rnn, Chainer's
+    ``unchain_backward``)::
+
+        windows  [0, k), [k, 2k), ...  of the T steps
+        for each window w:  out_w, s = model.fprop(x_w, s, mask_w)     s: the state's VALUE carried in
+                            L_w = loss(out_w, y_w, mask_w)
+                            model.bprop(a_w * dL_w/dout_w, dstate=None)   the backward starts with a
+                                                                          zero state gradient
+        L = sum_w a_w L_w,   a_w = (scored positions in w) / (scored positions in the batch)
+
+    so L is the full-sequence mean loss and the accumulated gradient is its gradient
+    with every path through a window boundary cut. Gradients of all windows add up in
+    ``model.grads`` and the optimiser takes ONE step per batch (per ``train_step``),
+    after clipping. With k >= T there is one window of weight 1 and the step is exactly
+    full BPTT.
+
+    Parameters
+    ----------
+    model : SequenceModel (or any layer with the model call convention)
+    loss : a loss with ``fprop(pred, target, mask) -> scalar`` and ``bprop() -> dpred``
+    optimizer : an optimiser over ``model.params`` (``step(grads)``)
+    bptt : int >= 1 or None
+        Truncation window k in steps; None: full BPTT.
+    clip : float > 0 or None
+        Threshold for the global gradient norm (``clip_mode="norm"``) or for every
+        gradient entry (``clip_mode="value"``); None: no clipping.
+    clip_mode : {"norm", "value"}
+    stateful : bool
+        Carry the final state of each ``train_step`` into the next one (consecutive
+        batches are consecutive pieces of the same B streams); ``reset_state()`` clears it.
+
+    Attributes
+    ----------
+    steps : int, optimiser steps taken so far.
+    grad_norms : list of float, the global gradient norm before clipping, one per step.
+    state : the carried state (stateful mode) or None.
+    last_output : the model output of the last train or eval step (windows concatenated).
+    """
+
+    def __init__(self, model, loss, optimizer, bptt: int | None = None, clip: float | None = 5.0,
+                 clip_mode: str | None = "norm", stateful: bool = False):
+        if bptt is not None and (int(bptt) != bptt or int(bptt) < 1):
+            raise NpnetError(f"bptt must be an int >= 1 or None (full BPTT), got {bptt!r}")
+        if clip_mode not in CLIP_MODES:
+            raise NpnetError(f"clip_mode must be one of {CLIP_MODES}, got {clip_mode!r}")
+        if clip is not None and not (math.isfinite(float(clip)) and float(clip) > 0):
+            raise NpnetError(f"clip must be a finite number > 0 or None, got {clip!r}")
+        if bptt is not None and not getattr(model, "return_sequences", True):
+            raise NpnetError("truncated BPTT needs a model with return_sequences=True "
+                             "(a last-step-only output cannot be split into windows)")
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.bptt = None if bptt is None else int(bptt)
+        self.clip = None if clip is None else float(clip)
+        self.clip_mode = clip_mode if clip is not None else None
+        self.stateful = bool(stateful)
+        self.state = None
+        self.steps = 0
+        self.grad_norms: list[float] = []
+        self.last_output = None
+
+    def reset_state(self) -> None:
+        """Forget the carried state (stateful mode): the next step starts from zeros."""
+        self.state = None
+
+    # -- the pieces of a step -------------------------------------------------
+    def _windows(self, T: int) -> list:
+        k = T if self.bptt is None else self.bptt
+        return [(s, min(s + k, T)) for s in range(0, T, k)]
+
+    def _initial_state(self, B: int):
+        if not self.stateful or self.state is None:
+            return None
+        h = self.state[0][0] if isinstance(self.state[0], tuple) else self.state[0]
+        if h.shape[0] != B:
+            raise ShapeError(f"stateful runner carries a state for batch size {h.shape[0]}, got a batch of {B}; "
+                             "keep the batch size fixed or call reset_state()")
+        return self.state
+
+    def compute_gradients(self, x, y, mask=None) -> float:
+        """Zero the gradients, run forward and (truncated) BPTT; return the loss. No update.
+
+        x (B, T, D); y the loss targets for the model output ((B, T, V) or class indices
+        (B, T), or per-sequence (B, V)/(B,) when the model returns the last step only);
+        mask (B, T) bool or None. In stateful mode the final state is kept.
+        """
+        x = np.asarray(x)
+        if x.ndim != 3:
+            raise ShapeError(f"x must have shape (B, T, D), got {x.shape}")
+        B, T = x.shape[:2]
+        model = self.model
+        model.zero_grad()
+        state = self._initial_state(B)
+        seq = getattr(model, "return_sequences", True)
+        if not seq:                                               # one window, no loss mask
+            out, state = model.fprop(x, state, mask)
+            self._check_output(out, 0, T)
+            value = float(self.loss.fprop(out, y, None))
+            model.bprop(self.loss.bprop())
+            self.last_output = out
+        else:
+            total = T if mask is None else int(np.count_nonzero(mask))
+            if total == 0:
+                raise ShapeError("the mask scores no step of this batch")
+            value, outs = 0.0, []
+            for s, e in self._windows(T):
+                m_w = None if mask is None else mask[:, s:e]
+                out, state = model.fprop(x[:, s:e], state, m_w)
+                outs.append(out)
+                n = (e - s) if m_w is None else int(np.count_nonzero(m_w))
+                if n == 0:                                        # nothing scored: only carry the state
+                    _clear(model)
+                    continue
+                self._check_output(out, s, e)
+                a = n / total                                     # window weight a_w
+                value += a * float(self.loss.fprop(out, y[:, s:e], m_w))
+                dout = self.loss.bprop()
+                if a != 1.0:
+                    dout = dout * np.asarray(a, dtype=dout.dtype)
+                model.bprop(dout, None)                           # zero state gradient at the window end
+            self.last_output = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=1)
+        if self.stateful:
+            self.state = state
+        return value
+
+    def _check_output(self, out, s: int, e: int) -> None:
+        if not np.isfinite(out).all():
+            raise NonFiniteError(f"model output is not finite at step {self.steps + 1} "
+                                 f"(time steps {s}..{e - 1}); the loss would be NaN")
+
+    def train_step(self, x, y, mask=None) -> float:
+        """One optimiser step on a batch: gradients, non-finite check, clipping, update.
+
+        Returns the (full-batch mean) loss as a float. Appends the pre-clip global
+        gradient norm to ``grad_norms``. Raises :class:`npnet.clip.NonFiniteError`
+        naming the loss or the parameter and the step number (1-based) if the loss,
+        the model output or a gradient is NaN/inf; the parameters are then untouched.
+        """
+        if hasattr(self.model, "train"):
+            self.model.train()
+        value = self.compute_gradients(x, y, mask)
+        grads = self.model.grads
+        norm = global_norm(grads)
+        self.grad_norms.append(norm)
+        check_finite(value, grads, self.steps + 1)
+        if self.clip_mode == "norm":
+            clip_grad_norm(grads, self.clip)
+        elif self.clip_mode == "value":
+            clip_grad_value(grads, self.clip)
+        self.optimizer.step(grads)
+        self.steps += 1
+        return value
+
+    def eval_step(self, x, y, mask=None, state=None) -> float:
+        """Loss on a batch in evaluation mode (no dropout, no gradients, full sequence).
+
+        The output is left in ``last_output``; the training state is not touched.
+        """
+        model = self.model
+        was_training = getattr(model, "training", False)
+        if hasattr(model, "eval"):
+            model.eval()
+        try:
+            out, _ = model.fprop(x, state, mask)
+        finally:
+            if was_training:
+                model.train()
+        _clear(model)
+        self.last_output = out
+        loss_mask = mask if getattr(model, "return_sequences", True) else None
+        value = float(self.loss.fprop(out, y, loss_mask))
+        self.loss._cache = None                                   # no bprop follows
+        return value
+
+
+def _clear(model) -> None:
+    """Drop the caches of a forward pass that no backward pass will consume."""
+    if hasattr(model, "clear_cache"):
+        model.clear_cache()
