@@ -1,7 +1,8 @@
 """Parity with PyTorch: npnet cells reproduce torch's forward values and every gradient to 1e-9.
 
 The reference numbers were produced once by tools/make_torch_fixtures.py (nn.RNN tanh/relu,
-nn.LSTM, nn.GRU in float64, with and without variable lengths) and stored in
+nn.LSTM, nn.GRU in float64, with and without variable lengths, and a two-layer
+bidirectional nn.LSTM with variable lengths for SequenceModel) and stored in
 tests/fixtures/*.npz, so this test needs no torch. Weights enter through
 npnet.interop.load_torch_state_dict and gradients leave through torch_state_dict.
 """
@@ -12,6 +13,7 @@ import pytest
 
 import npnet
 from npnet.interop import load_torch_state_dict, torch_state_dict
+from npnet.model import SequenceModel
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CASES = [f"{c}{m}" for c in ("rnn_tanh", "rnn_relu", "lstm", "gru") for m in ("", "_mask")]
@@ -63,6 +65,34 @@ def parity(name):
     return {k: float(np.max(np.abs(v))) for k, v in diffs.items()}
 
 
+def stack_parity():
+    """Two-layer bidirectional nn.LSTM with variable lengths vs SequenceModel (+ interop dispatch)."""
+    fx = load_case("lstm_stack_mask")
+    S, B, H = fx["h0"].shape
+    model = SequenceModel(fx["x"].shape[2], H, num_layers=2, cell="lstm", bidirectional=True, rng=0)
+    sd = {k[3:]: v for k, v in fx.items() if k.startswith("sd.")}
+    assert sorted(load_torch_state_dict(model, sd)) == sorted(sd)
+    state0 = [(fx["h0"][s], fx["c0"][s]) for s in range(S)]
+    out, states = model.fprop(fx["x"], state0, fx["mask"])
+    model.zero_grad()
+    dx, dstate0 = model.bprop(fx["dout"], [(fx["dh"][s], fx["dc"][s]) for s in range(S)])
+    diffs = {"out": out - fx["out"], "dx": dx - fx["dx"],
+             "hT": np.stack([s[0] for s in states]) - fx["hT"], "cT": np.stack([s[1] for s in states]) - fx["cT"],
+             "dh0": np.stack([s[0] for s in dstate0]) - fx["dh0"],
+             "dc0": np.stack([s[1] for s in dstate0]) - fx["dc0"]}
+    grads = torch_state_dict(model, grads=True)
+    want = {k[5:]: v for k, v in fx.items() if k.startswith("grad.")}
+    assert set(grads) == set(want)
+    diffs |= {f"grad.{k}": grads[k] - want[k] for k in want}
+    return {k: float(np.max(np.abs(v))) for k, v in diffs.items()}
+
+
+def test_sequence_model_matches_torch_bidirectional_stack():
+    diffs = stack_parity()
+    bad = {k: v for k, v in diffs.items() if not v < TOL}
+    assert not bad, f"lstm_stack_mask: differences above {TOL}: {bad}"
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_matches_torch(name):
     diffs = parity(name)
@@ -72,7 +102,7 @@ def test_matches_torch(name):
 
 def test_fixtures_are_meaningful():
     """Guard against degenerate references: non-trivial values, real padding, ReLU both sides of 0."""
-    for name in CASES:
+    for name in CASES + ["lstm_stack_mask"]:
         fx = load_case(name)
         assert fx["x"].dtype == np.float64
         for k in ("out", "dx", "dh0", "grad.weight_hh_l0", "grad.bias_hh_l0"):
@@ -94,7 +124,9 @@ def test_parity_detects_a_wrong_weight():
     assert np.max(np.abs(out - fx["out"])) > TOL
 
 
-if __name__ == "__main__":  # python tests/test_parity.py prints the measured differences
+if __name__ == "__main__":  # PYTHONPATH=. python tests/test_parity.py prints the measured differences
     for case in CASES:
         d = parity(case)
-        print(f"{case:14s} max {max(d.values()):.2e}  " + "  ".join(f"{k}={v:.1e}" for k, v in d.items()))
+        print(f"{case:16s} max {max(d.values()):.2e}  " + "  ".join(f"{k}={v:.1e}" for k, v in d.items()))
+    d = stack_parity()
+    print(f"{'lstm_stack_mask':16s} max {max(d.values()):.2e}  " + "  ".join(f"{k}={v:.1e}" for k, v in d.items()))
