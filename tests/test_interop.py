@@ -342,3 +342,16 @@ def test_doc_examples_run():
     assert len(blocks) == 3
     for code in blocks:
         exec(compile(code, "docs/interop.md", "exec"), {})
+
+
+def test_sequence_model_round_trip():
+    """The real SequenceModel (mixed, bidirectional) through the recurrent_cells() protocol."""
+    from npnet.model import SequenceModel
+    kw = dict(num_layers=2, cell=["gru", "lstm"], bidirectional=True, output_size=2)
+    a, b = SequenceModel(3, [4, 5], rng=1, **kw), SequenceModel(3, [4, 5], rng=2, **kw)
+    sd = torch_state_dict(a)
+    assert sd["weight_ih_l1_reverse"].shape == (20, 8) and sd["bias_hh_l0_reverse"].shape == (12,)
+    load_torch_state_dict(b, sd)
+    for k, v in a.params.items():
+        if k.startswith("cells."):
+            np.testing.assert_array_equal(b.params[k], v)
