@@ -43,6 +43,8 @@ class MSELoss(Layer):
         forward:   L = 1 / (N V) * sum_n m_n sum_v (pred_nv - target_nv)^2
         backward:  dL/dpred_nv = 2 m_n (pred_nv - target_nv) / (N V)
 
+    Without a mask this is torch.nn.MSELoss() (reduction "mean").
+
     Parameters
     ----------
     dtype : float32 or float64
@@ -103,6 +105,8 @@ class SoftmaxCrossEntropyLoss(Layer):
                    L = -1 / N * sum_n m_n log p_n[y_n]
         backward:  dL/dz_nc = m_n (p_nc - [c == y_n]) / N
 
+    Without a mask this is torch.nn.CrossEntropyLoss() on logits flattened to (N, C).
+
     Parameters
     ----------
     dtype : float32 or float64
@@ -152,7 +156,8 @@ class SoftmaxCrossEntropyLoss(Layer):
             picked = picked[mask]
         loss = -picked.sum() / n
         np.exp(logp, out=logp)                                 # p, in place: (..., C)
-        self._cache = {"p": logp, "target": target, "mask": mask, "n": n}
+        self._cache = {"p": logp, "target": target.copy(),             # copies: the caller may reuse
+                       "mask": None if mask is None else mask.copy(), "n": n}
         return self.dtype.type(loss)
 
     def bprop(self):
