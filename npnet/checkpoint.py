@@ -205,24 +205,10 @@ def _fsync_dir(directory: str) -> None:
 
 
 # ---------------------------------------------------------------------------- reading
-def _read(path):
-    """Open, fully read and validate a checkpoint -> (meta, params, optim_state, path str)."""
+def _read_members(f, path: str) -> dict:
+    """Every member of the open npz file ``f`` as an ndarray, refusing pickles and corruption."""
     try:
-        path = os.fspath(path)
-    except TypeError:
-        raise CheckpointError(f"path must be a str or os.PathLike, got {type(path).__name__}") from None
-    if not os.path.exists(path):
-        raise CheckpointError(f"no checkpoint file at {path!r}")
-    if os.path.isdir(path):
-        raise CheckpointError(f"{path!r} is a directory, not a checkpoint file")
-    with open(path, "rb") as f:
-        head = f.read(len(_ZIP_MAGIC))
-    if not head:
-        raise CheckpointError(f"{path!r} is empty (an interrupted copy?), not a checkpoint")
-    if head != _ZIP_MAGIC:
-        raise CheckpointError(f"{path!r} is not an npz (zip) archive: corrupt, or not an npnet checkpoint")
-    try:
-        npz = np.load(path, allow_pickle=False)              # never unpickle anything
+        npz = np.load(f, allow_pickle=False)                 # never unpickle anything
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as exc:
         raise CheckpointError(f"{path!r} is a truncated or corrupt npz archive ({exc})") from None
     arrays = {}
@@ -242,7 +228,27 @@ def _read(path):
             if not isinstance(a, np.ndarray):
                 raise CheckpointError(f"{path!r}: member {key!r} is not a .npy array")
             arrays[key] = a
+    return arrays
 
+
+def _read(path):
+    """Open, fully read and validate a checkpoint -> (meta, params, optim_state, path str)."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise CheckpointError(f"path must be a str or os.PathLike, got {type(path).__name__}") from None
+    if not os.path.exists(path):
+        raise CheckpointError(f"no checkpoint file at {path!r}")
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path!r} is a directory, not a checkpoint file")
+    with open(path, "rb") as f:                               # our handle: closed even on errors
+        head = f.read(len(_ZIP_MAGIC))
+        if not head:
+            raise CheckpointError(f"{path!r} is empty (an interrupted copy?), not a checkpoint")
+        if head != _ZIP_MAGIC:
+            raise CheckpointError(f"{path!r} is not an npz (zip) archive: corrupt, or not an npnet checkpoint")
+        f.seek(0)
+        arrays = _read_members(f, path)
     if "meta" not in arrays:
         raise CheckpointError(f"{path!r} has no 'meta' header: not an npnet checkpoint")
     raw = arrays.pop("meta")
