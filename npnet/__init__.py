@@ -14,3 +14,6 @@ from .conv import Conv2D, MaxPool2D, Flatten
 from .losses import MSELoss, SoftmaxCrossEntropyLoss
 from . import interop
 from . import datasets
+from . import optim
+from .clip import clip_grad_norm, clip_grad_value, check_finite
+from .checkpoint import save_checkpoint, load_checkpoint, CheckpointError
