@@ -17,3 +17,7 @@ from . import datasets
 from . import optim
 from .clip import clip_grad_norm, clip_grad_value, check_finite
 from .checkpoint import save_checkpoint, load_checkpoint, CheckpointError
+from .model import SequenceModel
+from .runner import SequenceRunner
+from .learner import Learner
+from .data import pad_sequences
