@@ -437,3 +437,23 @@ def test_register_user_class(tmp_path):
 
 def test_error_hierarchy():
     assert issubclass(CheckpointError, npnet.NpnetError) and issubclass(CheckpointError, ValueError)
+
+
+@pytest.mark.parametrize("name,args,kw", [
+    ("LSTMCell", (3, 4), {"dtype": np.float32}),
+    ("GRUCell", (3, 4), {}),
+    ("SequenceModel", (3, [4, 5], 2), {"cell": ["lstm", "gru"], "output_size": 2, "bidirectional": True}),
+])
+def test_other_npnet_models_round_trip(tmp_path, name, args, kw):
+    cls = getattr(npnet, name, None)
+    if cls is None:
+        pytest.skip(f"npnet.{name} is not exported (yet)")
+    model = cls(*args, rng=0, **kw)
+    opt = optim.Adam(model.params, lr=0.01)
+    trained(model, opt)
+    save_checkpoint(tmp_path / "c.npz", model, opt, step=2)
+    c = load_checkpoint(tmp_path / "c.npz")
+    assert type(c.model) is cls and c.model.get_config() == model.get_config()
+    for k, v in model.params.items():
+        assert c.model.params[k].dtype == v.dtype and c.model.params[k].tobytes() == v.tobytes(), k
+    assert all(c.optimizer.params[k] is c.model.params[k] for k in model.params)
