@@ -215,7 +215,7 @@ class MaxPool2D(Layer):
     Shapes: (..., C, H, W) -> (..., C, Ho, Wo), Ho = floor((H - kh) / s_h) + 1; trailing rows or
     columns that no window covers are dropped (and get zero gradient).
 
-    Cache: the flat argmax index (u*·kw + v*) of every window (N, C, Ho, Wo) and the input shape.
+    Cache: the flat argmax offset u*·kw + v* of every window (N, C, Ho, Wo) and the input shape.
     """
 
     def __init__(self, kernel_size=2, stride=None, dtype=np.float64, rng=None):
@@ -239,12 +239,21 @@ class MaxPool2D(Layer):
     def _pool(self, x) -> tuple[np.ndarray, np.ndarray, tuple, tuple]:
         x = _check_images(self, x, None, "(N, C, H, W) or (..., C, H, W)")
         out_shape = self.output_shape(x.shape)
-        kh, kw = self.kernel_size
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        ho, wo = out_shape[-2:]
         x4 = x.reshape(-1, *x.shape[-3:])                                    # (N, C, H, W)
-        win = _windows(x4, kh, kw, *self.stride)                             # (N, C, Ho, Wo, kh, kw) view
-        flat = win.reshape(*win.shape[:4], kh * kw)                          # (N, C, Ho, Wo, kh*kw) copy
-        idx = flat.argmax(axis=-1)                                           # (N, C, Ho, Wo)
-        y = np.take_along_axis(flat, idx[..., None], axis=-1)[..., 0]        # (N, C, Ho, Wo)
+        # Running max over the kh*kw kernel offsets (strided slices, no window copy); a strict
+        # ">" keeps the first offset in row-major order on ties.
+        y = x4[:, :, 0:sh * (ho - 1) + 1:sh, 0:sw * (wo - 1) + 1:sw].copy()  # (N, C, Ho, Wo)
+        idx = np.zeros(y.shape, dtype=np.intp)                               # (N, C, Ho, Wo)
+        for u in range(kh):
+            for v in range(kw):
+                if u == 0 and v == 0:
+                    continue
+                cand = x4[:, :, u:u + sh * (ho - 1) + 1:sh, v:v + sw * (wo - 1) + 1:sw]  # (N, C, Ho, Wo) view
+                better = cand > y
+                np.copyto(y, cand, where=better)
+                np.copyto(idx, u * kw + v, where=better)
         return y, idx, x.shape, out_shape
 
     def fprop(self, x: np.ndarray) -> np.ndarray:
