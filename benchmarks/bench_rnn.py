@@ -6,14 +6,19 @@ per cell, configuration and dtype), the GEMM peak of this machine, the activatio
 memory, and optionally a profile (--profile) and an end-to-end training race (--train).
 torch is optional: without it the PyTorch columns are skipped. Run ``--help`` for options.
 
-Reference column: for cell NAME (rnn, lstm, gru) the script imports ``tests/reference_NAME.py``
-and calls its two documented functions::
+Reference column: the plain step-by-step implementations in ``tests/reference_<cell>.py``
+(tests/ is put on sys.path), found by these documented names (``p`` is the cell's own
+``params`` dict, x (B, T, D) batch-first, h0/c0 zeros (B, H))::
 
-    out, state, trace = reference_forward(params, x)        # x (B, T, D) batch-first
-    dx, dstate0, grads = reference_backward(params, trace, dout)
+    rnn   reference_rnn.reference_forward(p, x) -> (out, h_T, trace)
+          reference_rnn.reference_backward(p, trace, dout) -> (dx, dh0, grads)
+    lstm  reference_lstm.lstm_forward(x, h0, c0, p) -> (out, (h_T, c_T), caches)
+          reference_lstm.lstm_backward(dout, dh_T, dc_T, caches, p) -> (dx, (dh0, dc0), grads, ...)
+    gru   reference_gru.gru_forward(x, h0, p) -> (out, h_T, caches)
+          reference_gru.gru_backward(dout, dh_T, caches, p) -> (dx, dh0, grads)
 
-(``params`` is the cell's own ``params`` dict). A cell whose module or functions are not
-importable yet, or whose call fails, gets the column skipped with a message.
+A cell whose module or functions are not importable, or whose call fails, gets the
+column skipped with a message (see REFERENCE_API below to follow a rename).
 """
 from __future__ import annotations
 
@@ -94,6 +99,14 @@ def blas_info(np) -> list:
                  "num_threads": None, "note": "threadpoolctl not installed: threads set by env vars"}]
 
 
+def load_average() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
@@ -106,8 +119,12 @@ def git_commit() -> str:
 
 
 # ----------------------------------------------------------------------------- timing
+_CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = time.perf_counter
+
+
 def _now():
-    return time.perf_counter()
+    return _clock()
 
 
 def median_time(fn, warmup: int, repeats: int) -> list:
@@ -159,18 +176,55 @@ def make_cell(cls, name: str, D: int, H: int, dtype: str):
     return cls(D, H, dtype=dtype, rng=0)
 
 
+# cell -> (module in tests/, forward name, backward name); adapters below give all three the
+# same shape: fwd(p, x) -> (out, trace) and bwd(p, trace, dout).
+REFERENCE_API = {
+    "rnn": ("reference_rnn", "reference_forward", "reference_backward"),
+    "lstm": ("reference_lstm", "lstm_forward", "lstm_backward"),
+    "gru": ("reference_gru", "gru_forward", "gru_backward"),
+}
+
+
 def load_reference(name: str):
-    """The documented reference pair of tests/reference_NAME.py, or (None, reason)."""
+    """(fwd(p, x) -> (out, trace), bwd(p, trace, dout)) for one cell, or (None, reason)."""
     if TESTS not in sys.path:
         sys.path.insert(0, TESTS)
-    mod_name = CELLS[name][2]
+    mod_name, fname, bname = REFERENCE_API[name]
     try:
         mod = importlib.import_module(mod_name)
     except Exception as exc:
         return None, f"tests/{mod_name}.py not importable ({type(exc).__name__}: {exc})"
-    fwd, bwd = getattr(mod, "reference_forward", None), getattr(mod, "reference_backward", None)
-    if fwd is None or bwd is None:
-        return None, f"tests/{mod_name}.py has no reference_forward/reference_backward"
+    f, b = getattr(mod, fname, None), getattr(mod, bname, None)
+    if f is None or b is None:
+        return None, f"tests/{mod_name}.py has no {fname}/{bname}"
+    import numpy as np
+
+    def zeros(p, B):
+        H = p["W_h"].shape[0]
+        return np.zeros((B, H), p["W_h"].dtype)
+    if name == "rnn":
+        def fwd(p, x):
+            out, _, trace = f(p, x)
+            return out, trace
+
+        def bwd(p, trace, dout):
+            return b(p, trace, dout)
+    elif name == "lstm":
+        def fwd(p, x):
+            h0 = zeros(p, x.shape[0])
+            out, _, caches = f(x, h0, h0.copy(), p)
+            return out, caches
+
+        def bwd(p, trace, dout):
+            h0 = zeros(p, dout.shape[0])
+            return b(dout, h0, h0.copy(), trace, p)
+    else:
+        def fwd(p, x):
+            out, _, caches = f(x, zeros(p, x.shape[0]), p)
+            return out, caches
+
+        def bwd(p, trace, dout):
+            return b(dout, zeros(p, dout.shape[0]), trace, p)
     return (fwd, bwd), None
 
 
@@ -248,7 +302,7 @@ def bench_one(np, torch, name, cls, cfg_name, dtype, args, ref_fns, log):
                 rf(p, x)
 
             def ref_fb():
-                trace = rf(p, x)[2]
+                trace = rf(p, x)[1]
                 rb(p, trace, dout)
             ref_fb()
             contenders["ref"] = (ref_fwd, ref_fb)
@@ -278,8 +332,10 @@ def bench_one(np, torch, name, cls, cfg_name, dtype, args, ref_fns, log):
             fwd()
             fb()
     samples = {k: ([], []) for k in contenders}
-    for _ in range(args.repeats):
+    for rnd in range(args.repeats):
         for k, (fwd, fb) in contenders.items():
+            if k == "ref" and rnd >= args.ref_repeats:
+                continue
             t0 = _now()
             fwd()
             t1 = _now()
@@ -294,6 +350,7 @@ def bench_one(np, torch, name, cls, cfg_name, dtype, args, ref_fns, log):
     if "torch" in samples:
         row["ratio_fwd"] = row["npnet_fwd_s"] / row["torch_fwd_s"]
         row["ratio_fb"] = row["npnet_fb_s"] / row["torch_fb_s"]
+        row["ratio_fb_of_min"] = row["npnet_fb_min_s"] / row["torch_fb_min_s"]
     f_fwd, f_fb = flops(CONFIGS[cfg_name], G)
     row["gflops_fwd"] = f_fwd / row["npnet_fwd_s"] / 1e9
     row["gflops_fb"] = f_fb / row["npnet_fb_s"] / 1e9
@@ -541,8 +598,9 @@ def fmt_ms(v):
 
 def table_markdown(rows, peaks) -> str:
     head = ("| cell | cfg (B,T,D,H) | dtype | npnet fwd ms | npnet f+b ms | ref fwd ms | ref f+b ms "
-            "| torch fwd ms | torch f+b ms | fwd ratio | f+b ratio (target) | npnet f+b GFLOP/s | % GEMM peak |")
-    lines = [head, "|" + "---|" * head.count("|")[:-1] if False else "|" + "|".join(["---"] * 13) + "|"]
+            "| torch fwd ms | torch f+b ms | fwd ratio | f+b ratio (target) | f+b ratio of mins | npnet f+b GFLOP/s "
+            "| % GEMM peak |")
+    lines = [head, "|" + "|".join(["---"] * 14) + "|"]
     for r in rows:
         cfg = f"{r['config']} ({r['B']},{r['T']},{r['D']},{r['H']})"
         tr = target_ratio(r["cell"], r["dtype"], r["config"])
@@ -559,6 +617,7 @@ def table_markdown(rows, peaks) -> str:
             fmt_ms(r.get("ref_fwd_s")), fmt_ms(r.get("ref_fb_s")), fmt_ms(r.get("torch_fwd_s")),
             fmt_ms(r.get("torch_fb_s")),
             f"{r['ratio_fwd']:.2f}" if "ratio_fwd" in r else "-", ratio,
+            f"{r['ratio_fb_of_min']:.2f}" if "ratio_fb_of_min" in r else "-",
             f"{r['gflops_fb']:.1f}", pct]) + " |")
     return "\n".join(lines)
 
@@ -607,6 +666,11 @@ def parse_args(argv=None):
     p.add_argument("--configs", default="A,B,C,D", help="comma list of A,B,C,D (default all)")
     p.add_argument("--dtypes", default="float32,float64", help="comma list (default both)")
     p.add_argument("--repeats", type=int, default=9, help="timed rounds per measurement (default 9)")
+    p.add_argument("--ref-repeats", type=int, default=3,
+                   help="timed rounds for the slow reference column (default 3)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall: perf_counter (default); cpu: process CPU time, robust to other users of a "
+                        "shared machine but only meaningful with --threads 1")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
     p.add_argument("--threads", type=int, default=2, help="BLAS and torch threads (default 2)")
     p.add_argument("--no-reference", action="store_true", help="skip the slow step-by-step reference column")
@@ -628,9 +692,12 @@ def parse_args(argv=None):
     p.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
                    help="extra arguments passed on to experiments/memory.py (must come last)")
     args = p.parse_args(argv)
-    if args.quick:
-        args.configs, args.dtypes, args.repeats, args.warmup = "A,D", "float32", 3, 1
-        args.no_reference, args.peak_n = True, 1024
+    if args.quick:   # smaller defaults; options given explicitly still win
+        for name, value in (("configs", "A,D"), ("dtypes", "float32"), ("repeats", 3), ("warmup", 1),
+                            ("ref_repeats", 1), ("peak_n", 1024)):
+            if getattr(args, name) == p.get_default(name):
+                setattr(args, name, value)
+        args.no_reference = True
     args.cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     args.configs = [c.strip().upper() for c in args.configs.split(",") if c.strip()]
     args.dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
@@ -652,6 +719,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    global _clock
+    _clock = _CLOCK[args.clock]
     # Pin threads before NumPy starts its BLAS (fallback when threadpoolctl is absent).
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
@@ -687,7 +756,7 @@ def main(argv=None):
             **cpu_info(), "blas": blas_info(np),
             "torch": (torch.__version__ if torch is not None else None),
             "torch_threads": (torch.get_num_threads() if torch is not None else None),
-            "repeats": args.repeats, "warmup": args.warmup}
+            "repeats": args.repeats, "ref_repeats": args.ref_repeats, "clock": args.clock, "warmup": args.warmup, "load_start": load_average()}
     print(f"# npnet RNN benchmark, {info['date']}, commit {info['commit']}")
     print(f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs"
           f" ({info['physical_cores']} physical cores), Python {info['python']}, NumPy {info['numpy']}")
@@ -697,7 +766,12 @@ def main(argv=None):
     print(f"threads pinned: BLAS {args.threads}, torch "
           f"{info['torch_threads'] if torch is not None else '(not installed)'}"
           f"{' (torch ' + info['torch'] + ')' if torch is not None else ''}")
-    print(f"timing: median of {args.repeats} interleaved rounds after {args.warmup} warm-up rounds; "
+    print(f"load average (1, 5, 15 min) at start: {load_average()} on {info['logical_cpus']} CPUs"
+          " (a shared machine: times above ~1 mean other processes compete for the cores)")
+    if args.clock == "cpu" and args.threads > 1:
+        log("warning: --clock cpu with --threads > 1 sums the CPU time of all threads (spin-waits too)")
+    print(f"timing: {args.clock} clock, median of {args.repeats} interleaved rounds "
+          f"({args.ref_repeats} for the reference) after {args.warmup} warm-up rounds; "
           "backward loss = sum(out * fixed random tensor)")
 
     peaks = {}
@@ -737,6 +811,8 @@ def main(argv=None):
             print()
             print("Activation cache (bytes kept by fprop for bprop; floor = T*B*(G+2)*H values):")
             print(memory_markdown(mem))
+        info["load_end"] = load_average()
+        print(f"\nload average at end: {info['load_end']}")
         vs = verdicts(rows, peaks)
         if vs:
             met = sum(v["met"] for v in vs)
