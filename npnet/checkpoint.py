@@ -21,7 +21,7 @@ from . import optim
 from .layer import NpnetError
 
 __all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint", "load_into",
-           "read_meta", "register", "FORMAT", "VERSION"]
+           "read_meta", "register", "FORMAT", "VERSION", "LOOSE_CONFIG_KEYS"]
 
 FORMAT = "npnet-checkpoint"
 VERSION = 1
@@ -31,6 +31,11 @@ _ZIP_MAGIC = b"PK\x03\x04"
 # so that a class not written yet (or not imported) does not break this module.
 _NPNET_MODEL_CLASSES = ("LinearLayer", "BasicRNNCell", "LSTMCell", "GRUCell", "SequenceModel")
 _REGISTRY: dict[str, type] = {}
+# Config keys that do not change what a model computes once its weights are loaded
+# (initialisation choices, precision, training-only regularisation): load_into(strict=True)
+# does not compare them.
+LOOSE_CONFIG_KEYS = frozenset({"dtype", "dropout", "weight_init", "recurrent_init", "bias_init",
+                               "forget_bias", "chrono_t_max"})
 
 
 def _default_file_mode() -> int:
@@ -363,8 +368,9 @@ def load_into(path, model, optimizer=None, strict: bool = True) -> Checkpoint:
     """Restore a checkpoint into existing objects (arrays are overwritten in place).
 
     ``model`` must be of the saved class with the same parameter names and shapes;
-    with ``strict`` its config must also equal the saved one apart from ``dtype``
-    (e.g. a tanh checkpoint is refused by a relu cell). Values are cast to the
+    with ``strict`` its config must also equal the saved one apart from the keys in
+    ``LOOSE_CONFIG_KEYS`` (dtype, dropout, initialisers), so e.g. a tanh checkpoint is
+    refused by a relu cell. Values are cast to the
     model's dtype. If ``optimizer`` is given, the file must hold state for the same
     optimizer class over the same parameters; like PyTorch's ``load_state_dict``,
     the saved hyperparameters (lr included) replace the optimizer's. Nothing is
@@ -375,8 +381,9 @@ def load_into(path, model, optimizer=None, strict: bool = True) -> Checkpoint:
         raise CheckpointError(f"wrong architecture: {path!r} holds a {meta['model_class']}, "
                               f"not a {type(model).__name__}")
     if strict and callable(getattr(model, "get_config", None)):
-        saved = {k: v for k, v in meta["model_config"].items() if k != "dtype"}
-        mine = {k: v for k, v in json.loads(_json(model.get_config(), "model config")).items() if k != "dtype"}
+        saved = {k: v for k, v in meta["model_config"].items() if k not in LOOSE_CONFIG_KEYS}
+        mine = {k: v for k, v in json.loads(_json(model.get_config(), "model config")).items()
+                if k not in LOOSE_CONFIG_KEYS}
         diff = sorted(k for k in set(saved) | set(mine) if saved.get(k, "<absent>") != mine.get(k, "<absent>"))
         if diff:
             detail = "; ".join(f"{k}: file {saved.get(k, '<absent>')!r} vs model {mine.get(k, '<absent>')!r}"

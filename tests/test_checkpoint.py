@@ -192,6 +192,17 @@ def test_load_into_strict_config(tmp_path):
     np.testing.assert_array_equal(relu.params["W_h"], rnn(np.float64).params["W_h"])
 
 
+def test_load_into_ignores_init_only_config(tmp_path):
+    # An LSTM built with other initialisers (and dtype) has the same architecture.
+    src = npnet.LSTMCell(3, 4, rng=0)
+    save_checkpoint(tmp_path / "c.npz", src)
+    dst = npnet.LSTMCell(3, 4, forget_bias=0.0, recurrent_init="glorot_uniform", dtype=np.float32, rng=1)
+    load_into(tmp_path / "c.npz", dst)
+    np.testing.assert_allclose(dst.params["b"], src.params["b"], rtol=1e-7)
+    with pytest.raises(CheckpointError, match="hidden_size: file 4 vs model 5"):
+        load_into(tmp_path / "c.npz", npnet.LSTMCell(3, 5, rng=0))
+
+
 def test_load_into_optimizer_mismatch_changes_nothing(tmp_path):
     model = rnn(np.float64)
     save_checkpoint(tmp_path / "c.npz", model, optim.SGD(model.params, momentum=0.9))
