@@ -258,6 +258,10 @@ def names_zip() -> bytes:
         zf.writestr("data/names/../../escape.txt", "evil\n")
         zf.writestr("/abs/names/Abs.txt", "evil\n")
         zf.writestr("data/names/README.md", "not a language\n")
+        zf.writestr("data\\names\\..\\..\\back.txt", "evil\n")
+        link = zipfile.ZipInfo("data/names/Link.txt")
+        link.external_attr = 0o120777 << 16                             # a symlink entry
+        zf.writestr(link, "/etc/passwd")
     return buf.getvalue()
 
 
@@ -271,10 +275,21 @@ def test_download_good_checksum_loads_names(http_root, tmp_path):
     assert data.by_language() == {"Czech": ["Novák", "Dvořák"], "Irish": ["O'Neal", "Ó Briain", "Murphy"]}
     assert sorted(p.name for p in (cache / "names").iterdir()) == ["Czech.txt", "Irish.txt"]
     assert sorted(p.name for p in cache.iterdir()) == ["names", "names-data.zip"]
-    assert not (tmp_path / "escape.txt").exists() and not (cache / "escape.txt").exists()
+    assert not [p for p in tmp_path.rglob("*") if p.name in ("escape.txt", "back.txt", "Abs.txt", "Link.txt")]
     # second call reads the cache: the server is not needed any more
     (root / "data.zip").unlink()
     assert load_names(cache_dir=cache, url=f"{base}/data.zip", sha256=sha256(blob)).names == data.names
+
+
+def test_oversized_archive_member_refused(http_root, tmp_path, monkeypatch):
+    root, base = http_root
+    blob = names_zip()
+    (root / "data.zip").write_bytes(blob)
+    monkeypatch.setattr(D, "_NAMES_MEMBER_LIMIT", 10)
+    cache = tmp_path / "cache"
+    with pytest.raises(DownloadError, match="more than a names file"):
+        load_names(cache_dir=cache, url=f"{base}/data.zip", sha256=sha256(blob))
+    assert sorted(p.name for p in cache.iterdir()) == ["names-data.zip"]   # verified, not unpacked
 
 
 def test_download_checksum_mismatch_leaves_nothing(http_root, tmp_path):
