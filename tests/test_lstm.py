@@ -302,6 +302,26 @@ def test_bprop_adds_into_grads_and_leaves_arguments_untouched():
         assert np.array_equal(a, b)
 
 
+def test_cache_is_independent_of_the_callers_arrays():
+    """Changing x or the state in place between fprop and bprop must not change the gradients."""
+    cell = make_cell(3, 4)
+    x, (h0, c0), _ = make_inputs(2, 5, 3, 4)
+    dout = np.ones((2, 5, 4))
+    cell.fprop(x, (h0, c0))
+    cell.zero_grad()
+    dx_ref, _ = cell.bprop(dout)
+    g_ref = {k: g.copy() for k, g in cell.grads.items()}
+    cell.fprop(x, (h0, c0))
+    x += 1.0
+    h0 += 1.0
+    c0 += 1.0
+    cell.zero_grad()
+    dx, _ = cell.bprop(dout)
+    assert np.array_equal(dx, dx_ref)
+    for k in g_ref:
+        assert np.array_equal(cell.grads[k], g_ref[k]), k
+
+
 def test_dstate_may_have_none_entries():
     cell = make_cell(2, 3)
     x, state, _ = make_inputs(2, 3, 2, 3)
