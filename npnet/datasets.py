@@ -84,7 +84,7 @@ def verify_file(path, sha256: str | None = None, md5: str | None = None) -> Path
 
 
 def download(url: str, dest, sha256: str | None = None, md5: str | None = None,
-             timeout: float = 60.0) -> Path:
+             timeout: float = 60.0, check=None) -> Path:
     """Fetch ``url`` to ``dest``, verified: stream to a temporary file, check, then rename.
 
     The bytes go to a temporary file next to ``dest`` (same directory, so the final
@@ -92,11 +92,14 @@ def download(url: str, dest, sha256: str | None = None, md5: str | None = None,
     temporary file is deleted and :class:`DownloadError` is raised (naming the expected and
     the received digest for a mismatch), so ``dest`` is either the complete, verified file or
     untouched. At least one of ``sha256``/``md5`` is required; both are checked if given.
+    Instead of a digest, ``check`` may be a callable run on the temporary file before the
+    rename that raises :class:`DownloadError` unless the content is right (used where the
+    archive's own digest is unknown but its content's is pinned).
 
     Returns the path ``dest``.
     """
     dest = Path(dest)
-    hashers = _hashers(sha256, md5)
+    hashers = {} if (check is not None and sha256 is None and md5 is None) else _hashers(sha256, md5)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
@@ -113,6 +116,8 @@ def download(url: str, dest, sha256: str | None = None, md5: str | None = None,
             out.flush()
             os.fsync(out.fileno())
         _check_digests(hashers, url)
+        if check is not None:
+            check(tmp)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -129,6 +134,11 @@ NAMES_URL = "https://download.pytorch.org/tutorial/data.zip"
 # requires an explicit ``load_names(sha256=...)`` (a digest computed from a copy you trust);
 # npnet refuses to use the archive unverified. Local folders (``data_dir=``) need no checksum.
 NAMES_SHA256: str | None = None
+# sha256 of the data set's content, pinned: over the sorted ``Language.txt`` files, the lines
+# ``<Language>\n<sha256 of the file's bytes>\n`` (see :func:`names_content_digest`). Computed from
+# the canonical 18 files (20,074 lines). With no archive digest, a download is accepted only if
+# the names files it unpacks have exactly this content.
+NAMES_CONTENT_SHA256 = "6b1ffa7281b33ccf90c2e9bcd4f26250677d22ed35a37be6904b30cd02b7f869"
 NAMES_LANGUAGES = ("Arabic", "Chinese", "Czech", "Dutch", "English", "French", "German", "Greek",
                    "Irish", "Italian", "Japanese", "Korean", "Polish", "Portuguese", "Russian",
                    "Scottish", "Spanish", "Vietnamese")
@@ -235,8 +245,31 @@ def _extract_names(archive: Path, dest: Path) -> None:
         raise
 
 
+def names_content_digest(folder) -> str:
+    """sha256 over the sorted ``*.txt`` files of ``folder``: ``<stem>\n<sha256 of bytes>\n`` each."""
+    h = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*.txt")):
+        h.update(path.stem.encode() + b"\n" + hashlib.sha256(path.read_bytes()).hexdigest().encode() + b"\n")
+    return h.hexdigest()
+
+
+def _names_archive_checker(expected: str):
+    """A ``download(check=...)`` callable: unpack to a scratch folder and compare the content digest."""
+    def check(archive: Path) -> None:
+        scratch = Path(tempfile.mkdtemp(dir=archive.parent, prefix=".names-check."))
+        try:
+            _extract_names(archive, scratch / "names")
+            got = names_content_digest(scratch / "names")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if got != expected:
+            raise DownloadError(f"names archive content mismatch: expected content sha256 {expected}, got {got}")
+    return check
+
+
 def load_names(data_dir=None, cache_dir=None, url: str = NAMES_URL,
-               sha256: str | None = NAMES_SHA256) -> NamesData:
+               sha256: str | None = NAMES_SHA256,
+               content_sha256: str | None = NAMES_CONTENT_SHA256) -> NamesData:
     """Load the surname data set: one ``Language.txt`` (UTF-8, one name per line) per class.
 
     Parameters
@@ -249,7 +282,9 @@ def load_names(data_dir=None, cache_dir=None, url: str = NAMES_URL,
         ``<cache>/names/`` holds the files they are read; otherwise the archive at ``url`` is
         downloaded to ``<cache>/names-data.zip``, verified against ``sha256`` (mandatory) and
         its ``names/*.txt`` members unpacked into ``<cache>/names/``.
-    url, sha256 : the archive and its pinned digest (see ``NAMES_SHA256``).
+    url, sha256 : the archive and its digest (see ``NAMES_SHA256``).
+    content_sha256 : the pinned digest of the unpacked files (:func:`names_content_digest`),
+        checked when ``sha256`` is None. With neither, nothing is downloaded.
 
     Returns
     -------
@@ -266,16 +301,20 @@ def load_names(data_dir=None, cache_dir=None, url: str = NAMES_URL,
     folder = root / "names"
     if folder.is_dir() and any(folder.glob("*.txt")):
         return _read_names_dir(folder)
-    if sha256 is None:
+    if sha256 is None and content_sha256 is None:
         raise DownloadError(
             f"no names in {folder} and no pinned sha256 for {url}: pass data_dir= (a folder of "
             "Language.txt files) or sha256= (the archive's digest, computed from a copy you trust)")
     root.mkdir(parents=True, exist_ok=True)
     archive = root / "names-data.zip"
+    check = _names_archive_checker(content_sha256) if sha256 is None else None
     if archive.exists():
-        verify_file(archive, sha256=sha256)
+        if check is None:
+            verify_file(archive, sha256=sha256)
+        else:
+            check(archive)
     else:
-        download(url, archive, sha256=sha256)
+        download(url, archive, sha256=sha256, check=check)
     _extract_names(archive, folder)
     return _read_names_dir(folder)
 

@@ -170,8 +170,42 @@ def test_load_names_folder_errors(tmp_path):
 
 def test_load_names_refuses_download_without_checksum(tmp_path):
     with pytest.raises(DownloadError, match="sha256"):
-        load_names(cache_dir=tmp_path, url="http://127.0.0.1:9/never", sha256=None)
+        load_names(cache_dir=tmp_path, url="http://127.0.0.1:9/never", sha256=None, content_sha256=None)
     assert list(tmp_path.iterdir()) == []
+
+
+def _zip_folder(folder):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for p in sorted(folder.glob("*.txt")):
+            zf.writestr(f"data/names/{p.name}", p.read_bytes())
+    return buf.getvalue()
+
+
+def test_pinned_content_digest_matches_the_shared_data(shared_names_dir):
+    assert D.names_content_digest(shared_names_dir) == D.NAMES_CONTENT_SHA256
+
+
+def test_download_verified_by_pinned_content(http_root, tmp_path, shared_names_dir):
+    root, base = http_root
+    (root / "data.zip").write_bytes(_zip_folder(shared_names_dir))
+    cache = tmp_path / "cache"
+    data = load_names(cache_dir=cache, url=f"{base}/data.zip")           # default: content digest
+    assert len(data) == 20074 and len(data.languages) == 18
+
+
+def test_download_with_wrong_content_refused(http_root, tmp_path, shared_names_dir):
+    root, base = http_root
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for p in shared_names_dir.glob("*.txt"):
+        (bad / p.name).write_bytes(p.read_bytes())
+    (bad / "Irish.txt").write_bytes((bad / "Irish.txt").read_bytes() + b"Tampered\n")
+    (root / "data.zip").write_bytes(_zip_folder(bad))
+    cache = tmp_path / "cache"
+    with pytest.raises(DownloadError, match="content mismatch"):
+        load_names(cache_dir=cache, url=f"{base}/data.zip")
+    assert list(cache.iterdir()) == []                                   # nothing kept
 
 
 # -- MNIST -----------------------------------------------------------------------------------------
