@@ -9,7 +9,7 @@ import pytest
 import npnet
 from npnet.layer import NotForwardedError
 from npnet.lstm import LSTMCell
-from reference_lstm import lstm_backward, lstm_forward
+from reference_lstm import lstm_backward, lstm_forward, lstm_step_forward
 
 GRAD_TOL = 1e-6     # float64 central differences
 EXACT_TOL = 1e-12   # fast path vs reference: same math, different summation order
@@ -89,8 +89,8 @@ def test_gradcheck_catches_a_planted_bug(monkeypatch):
     x, state, _ = make_inputs(2, 4, 2, 3)
     good = LSTMCell._backward_factors
 
-    def dropped_term(self, G, C, TC):
-        E, F = good(self, G, C, TC)
+    def dropped_term(self, G, C, TC, E, F):
+        good(self, G, C, TC, E, F)
         E[...] = G.reshape(G.shape[0], G.shape[1], 4, -1)[:, :, 3]   # o instead of o (1 - tanh^2 c)
         return E, F
 
@@ -121,6 +121,51 @@ def test_fast_path_equals_reference(shape, masked):
         assert_close(a, b, what=name)
     for k in cell.params:
         assert_close(grads[k], r_grads[k], what=k)
+
+
+@pytest.mark.parametrize("kernel", ["tanh", "expit"])
+def test_both_activation_kernels_equal_reference(kernel):
+    """The float64 default is the expit kernel, float32's the tanh one: check both in float64."""
+    B, T, D, H = 3, 4, 2, 3
+    cell = make_cell(D, H, scale=1.5)
+    cell._set_kernel(kernel)
+    x, (h0, c0), mask = make_inputs(B, T, D, H, mask_p=0.3)
+    dout = np.random.default_rng(8).standard_normal((B, T, H))
+    out, (h, c), dx, (dh0, dc0), grads = run_fast(cell, x, (h0, c0), mask, dout, None)
+    r_out, (r_h, r_c), caches = lstm_forward(x, h0, c0, cell.params, mask)
+    r_dx, (r_dh0, r_dc0), r_grads, _ = lstm_backward(dout, np.zeros((B, H)), np.zeros((B, H)), caches, cell.params)
+    for name, a, b in [("out", out, r_out), ("c_T", c, r_c), ("dx", dx, r_dx), ("dc_0", dc0, r_dc0)]:
+        assert_close(a, b, what=name)
+    for k in cell.params:
+        assert_close(grads[k], r_grads[k], what=k)
+    h_s, (_, c_s) = cell.step(x[:, 0], (h0, c0))
+    r_h1, r_c1, _ = lstm_step_forward(x[:, 0], h0, c0, cell.params["W_x"], cell.params["W_h"], cell.params["b"])
+    assert_close(h_s, r_h1, what="step h")
+    assert_close(c_s, r_c1, what="step c")
+    assert max(npnet.gradcheck(cell, x, (h0, c0), mask).values()) < GRAD_TOL
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_backward_blocks_give_identical_results(masked):
+    """bprop works through time in cache-sized blocks; the block length must not matter."""
+    B, T, D, H = 2, 7, 3, 4
+    x, state, mask = make_inputs(B, T, D, H, mask_p=0.3 if masked else None)
+    dout = np.random.default_rng(3).standard_normal((B, T, H))
+    dstate = (np.ones((B, H)), -np.ones((B, H)))
+    results = []
+    for block_steps in (T, 1, 2, 3):       # 7 = one block; 3 does not divide 7
+        cell = make_cell(D, H)
+        cell._BLOCK_BYTES = block_steps * 6 * B * H * 8
+        cell.track_state_grads = True
+        results.append(run_fast(cell, x, state, mask, dout, dstate) + (cell.state_grad_norms,))
+    for other in results[1:]:
+        _, _, dx, (dh0, dc0), grads, norms = other
+        assert np.array_equal(dx, results[0][2])
+        assert np.array_equal(dh0, results[0][3][0]) and np.array_equal(dc0, results[0][3][1])
+        for k in grads:
+            assert np.array_equal(grads[k], results[0][4][k])
+        for k in norms:
+            assert np.array_equal(norms[k], results[0][5][k])
 
 
 # Values computed once with torch.nn.LSTM (float64, weight_ih = W_x.T, weight_hh = W_h.T,
