@@ -1,0 +1,386 @@
+"""Exploding gradients in a basic RNN: how fast the mean |gradient| grows with the sequence length.
+
+Sweeps hidden size x input vocabulary x nonlinearity (tanh, ReLU) x recurrent initialisation
+(random Gaussian, identity) with npnet.sweep.run_sweep; every setting is measured with and
+without global-norm clipping. Plots mean |grad| against T and the gradient norm over training.
+See docs/gradients.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+# joblib worker processes start a fresh interpreter: let them import npnet from this checkout too
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+
+import numpy as np  # noqa: E402
+
+TASK = "exploding"
+NONLINEARITIES = ("tanh", "relu")
+INITS = ("random", "identity")
+
+
+# -- one setting of the sweep (runs in a worker process) --------------------------------------
+def _build(hidden, vocab, nonlinearity, init, gain, layers, seed, dtype):
+    """A SequenceModel of BasicRNNCells with W_h = identity or N(0, gain^2 / H) entries."""
+    import npnet
+    model = npnet.SequenceModel(vocab, hidden, num_layers=layers, cell="rnn", output_size=vocab,
+                                return_sequences=False, dtype=dtype, rng=seed,
+                                cell_kwargs={"nonlinearity": nonlinearity,
+                                             "recurrent_init": "identity" if init == "identity" else "orthogonal"})
+    if init == "random":                                      # Gaussian W_h, spectral radius ~ gain
+        rng = np.random.default_rng([seed, 1])
+        for l in range(layers):
+            W = rng.normal(0.0, gain / math.sqrt(hidden), size=(hidden, hidden))   # (H, H)
+            model.params[f"cells.{l}.W_h"] = W.astype(model.dtype)
+    return model
+
+
+def _first_token_batch(rng, batch, seq_len, vocab, dtype):
+    """Random tokens, one-hot (B, T, V); the target is the first token (B,): the loss sits at step T."""
+    tok = rng.integers(0, vocab, size=(batch, seq_len))      # (B, T)
+    x = np.zeros((batch, seq_len, vocab), dtype)              # (B, T, V)
+    np.put_along_axis(x, tok[..., None], 1.0, axis=-1)
+    return x, tok[:, 0].copy()
+
+
+def _growth(seq_lens, values) -> tuple[float, float]:
+    """Per-step factor exp(slope of ln v against T) and the total ratio v(T_max) / v(T_min)."""
+    T = np.asarray(seq_lens, float)
+    v = np.asarray(values, float)
+    ok = np.isfinite(v) & (v > 0)
+    if ok.sum() < 2:
+        return math.nan, math.nan
+    slope = np.polyfit(T[ok], np.log(v[ok]), 1)[0]
+    i, j = np.flatnonzero(ok)[[0, -1]]
+    return float(math.exp(slope)), float(v[j] / v[i])
+
+
+def run_setting(hidden, vocab, nonlinearity, init, clip, seq_lens, gain=1.5, layers=1, batch_size=32,
+                batches=2, train_seq_len=40, steps=100, lr=0.1, optimizer="sgd", bptt=None, seed=0,
+                dtype="float64") -> dict:
+    """Measure one setting: gradient statistics at initialisation for every T, then a short training run.
+
+    At initialisation, for each T in ``seq_lens`` (mean over ``batches`` batches of the same model):
+    mean |g| over all parameters before clipping (``raw``), after global-norm clipping to
+    ``clip`` (``applied``, what the optimiser would receive) and ||dL/dh_1|| of layer 0.
+    Then two training runs of ``steps`` optimiser steps on the first-token task at
+    T = ``train_seq_len`` from the same initial weights and batches, without and with
+    clipping, recording the pre-clip global gradient norm per step; a run that overflows
+    stops there (``diverged_step_*``, -1 if it did not).
+    Returns a flat dict; lists are JSON strings (one CSV row per setting).
+    """
+    import npnet
+    from npnet.diagnostics import grad_stats, track_state_grads
+    t0 = time.perf_counter()
+    dt = np.dtype(dtype)
+    data_rng = np.random.default_rng([seed, 2])
+    model = _build(hidden, vocab, nonlinearity, init, gain, layers, seed, dt)
+    loss = npnet.SoftmaxCrossEntropyLoss(dtype=dt)
+    raw, applied, dh1 = [], [], []
+    with np.errstate(all="ignore"):                            # overflow is what we measure
+        for T in seq_lens:
+            r, a, d = [], [], []
+            for _ in range(batches):
+                x, y = _first_token_batch(data_rng, batch_size, T, vocab, dt)
+                model.zero_grad()
+                with track_state_grads(model) as norms:
+                    out, _ = model.fprop(x)
+                    loss.fprop(out, y)
+                    model.bprop(loss.bprop())
+                s = grad_stats(model.grads)
+                scale = 1.0 if clip is None or not s["global_norm"] > clip else clip / s["global_norm"]
+                r.append(s["mean_abs"])
+                a.append(s["mean_abs"] * scale)
+                d.append(float(np.mean(norms()["l0"]["h"][:, 0])))
+            raw.append(float(np.mean(r)))
+            applied.append(float(np.mean(a)))
+            dh1.append(float(np.mean(d)))
+    g_raw, tot_raw = _growth(seq_lens, raw)
+    g_app, tot_app = _growth(seq_lens, applied)
+
+    out = {"raw_mean_abs": json.dumps(raw), "applied_mean_abs": json.dumps(applied),
+           "dh1_norm": json.dumps(dh1), "growth_per_step": g_raw, "growth_total": tot_raw,
+           "growth_per_step_clipped": g_app, "growth_total_clipped": tot_app}
+
+    # training from the same initial weights, clipping off and on
+    for tag, c in (("noclip", None), ("clip", clip)):
+        model = _build(hidden, vocab, nonlinearity, init, gain, layers, seed, dt)
+        opt = npnet.optim.get(optimizer, model.params, lr=lr)
+        runner = npnet.SequenceRunner(model, loss, opt, bptt=bptt, clip=c)
+        train_rng = np.random.default_rng([seed, 3])          # the same batches for both runs
+        losses, diverged = [], -1
+        with np.errstate(all="ignore"):
+            for step in range(steps):
+                x, y = _first_token_batch(train_rng, batch_size, train_seq_len, vocab, dt)
+                try:
+                    losses.append(runner.train_step(x, y))
+                except npnet.NpnetError:                      # NonFiniteError, or NaN reaching a layer
+                    diverged = step + 1
+                    break
+        gn = [float(g) for g in runner.grad_norms]
+        out.update({f"train_grad_norms_{tag}": json.dumps(gn), f"train_losses_{tag}": json.dumps(losses),
+                    f"diverged_step_{tag}": diverged, f"final_loss_{tag}": losses[-1] if losses else math.nan,
+                    f"max_grad_norm_{tag}": max(gn) if gn else math.nan})
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def setting_name(row) -> str:
+    return f"{row['nonlinearity']}-{row['init']}-H{int(row['hidden'])}-V{int(row['vocab'])}"
+
+
+# -- command line ------------------------------------------------------------------------------
+def _int_list(text: str) -> list[int]:
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not vals or min(vals) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
+    return vals
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if not v > 0:
+            raise argparse.ArgumentTypeError(f"expected a value > 0, got {text!r}")
+        return v
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Exploding gradients in a basic RNN: mean |grad| against sequence length, "
+                    "with and without clipping, tanh vs ReLU, random vs identity W_h.")
+    p.add_argument("--hidden", type=_int_list, default=None, metavar="H[,H...]",
+                   help="hidden sizes to sweep (default 32,128; quick 8,16)")
+    p.add_argument("--vocab", type=_int_list, default=None, metavar="V[,V...]",
+                   help="input vocabulary sizes (one-hot inputs) to sweep (default 10,100; quick 5)")
+    p.add_argument("--seq-lens", type=_int_list, default=None, metavar="T[,T...]",
+                   help="sequence lengths at which the gradient is measured (default 5,10,20,40,80,160)")
+    p.add_argument("--gain", type=_positive(float), default=1.5,
+                   help="random init: W_h entries ~ N(0, gain^2/H), spectral radius ~ gain (default 1.5)")
+    p.add_argument("--layers", type=_positive(int), default=1, help="recurrent layers (default 1)")
+    p.add_argument("--batch-size", type=_positive(int), default=32, help="batch size (default 32)")
+    p.add_argument("--batches", type=_positive(int), default=2,
+                   help="batches averaged per sequence length (default 2)")
+    p.add_argument("--steps", type=_positive(int), default=None,
+                   help="training steps per setting for the clip on/off curves (default 100; quick 10)")
+    p.add_argument("--train-seq-len", type=_positive(int), default=40,
+                   help="sequence length of the training runs (default 40)")
+    p.add_argument("--lr", type=_positive(float), default=0.1, help="learning rate (default 0.1)")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "rmsprop", "adagrad"), default="sgd",
+                   help="optimiser of the training runs (default sgd)")
+    p.add_argument("--clip", type=_positive(float), default=1.0,
+                   help="global-norm threshold of the clipped curves and runs (default 1.0)")
+    p.add_argument("--bptt", type=_positive(int), default=None, help="truncated BPTT window (default: full)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and data (default 0)")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--out", default=None, help="run directory (default runs/exploding-<timestamp>); "
+                   "rerunning into the same directory resumes the sweep")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="joblib worker processes (default -1: one per core; 1 with --quick)")
+    p.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
+                   help="run the settings on a Dask cluster, e.g. tcp://host:8786")
+    p.add_argument("--quick", action="store_true", help="tiny sweep for the test suite (a few seconds)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def make_configs(args) -> list[dict]:
+    hidden = args.hidden or ([8, 16] if args.quick else [32, 128])
+    vocab = args.vocab or ([5] if args.quick else [10, 100])
+    seq_lens = args.seq_lens or ([2, 4, 8, 16] if args.quick else [5, 10, 20, 40, 80, 160])
+    steps = args.steps or (10 if args.quick else 100)
+    train_T = min(args.train_seq_len, 10) if args.quick else args.train_seq_len
+    configs = []
+    for nl in NONLINEARITIES:
+        for init in INITS:
+            for H in hidden:
+                for V in vocab:
+                    configs.append({"hidden": H, "vocab": V, "nonlinearity": nl, "init": init, "clip": args.clip,
+                                    "seq_lens": seq_lens, "gain": args.gain, "layers": args.layers,
+                                    "batch_size": args.batch_size, "batches": args.batches,
+                                    "train_seq_len": train_T, "steps": steps, "lr": args.lr,
+                                    "optimizer": args.optimizer, "bptt": args.bptt, "seed": args.seed,
+                                    "dtype": args.dtype})
+    return configs
+
+
+# -- plots -------------------------------------------------------------------------------------
+def _loads(v):
+    return json.loads(v) if isinstance(v, str) else v
+
+
+def plot_mean_abs(rows, path, clip):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    hv = sorted({(int(r["hidden"]), int(r["vocab"])) for r in rows})
+    colors = dict(zip(hv, plt.cm.viridis(np.linspace(0.0, 0.85, len(hv)))))
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5), sharex=True, sharey=True)
+    for i, nl in enumerate(NONLINEARITIES):
+        for j, init in enumerate(INITS):
+            ax = axes[i, j]
+            for r in rows:
+                if r["nonlinearity"] != nl or r["init"] != init:
+                    continue
+                T = _loads(r["seq_lens"])
+                key = (int(r["hidden"]), int(r["vocab"]))
+                for clipped in (False, True):
+                    y = np.asarray(_loads(r["applied_mean_abs" if clipped else "raw_mean_abs"]), float)
+                    ax.plot(T, np.where(y > 0, y, np.nan), ls="--" if clipped else "-", marker="o", ms=3,
+                            color=colors[key], alpha=0.7 if clipped else 1.0,
+                            label=f"H={key[0]}, V={key[1]}" + (f", clipped at {clip:g}" if clipped else ""))
+            ax.set_yscale("log")
+            ax.set_title(f"{nl}, {init} W_h" + (" (IRNN)" if (nl, init) == ("relu", "identity") else ""))
+            ax.grid(True, which="major", alpha=0.3)
+            if i == 1:
+                ax.set_xlabel("sequence length T (steps from the first input to the loss)")
+            if j == 0:
+                ax.set_ylabel("mean |dL/dθ| over all parameters")
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.suptitle("Basic RNN at initialisation: mean |gradient| against sequence length\n"
+                 "(solid: raw gradient; dashed: after global-norm clipping, what the optimiser receives)",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_training(rows, path, clip):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    hv = sorted({(int(r["hidden"]), int(r["vocab"])) for r in rows})
+    colors = dict(zip(hv, plt.cm.viridis(np.linspace(0.0, 0.85, len(hv)))))
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5), sharex=True, sharey=True)
+    for i, nl in enumerate(NONLINEARITIES):
+        for j, init in enumerate(INITS):
+            ax = axes[i, j]
+            for r in rows:
+                if r["nonlinearity"] != nl or r["init"] != init:
+                    continue
+                key = (int(r["hidden"]), int(r["vocab"]))
+                for tag in ("noclip", "clip"):
+                    g = np.asarray(_loads(r[f"train_grad_norms_{tag}"]), float)
+                    if g.size == 0:
+                        continue
+                    steps = np.arange(1, g.size + 1)
+                    shown = np.where(np.isfinite(g) & (g > 0), g, np.nan)
+                    ax.plot(steps, shown, ls="--" if tag == "clip" else "-", lw=1.2, color=colors[key],
+                            label=f"H={key[0]}, V={key[1]}" + (", clipped" if tag == "clip" else ""))
+                    if int(float(r[f"diverged_step_{tag}"])) > 0:    # mark where the run overflowed
+                        last = np.flatnonzero(np.isfinite(shown))
+                        if last.size:
+                            ax.plot(steps[last[-1]], shown[last[-1]], "x", ms=9, mew=2, color=colors[key])
+            ax.axhline(clip, color="red", lw=0.8, ls=":")
+            ax.set_yscale("log")
+            ax.set_title(f"{nl}, {init} W_h")
+            ax.grid(True, which="major", alpha=0.3)
+            if i == 1:
+                ax.set_xlabel("training step")
+            if j == 0:
+                ax.set_ylabel("global gradient norm before clipping")
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"Gradient norm during training (first-token task), clipping off (solid) and on (dashed, "
+                 f"threshold {clip:g} dotted red); x: run overflowed", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+# -- main --------------------------------------------------------------------------------------
+def _default_out() -> Path:
+    return REPO / "runs" / f"{TASK}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.jobs is not None and (args.jobs == 0 or args.jobs < -1):
+        parser.error("--jobs must be a positive number of processes or -1 (one per core)")
+    t0 = time.perf_counter()
+    from npnet.sweep import run_sweep
+    out = Path(args.out) if args.out else _default_out()
+    out.mkdir(parents=True, exist_ok=True)
+    configs = make_configs(args)
+    (out / "config.json").write_text(json.dumps({"task": TASK, **vars(args), "settings": len(configs)},
+                                                indent=2, default=str))
+    jobs = args.jobs if args.jobs is not None else (1 if args.quick else -1)
+    rows = run_sweep(run_setting, configs, out / "sweep.csv", n_jobs=jobs,
+                     dask_scheduler=args.dask_scheduler, progress=not args.no_progress)
+    ok = [r for r in rows if r.get("status") == "ok"]
+    failed = [r for r in rows if r.get("status") != "ok"]
+    for r in failed:
+        print(f"setting {setting_name(r)} failed: {r.get('error')}", file=sys.stderr)
+
+    # a long table: one row per (setting, T)
+    import csv
+    with (out / "metrics.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["setting", "nonlinearity", "init", "hidden", "vocab", "clip", "seq_len",
+                    "raw_mean_abs", "clipped_mean_abs", "dh1_norm"])
+        for r in ok:
+            for T, a, b, c in zip(_loads(r["seq_lens"]), _loads(r["raw_mean_abs"]),
+                                  _loads(r["applied_mean_abs"]), _loads(r["dh1_norm"])):
+                w.writerow([setting_name(r), r["nonlinearity"], r["init"], r["hidden"], r["vocab"],
+                            r["clip"], T, a, b, c])
+    if ok:
+        plot_mean_abs(ok, out / "mean_abs_vs_seq_len.png", args.clip)
+        plot_training(ok, out / "grad_norm_training.png", args.clip)
+
+    def num(v):
+        v = float(v)
+        return v if math.isfinite(v) else None
+
+    names = [setting_name(r) for r in ok]
+    growth = {n: num(r["growth_per_step"]) for n, r in zip(names, ok)}
+    growth_clipped = {n: num(r["growth_per_step_clipped"]) for n, r in zip(names, ok)}
+    total = {n: num(r["growth_total"]) for n, r in zip(names, ok)}
+    total_clipped = {n: num(r["growth_total_clipped"]) for n, r in zip(names, ok)}
+    diverged = {f"{n}-{tag}": int(float(r[f"diverged_step_{tag}"]))
+                for n, r in zip(names, ok) for tag in ("noclip", "clip") if int(float(r[f"diverged_step_{tag}"])) > 0}
+    max_norm = {f"{n}-{tag}": num(r[f"max_grad_norm_{tag}"]) for n, r in zip(names, ok) for tag in ("noclip", "clip")}
+    finite = {k: v for k, v in growth.items() if v is not None}
+    worst = max(finite, key=finite.get) if finite else None
+    wall = time.perf_counter() - t0
+    seq_lens = configs[0]["seq_lens"]
+    summary = {"task": TASK,
+               "metric": "largest per-step growth factor of mean |grad| over T (no clipping)",
+               "value": finite.get(worst), "worst_setting": worst,
+               "baseline": 1.0,
+               "baseline_note": "a norm-preserving network: mean |grad| neither grows nor shrinks with T",
+               "growth_factor": growth, "growth_factor_clipped": growth_clipped,
+               "growth_total": total, "growth_total_clipped": total_clipped,
+               "growth_note": f"growth_factor: exp(slope of ln mean|grad| against T) over T in {seq_lens}; "
+                              f"growth_total: mean|grad|(T={seq_lens[-1]}) / mean|grad|(T={seq_lens[0]}); "
+                              f"_clipped: after global-norm clipping at {args.clip:g}",
+               "seq_lens": seq_lens, "clip": args.clip, "diverged_step": diverged,
+               "max_train_grad_norm": max_norm,
+               "settings": len(rows), "failed": len(failed), "wall_s": round(wall, 2)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if worst:
+        print(f"exploding: {len(ok)}/{len(rows)} settings; fastest growth {finite[worst]:.3g}x per step "
+              f"({worst}, x{total[worst]:.3g} from T={seq_lens[0]} to {seq_lens[-1]}); "
+              f"{len(diverged)} training runs overflowed; {wall:.1f}s -> {out}")
+    else:
+        print(f"exploding: {len(ok)}/{len(rows)} settings ok; {wall:.1f}s -> {out}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
