@@ -294,7 +294,7 @@ class LSTMCell(RecurrentCell):
             fK = np.empty((K, B, H), self.dtype)                  # (K, B, H) f, := 1 on padded rows
             dOK = np.empty((K, B, H), self.dtype)                 # (K, B, H) dout, := 0 on padded rows
             carry = np.empty((B, H), self.dtype)                  # (B, H) (1 - m) dh
-        WhT = self.params["W_h"].T
+        WhT = np.ascontiguousarray(self.params["W_h"].T)          # (4H, H) contiguous: BLAS is faster on it
         gh = np.empty((B, H), self.dtype)                         # (B, H) total dL/dh_t
         dct = np.empty((B, H), self.dtype)                        # (B, H) total dL/dc_t
         track = self._start_tracking(B, T)
