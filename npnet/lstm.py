@@ -24,20 +24,25 @@ class LSTMCell(RecurrentCell):
                    c_t = f_t * c_{t-1} + i_t * g_t
                    h_t = o_t * tanh(c_t)                                 out_t = h_t
 
-        backward:  dh_t  = dout_t + dh_t^{(t+1)}                         total dL/dh_t
-                   dc_t  = dc_t^{(t+1)} + dh_t * o_t * (1 - tanh^2(c_t)) total dL/dc_t
-                   da_i  = dc_t * g_t       * i_t (1 - i_t)
-                   da_f  = dc_t * c_{t-1}   * f_t (1 - f_t)
-                   da_g  = dc_t * i_t       * (1 - g_t^2)
-                   da_o  = dh_t * tanh(c_t) * o_t (1 - o_t)
-                   dh_{t-1}^{(t)} = da_t W_h^T        dc_{t-1}^{(t)} = dc_t * f_t
+        backward:  (dh, dc: what step t+1 sent back; (dh_T, dc_T) = dstate, zeros if None)
+                   gh_t = dout_t + dh                                    total dL/dh_t
+                   dc_t = dc + gh_t * o_t * (1 - tanh^2(c_t))            total dL/dc_t
+                   da_i = dc_t * g_t       * i_t (1 - i_t)
+                   da_f = dc_t * c_{t-1}   * f_t (1 - f_t)
+                   da_g = dc_t * i_t       * (1 - g_t^2)
+                   da_o = gh_t * tanh(c_t) * o_t (1 - o_t)
+                   dh_{t-1} = da_t W_h^T        dc_{t-1} = dc_t * f_t     sent to step t-1
                    dx_t = da_t W_x^T
                    dW_x += sum_t x_t^T da_t    dW_h += sum_t h_{t-1}^T da_t    db += sum_t da_t
 
     With a mask m_t (B, 1) in {0, 1}: (h_t, c_t) = m_t * (h~_t, c~_t) + (1 - m_t) * (h_{t-1}, c_{t-1})
-    and out_t = m_t * h~_t, where (h~_t, c~_t) are the step's new values above. Backward: the
-    step's gate gradients are multiplied by m_t (a padded row's da_t is 0, its dout_t ignored),
-    and (1 - m_t) * (dh_t, dc_t) passes straight into (dh_{t-1}, dc_{t-1}).
+    and out_t = m_t * h~_t, where (h~_t, c~_t) are the step's new values above. Backward:
+    gh_t = m_t * dout_t + dh, dc_t = dc + m_t * gh_t * o_t (1 - tanh^2 c_t), da_t = m_t * (...),
+    dh_{t-1} = da_t W_h^T + (1 - m_t) dh, dc_{t-1} = dc_t * (m_t f_t + 1 - m_t): a padded row's
+    gate gradients are 0, its dout_t is ignored and (dh, dc) pass through unchanged.
+
+    Diagnostics: with ``track_state_grads = True`` each bprop stores ``state_grad_norms``
+    {"h": (B, T), "c": (B, T)}, the norms over units of gh_t and dc_t above.
 
     Parameters
     ----------
