@@ -60,10 +60,12 @@ def reverse_index(mask: np.ndarray | None, B: int, T: int) -> np.ndarray:
     """
     if mask is None:
         return np.broadcast_to(np.arange(T - 1, -1, -1), (B, T))
-    P = np.broadcast_to(np.arange(T), (B, T)).copy()           # (B, T) identity
-    for b in range(B):
-        real = np.flatnonzero(mask[b])
-        P[b, real] = real[::-1]
+    order = np.argsort(~mask, axis=1, kind="stable")          # (B, T) real steps first, in time order
+    n = mask.sum(axis=1, keepdims=True)                        # (B, 1) real steps per row
+    k = np.arange(T)[None, :]                                  # rank within the row
+    src = np.where(k < n, n - 1 - k, k)                        # (B, T) rank k takes rank n-1-k
+    P = np.empty((B, T), dtype=np.intp)                        # (B, T)
+    np.put_along_axis(P, order, np.take_along_axis(order, src, axis=1), axis=1)
     return P
 
 
