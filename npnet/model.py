@@ -307,7 +307,7 @@ class SequenceModel(Layer):
         if last is not None:
             h = h[np.arange(B), last]                                          # (B, F)
         y = self.read_out.fprop(h) if self.read_out is not None else h
-        self._cache = {"drop": drop, "P": P, "last": last, "BT": (B, T), "mask": mask}
+        self._cache = {"drop": drop, "P": P, "last": last, "BT": (B, T)}
         return y, new_states
 
     def bprop(self, dout, dstate=None):

@@ -238,3 +238,15 @@ def test_resume_between_epochs(tmp_path):
     second.fit(make(), epochs=1)
     assert second.epoch == 2 and second.step == 6
     _same_params(whole.model, second.model)
+
+
+def test_a_callback_can_checkpoint_mid_fit(tmp_path):
+    def save_at_4(learner, rec):
+        if rec["step"] == 4:
+            learner.save(tmp_path / "mid.npz")
+
+    whole = Learner(_model(), "mse", "adam", progress=False)
+    whole.fit(Stream(running_sum, 3), steps=8, callbacks=[save_at_4])
+    resumed = Learner.resume(tmp_path / "mid.npz", "mse", progress=False)
+    resumed.fit(Stream(running_sum, 3), steps=4)
+    _same_params(whole.model, resumed.model)
