@@ -7,7 +7,10 @@ See docs/gradients.md.
 """
 from __future__ import annotations
 
+import common  # first: pins BLAS to one thread before numpy loads, puts npnet on the path
+
 import argparse
+import csv
 import json
 import math
 import os
@@ -15,13 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 # joblib worker processes start a fresh interpreter: let them import npnet from this checkout too
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-
-import numpy as np  # noqa: E402
 
 TASK = "exploding"
 NONLINEARITIES = ("tanh", "relu")
@@ -149,62 +150,52 @@ def _int_list(text: str) -> list[int]:
     return vals
 
 
-def _positive(kind):
-    def parse(text):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if not v > 0:
-            raise argparse.ArgumentTypeError(f"expected a value > 0, got {text!r}")
-        return v
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description="Exploding gradients in a basic RNN: mean |grad| against sequence length, "
-                    "with and without clipping, tanh vs ReLU, random vs identity W_h.")
-    p.add_argument("--hidden", type=_int_list, default=None, metavar="H[,H...]",
+    p = common.make_parser(
+        TASK, "Exploding gradients in a basic RNN: mean |grad| against sequence length, with and "
+              "without clipping, tanh vs ReLU, random vs identity W_h.",
+        hidden=None, cell="rnn", batch_size=32, steps=100, lr=0.1, optimizer="sgd", clip=1.0)
+    g = p.add_argument_group("the exploding-gradient sweep (--cell is fixed: the sweep covers tanh and ReLU "
+                             "basic RNNs; --hidden H sweeps that one size instead of --hidden-sizes; "
+                             "--steps, --lr, --optimizer, --bptt: the clip on/off training runs; "
+                             "--clip: the threshold of the clipped curves)")
+    g.add_argument("--hidden-sizes", type=_int_list, default=None, metavar="H[,H...]",
                    help="hidden sizes to sweep (default 32,128; quick 8,16)")
-    p.add_argument("--vocab", type=_int_list, default=None, metavar="V[,V...]",
+    g.add_argument("--vocab", type=_int_list, default=None, metavar="V[,V...]",
                    help="input vocabulary sizes (one-hot inputs) to sweep (default 10,100; quick 5)")
-    p.add_argument("--seq-lens", type=_int_list, default=None, metavar="T[,T...]",
+    g.add_argument("--seq-lens", type=_int_list, default=None, metavar="T[,T...]",
                    help="sequence lengths at which the gradient is measured (default 5,10,20,40,80,160)")
-    p.add_argument("--gain", type=_positive(float), default=1.5,
-                   help="random init: W_h entries ~ N(0, gain^2/H), spectral radius ~ gain (default 1.5)")
-    p.add_argument("--layers", type=_positive(int), default=1, help="recurrent layers (default 1)")
-    p.add_argument("--batch-size", type=_positive(int), default=32, help="batch size (default 32)")
-    p.add_argument("--batches", type=_positive(int), default=2,
-                   help="batches averaged per sequence length (default 2)")
-    p.add_argument("--steps", type=_positive(int), default=None,
-                   help="training steps per setting for the clip on/off curves (default 100; quick 10)")
-    p.add_argument("--train-seq-len", type=_positive(int), default=40,
-                   help="sequence length of the training runs (default 40)")
-    p.add_argument("--lr", type=_positive(float), default=0.1, help="learning rate (default 0.1)")
-    p.add_argument("--optimizer", choices=("sgd", "adam", "rmsprop", "adagrad"), default="sgd",
-                   help="optimiser of the training runs (default sgd)")
-    p.add_argument("--clip", type=_positive(float), default=1.0,
-                   help="global-norm threshold of the clipped curves and runs (default 1.0)")
-    p.add_argument("--bptt", type=_positive(int), default=None, help="truncated BPTT window (default: full)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights and data (default 0)")
-    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    p.add_argument("--out", default=None, help="run directory (default runs/exploding-<timestamp>); "
-                   "rerunning into the same directory resumes the sweep")
-    p.add_argument("--jobs", type=int, default=None,
+    g.add_argument("--gain", type=common.positive_float, default=1.5,
+                   help="random init: W_h entries ~ N(0, gain^2/H), spectral radius ~ gain")
+    g.add_argument("--batches", type=common.positive_int, default=2,
+                   help="batches averaged per sequence length")
+    g.add_argument("--train-seq-len", type=common.positive_int, default=40,
+                   help="sequence length of the training runs")
+    g.add_argument("--jobs", type=int, default=None,
                    help="joblib worker processes (default -1: one per core; 1 with --quick)")
-    p.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
-                   help="run the settings on a Dask cluster, e.g. tcp://host:8786")
-    p.add_argument("--quick", action="store_true", help="tiny sweep for the test suite (a few seconds)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
+                   help="run the settings on a Dask cluster, e.g. tcp://host:8786 (see docs/gradients.md)")
+    g.add_argument("--quick", action="store_true", help="tiny sweep for the test suite (a few seconds)")
     return p
 
 
+def check(args) -> None:
+    if args.cell not in ("rnn", "irnn"):
+        raise ValueError(f"exploding.py studies the basic RNN (tanh and ReLU are both swept); "
+                         f"--cell {args.cell} is not one")
+    if args.clip <= 0:
+        raise ValueError("--clip must be > 0: it is the threshold of the clipped curves")
+    if args.epochs:
+        raise ValueError("exploding.py trains for --steps, not --epochs")
+    if args.jobs is not None and (args.jobs == 0 or args.jobs < -1):
+        raise ValueError(f"--jobs must be >= 1 or -1 (one per core), got {args.jobs}")
+
+
 def make_configs(args) -> list[dict]:
-    hidden = args.hidden or ([8, 16] if args.quick else [32, 128])
+    hidden = [args.hidden] if args.hidden else args.hidden_sizes or ([8, 16] if args.quick else [32, 128])
     vocab = args.vocab or ([5] if args.quick else [10, 100])
     seq_lens = args.seq_lens or ([2, 4, 8, 16] if args.quick else [5, 10, 20, 40, 80, 160])
-    steps = args.steps or (10 if args.quick else 100)
+    steps = min(args.steps, 10) if args.quick else args.steps
     train_T = min(args.train_seq_len, 10) if args.quick else args.train_seq_len
     configs = []
     for nl in NONLINEARITIES:
@@ -304,32 +295,22 @@ def plot_training(rows, path, clip):
 
 
 # -- main --------------------------------------------------------------------------------------
-def _default_out() -> Path:
-    return REPO / "runs" / f"{TASK}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.jobs is not None and (args.jobs == 0 or args.jobs < -1):
-        parser.error("--jobs must be a positive number of processes or -1 (one per core)")
-    t0 = time.perf_counter()
+    args = common.parse(build_parser(), argv, check)
+    run = common.Run(args)
     from npnet.sweep import run_sweep
-    out = Path(args.out) if args.out else _default_out()
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(run.dir)
     configs = make_configs(args)
-    (out / "config.json").write_text(json.dumps({"task": TASK, **vars(args), "settings": len(configs)},
-                                                indent=2, default=str))
+    run.write_config(settings=len(configs), sweep_csv="sweep.csv")
     jobs = args.jobs if args.jobs is not None else (1 if args.quick else -1)
     rows = run_sweep(run_setting, configs, out / "sweep.csv", n_jobs=jobs,
-                     dask_scheduler=args.dask_scheduler, progress=not args.no_progress)
+                     dask_scheduler=args.dask_scheduler, progress=not args.quiet)
     ok = [r for r in rows if r.get("status") == "ok"]
     failed = [r for r in rows if r.get("status") != "ok"]
     for r in failed:
         print(f"setting {setting_name(r)} failed: {r.get('error')}", file=sys.stderr)
 
     # a long table: one row per (setting, T)
-    import csv
     with (out / "metrics.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["setting", "nonlinearity", "init", "hidden", "vocab", "clip", "seq_len",
@@ -357,13 +338,11 @@ def main(argv=None) -> int:
     max_norm = {f"{n}-{tag}": num(r[f"max_grad_norm_{tag}"]) for n, r in zip(names, ok) for tag in ("noclip", "clip")}
     finite = {k: v for k, v in growth.items() if v is not None}
     worst = max(finite, key=finite.get) if finite else None
-    wall = time.perf_counter() - t0
+    wall = run.elapsed()
     seq_lens = configs[0]["seq_lens"]
-    summary = {"task": TASK,
-               "metric": "largest per-step growth factor of mean |grad| over T (no clipping)",
-               "value": finite.get(worst), "worst_setting": worst,
-               "baseline": 1.0,
-               "baseline_note": "a norm-preserving network: mean |grad| neither grows nor shrinks with T",
+    summary = {"task": TASK, "headline": "max_growth_factor", "max_growth_factor": finite.get(worst),
+               "worst_setting": worst, "baseline": 1.0,
+               "baseline_name": "norm-preserving network (mean |grad| independent of T)",
                "growth_factor": growth, "growth_factor_clipped": growth_clipped,
                "growth_total": total, "growth_total_clipped": total_clipped,
                "growth_note": f"growth_factor: exp(slope of ln mean|grad| against T) over T in {seq_lens}; "
@@ -372,7 +351,7 @@ def main(argv=None) -> int:
                "seq_lens": seq_lens, "clip": args.clip, "diverged_step": diverged,
                "max_train_grad_norm": max_norm,
                "settings": len(rows), "failed": len(failed), "wall_s": round(wall, 2)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    common.write_json(run.path("summary.json"), summary)
     if worst:
         print(f"exploding: {len(ok)}/{len(rows)} settings; fastest growth {finite[worst]:.3g}x per step "
               f"({worst}, x{total[worst]:.3g} from T={seq_lens[0]} to {seq_lens[-1]}); "
