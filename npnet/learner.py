@@ -185,6 +185,8 @@ class Learner:
             batch = next(self._pass)
         except StopIteration:
             self._pass = None
+            if self._pass_pos == 0:
+                raise NpnetError("train_batches yielded no batch in a whole pass") from None
             self.epoch += 1
             return None
         self._pass_pos += 1

@@ -214,6 +214,8 @@ def test_errors(tmp_path):
     L = Learner(m, "mse", progress=False)
     with pytest.raises(NpnetError, match="not both"):
         L.fit([], steps=1, epochs=1)
+    with pytest.raises(NpnetError, match="no batch"):
+        L.fit([], steps=3)
     with pytest.raises(NpnetError, match=r"tuple \(x, y\)"):
         L.fit([np.zeros((1, 2, 1))], steps=1)
     npnet.save_checkpoint(tmp_path / "plain.npz", m)
