@@ -10,25 +10,24 @@ Images are split into train/test FIRST (seeded), so no test image is ever seen i
 """
 from __future__ import annotations
 
-import argparse
-import csv
-import json
 import os
 import sys
-import time
-from datetime import datetime, timezone
-from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # experiments/ (for common)
+import common  # noqa: E402  first: pins BLAS to one thread before numpy loads
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import npnet  # noqa: E402
+from npnet import datasets  # noqa: E402
+from npnet.layer import Layer, ShapeError, check_input  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:                      # run as a script from anywhere
-    sys.path.insert(0, str(REPO))
-
-import npnet                                       # noqa: E402
-from npnet import datasets                         # noqa: E402
-from npnet.layer import Layer, ShapeError, check_input   # noqa: E402
-
 TASK = "digit_sums"
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"   # ../shared/data/mnist next to the repo
 
@@ -328,108 +327,82 @@ class Objective:
 # ---------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------
-def positive_int(s: str) -> int:
-    v = int(s)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}")
-    return v
-
-
-def nonneg_int(s: str) -> int:
-    v = int(s)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
-    return v
-
-
-def positive_float(s: str) -> float:
-    v = float(s)
-    if not v > 0 or not np.isfinite(v):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {s}")
-    return v
-
-
-def int_list(s: str) -> list[int]:
+def int_list(text: str) -> list[int]:
     try:
-        vals = [int(v) for v in s.split(",") if v.strip()]
+        vals = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
     if not vals or min(vals) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {s!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
     return vals
 
 
-def fraction(s: str) -> float:
-    v = float(s)
+def fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
     if not 0.0 < v < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {s}")
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text}")
     return v
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="digit_sums.py",
-        description="Alternating running sums d1, d1-d2, d1-d2+d3, ... over MNIST digit images: "
-                    "conv read-in at every step -> LSTM -> read-out at every step.",
-        epilog="Data: --mnist-dir DIR; otherwise the npnet cache ($NPNET_DATA or ~/.cache/npnet, "
-               "mnist/) if it holds MNIST; otherwise ../shared/data/mnist next to the repository "
-               f"({SHARED_MNIST}) if present; otherwise the test set is downloaded into the cache "
-               "(verified). The 60,000 training images are used too when the folder has them. "
-               "The images (not the sequences) are split into train/test first.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    g = p.add_argument_group("model and training (shared names)")
-    g.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
-    g.add_argument("--hidden", type=positive_int, default=64, help="recurrent units")
-    g.add_argument("--layers", type=positive_int, default=1, help="recurrent layers")
-    g.add_argument("--batch-size", type=positive_int, default=32, help="sequences per step")
-    g.add_argument("--steps", type=nonneg_int, default=3000, help="training steps (minibatches)")
-    g.add_argument("--lr", type=positive_float, default=2e-3)
-    g.add_argument("--optimizer", choices=["adam", "sgd", "rmsprop", "adagrad"], default="adam")
-    g.add_argument("--clip", type=float, default=5.0, help="global gradient-norm clip (<= 0: none)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    g.add_argument("--out", default=None, help="run folder (default runs/digit_sums-<timestamp>)")
-    g.add_argument("--threads", type=positive_int, default=1,
-                   help="BLAS threads (1 is fastest on a shared 2-core machine; needs threadpoolctl)")
-    t = p.add_argument_group("task")
-    t.add_argument("--seq-len", type=positive_int, default=4, help="digits per sequence (L)")
+    p = common.make_parser(
+        TASK, "Alternating running sums d1, d1-d2, d1-d2+d3, ... over MNIST digit images: "
+              "conv read-in at every step -> LSTM -> read-out at every step.",
+        hidden=64, batch_size=32, steps=3000, lr=2e-3, clip=5.0, dtype="float32", eval_every=250)
+    p.epilog = ("Data: --mnist-dir DIR; otherwise the npnet cache ($NPNET_DATA or ~/.cache/npnet, "
+                "mnist/) if it holds MNIST; otherwise ../shared/data/mnist next to the repository "
+                f"({SHARED_MNIST}) if present; otherwise the test set is downloaded into the cache "
+                "(checksum-verified). The 60,000 training images are used too when the folder has "
+                "them. The IMAGES (not the sequences) are split into train/test first, so no test "
+                "image is seen in training. --target stops on the running TRAINING per-step accuracy "
+                "(never on test data); --bptt is not supported (full BPTT over the L steps).")
+    t = p.add_argument_group("the digit-sums task")
+    t.add_argument("--seq-len", type=common.positive_int, default=4, help="digits per sequence (L)")
     t.add_argument("--objective", choices=["classify", "regress"], default="classify",
                    help="classify: 9L+1 classes of the total; regress: MSE on total/9, rounded")
     t.add_argument("--report", choices=["single", "objectives", "lengths"], default="single",
                    help="single run; 'objectives': classify and regress; 'lengths': one run per --lengths")
     t.add_argument("--lengths", type=int_list, default=[2, 4, 6, 8], help="lengths for --report lengths")
-    t.add_argument("--conv-channels", type=int_list, default=[16, 32], help="channels of the 3x3 conv blocks")
-    t.add_argument("--features", type=positive_int, default=64, help="dense width of the read-in")
-    t.add_argument("--digit-steps", type=nonneg_int, default=600,
-                   help="steps of the plain digit classifier baseline (0: skip it)")
-    t.add_argument("--digit-batch", type=positive_int, default=128)
-    t.add_argument("--test-seqs", type=positive_int, default=2000, help="test sequences (from test images)")
-    t.add_argument("--eval-every", type=positive_int, default=250, help="steps between evaluations")
-    t.add_argument("--eval-seqs", type=positive_int, default=500, help="test sequences used for curves")
-    t.add_argument("--time-limit", type=float, default=0.0,
-                   help="stop training after this many seconds per run (0: no limit)")
+    t.add_argument("--conv-channels", type=int_list, default=[16, 32],
+                   help="channels of the 3x3 conv + ReLU + 2x2 max-pool blocks")
+    t.add_argument("--features", type=common.positive_int, default=64, help="dense (ReLU) width of the read-in")
+    t.add_argument("--digit-steps", type=common.nonneg_int, default=600,
+                   help="steps of the plain digit-classifier baseline (read-in + linear head; 0: skip)")
+    t.add_argument("--digit-batch", type=common.positive_int, default=128, help="images per digit-classifier step")
+    t.add_argument("--test-seqs", type=common.positive_int, default=2000,
+                   help="test sequences (sampled from the test images) for the final numbers")
+    t.add_argument("--eval-seqs", type=common.positive_int, default=500,
+                   help="test sequences (the first of --test-seqs) for the learning curves")
+    t.add_argument("--time-limit", type=common.nonneg_float, default=0.0,
+                   help="stop each run's training after this many seconds (0: no limit)")
     d = p.add_argument_group("data")
     d.add_argument("--mnist-dir", default=None, help="folder with the MNIST IDX files (.gz or raw)")
     d.add_argument("--cache-dir", default=None, help="npnet data cache (default $NPNET_DATA or ~/.cache/npnet)")
-    d.add_argument("--test-fraction", type=fraction, default=0.2, help="share of IMAGES held out for test")
-    d.add_argument("--max-images", type=nonneg_int, default=0, help="use only the first N images (0: all)")
+    d.add_argument("--test-fraction", type=fraction, default=0.2, help="share of the IMAGES held out for test")
+    d.add_argument("--max-images", type=common.nonneg_int, default=0, help="use only the first N images (0: all)")
     return p
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = build_parser()
-    args = p.parse_args(argv)
-    if args.clip < 0 or not np.isfinite(args.clip):
-        p.error(f"--clip must be >= 0 (0: no clipping), got {args.clip}")
-    if args.time_limit < 0:
-        p.error(f"--time-limit must be >= 0, got {args.time_limit}")
+def check_args(args) -> None:
+    """Cross-option checks; a ValueError becomes a usage error (exit 2)."""
+    if args.bptt is not None:
+        raise ValueError("--bptt is not supported by digit_sums (sequences are short: full BPTT over the L steps)")
     if args.max_images and args.max_images < 20:
-        p.error(f"--max-images must be 0 (all) or at least 20, got {args.max_images}")
-    if args.eval_seqs > args.test_seqs:
-        args.eval_seqs = args.test_seqs
+        raise ValueError(f"--max-images must be 0 (all) or at least 20, got {args.max_images}")
     if args.mnist_dir is not None and not Path(args.mnist_dir).expanduser().is_dir():
-        p.error(f"--mnist-dir {args.mnist_dir} is not a directory")
-    return args
+        raise ValueError(f"--mnist-dir {args.mnist_dir} is not a directory")
+    if args.conv_channels and (28 >> len(args.conv_channels)) < 2:
+        raise ValueError(f"--conv-channels: at most 3 conv blocks fit a 28x28 image, got {len(args.conv_channels)}")
+    if args.epochs:
+        args.steps = args.epochs * args.epoch_size
+    args.eval_seqs = min(args.eval_seqs, args.test_seqs)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    return common.parse(build_parser(), argv, check_args)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,14 +441,14 @@ def load_data(args) -> tuple[np.ndarray, np.ndarray, str]:
 # Training and evaluation
 # ---------------------------------------------------------------------------------------------
 def make_optimizer(args, params):
-    kw = {"lr": args.lr}
-    return npnet.optim.get(args.optimizer, params, **kw)
+    return npnet.optim.get(args.optimizer, params, lr=args.lr)
 
 
 def clip_and_step(args, model, opt) -> float:
-    norm = npnet.clip_grad_norm(model.grads, args.clip) if args.clip > 0 else float("nan")
+    """Global-norm clipping (--clip > 0), then one optimiser step; returns the norm before clipping."""
+    norm = npnet.clip_grad_norm(model.grads, args.clip) if args.clip > 0 else npnet.clip.global_norm(model.grads)
     opt.step(model.grads)
-    return norm
+    return float(norm)
 
 
 def evaluate_sequences(model, objective, images, labels, seq_idx, dtype) -> dict:
@@ -488,17 +461,18 @@ def evaluate_sequences(model, objective, images, labels, seq_idx, dtype) -> dict
             "pred": pred, "totals": totals}
 
 
-def train_digit_classifier(args, images, labels, train_idx, test_idx, dtype, log) -> dict:
-    """Conv read-in + linear head trained as a plain digit classifier -> test accuracy p."""
-    rng = np.random.default_rng(args.seed + 1)
-    clf = DigitClassifier(args.conv_channels, args.features, dtype=dtype, rng=args.seed + 1)
+def train_digit_classifier(args, images, labels, train_idx, test_idx, log) -> dict:
+    """Conv read-in + linear head trained as a plain digit classifier on the TRAIN images -> test accuracy p."""
+    dtype = np.dtype(args.dtype).type
+    rng = common.seed_rng(args.seed, "eval")
+    clf = DigitClassifier(args.conv_channels, args.features, dtype=dtype, rng=common.seed_rng(args.seed, "model"))
     loss_fn = npnet.SoftmaxCrossEntropyLoss(dtype=dtype)
     opt = make_optimizer(args, clf.params)
     t0 = time.perf_counter()
-    for step in range(args.digit_steps):
-        b = train_idx[rng.integers(0, train_idx.size, args.digit_batch)]
+    for _ in range(args.digit_steps):
+        b = train_idx[rng.integers(0, train_idx.size, args.digit_batch)]      # (N,) train images only
         clf.zero_grad()
-        out = clf.fprop(to_float(images[b], dtype)[:, None])
+        out = clf.fprop(to_float(images[b], dtype)[:, None])                  # (N, 10)
         loss_fn.fprop(out, labels[b].astype(np.int64))
         clf.bprop(loss_fn.bprop())
         clip_and_step(args, clf, opt)
@@ -507,11 +481,11 @@ def train_digit_classifier(args, images, labels, train_idx, test_idx, dtype, log
     wall = time.perf_counter() - t0
     log(f"digit classifier (read-in + linear head, {args.digit_steps} steps x {args.digit_batch} images): "
         f"test digit accuracy {acc:.4f} in {wall:.0f}s")
-    return {"digit_accuracy": acc, "digit_wall_s": wall, "digit_steps": args.digit_steps}
+    return {"digit_accuracy": acc, "digit_wall_s": round(wall, 2), "digit_steps": args.digit_steps}
 
 
 def probe_read_in(model, images, labels, train_idx, test_idx, dtype, steps: int = 300) -> float:
-    """Linear probe (softmax regression, Adam, full batch) on the trained read-in's frozen features."""
+    """Linear probe (softmax regression, full-batch Adam) on the trained read-in's frozen features."""
     def feats(idx):
         return np.concatenate([model.read_in.forward(to_float(images[idx[i:i + 1024]], dtype)[:, None])
                                for i in range(0, idx.size, 1024)], axis=0)
@@ -528,37 +502,36 @@ def probe_read_in(model, images, labels, train_idx, test_idx, dtype, steps: int 
     return float((np.argmax(head.forward(zte), axis=1) == labels[test_idx]).mean())
 
 
+METRIC_FIELDS = ["step", "wall_s", "train_loss", "train_step_acc", "grad_norm", "test_step_acc", "test_seq_acc"]
+
+
 def train_run(args, images, labels, train_idx, test_idx, out_dir: Path, log, digit: dict | None) -> dict:
-    """Train and evaluate one model; write metrics.csv, checkpoint, plots; return the summary dict."""
+    """Train and evaluate one model; write metrics.csv, checkpoint.npz and the plots; return the results."""
     dtype = np.dtype(args.dtype).type
     L = args.seq_len
     objective = Objective(args.objective, L, dtype)
     model = DigitSumModel(objective.output_size, args.conv_channels, args.features, args.cell,
-                          args.hidden, args.layers, dtype=dtype, rng=args.seed)
+                          args.hidden, args.layers, dtype=dtype, rng=common.seed_rng(args.seed, "model"))
     opt = make_optimizer(args, model.params)
-    rng = np.random.default_rng(args.seed + 2)
-    test_rng = np.random.default_rng(args.seed + 3)
-    test_seqs = sample_sequences(test_idx, args.test_seqs, L, test_rng)      # (S, L) test images only
+    rng = common.seed_rng(args.seed, "train")
+    test_seqs = sample_sequences(test_idx, args.test_seqs, L, common.seed_rng(args.seed, "test"))  # (S, L)
     eval_seqs = test_seqs[:args.eval_seqs]
     out_dir.mkdir(parents=True, exist_ok=True)
-    fields = ["step", "wall_s", "train_loss", "train_step_acc", "grad_norm", "test_step_acc", "test_seq_acc"]
     rows = []
     t0 = time.perf_counter()
-    run_loss, run_acc, run_norm, n_run = 0.0, 0.0, 0.0, 0
-    step = 0
-    stopped_early = False
+    acc_loss, acc_right, acc_norm, n_acc = 0.0, 0.0, 0.0, 0
+    step, stop_reason = 0, None
 
     def record(step):
         ev = evaluate_sequences(model, objective, images, labels, eval_seqs, dtype)
-        row = {"step": step, "wall_s": round(time.perf_counter() - t0, 2),
-               "train_loss": run_loss / n_run if n_run else float("nan"),
-               "train_step_acc": run_acc / n_run if n_run else float("nan"),
-               "grad_norm": run_norm / n_run if n_run else float("nan"),
+        mean = (lambda v: v / n_acc) if n_acc else (lambda v: float("nan"))
+        row = {"step": step, "wall_s": round(time.perf_counter() - t0, 2), "train_loss": mean(acc_loss),
+               "train_step_acc": mean(acc_right), "grad_norm": mean(acc_norm),
                "test_step_acc": float(ev["step_acc"].mean()), "test_seq_acc": ev["seq_acc"]}
         rows.append(row)
-        log(f"  step {step:5d}  {row['wall_s']:6.0f}s  loss {row['train_loss']:.4f}  "
-            f"train step acc {row['train_step_acc']:.3f}  test step acc {row['test_step_acc']:.3f}  "
-            f"test seq acc {row['test_seq_acc']:.3f}")
+        log(f"  step {step:5d} {row['wall_s']:6.0f}s  loss {row['train_loss']:.4f}  train step acc "
+            f"{row['train_step_acc']:.3f}  test step acc {row['test_step_acc']:.3f}  seq acc {row['test_seq_acc']:.3f}")
+        return row
 
     record(0)
     while step < args.steps:
@@ -567,96 +540,96 @@ def train_run(args, images, labels, train_idx, test_idx, out_dir: Path, log, dig
         totals = alternating_sums(labels[seq])                               # (B, L)
         model.zero_grad()
         out, _ = model.fprop(x)                                              # (B, L, V)
-        loss = objective.loss.fprop(out, objective.target(totals))
-        model.bprop(objective.loss.bprop())
-        norm = clip_and_step(args, model, opt)
+        loss = float(objective.loss.fprop(out, objective.target(totals)))
         if not np.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {loss} at step {step}")
+        model.bprop(objective.loss.bprop())
+        acc_norm += clip_and_step(args, model, opt)
         step += 1
-        run_loss += float(loss)
-        run_acc += float((objective.decode(out) == totals).mean())
-        run_norm += norm
-        n_run += 1
-        over = args.time_limit and time.perf_counter() - t0 > args.time_limit
-        if step % args.eval_every == 0 or step == args.steps or over:
-            record(step)
-            run_loss, run_acc, run_norm, n_run = 0.0, 0.0, 0.0, 0
-        if over:
-            stopped_early = True
-            log(f"  time limit {args.time_limit:.0f}s reached at step {step}")
+        acc_loss += loss
+        acc_right += float((objective.decode(out) == totals).mean())
+        n_acc += 1
+        if args.time_limit and time.perf_counter() - t0 > args.time_limit:
+            stop_reason = f"time limit {args.time_limit:g}s"
+        if step % args.eval_every == 0 or step == args.steps or stop_reason:
+            row = record(step)
+            acc_loss, acc_right, acc_norm, n_acc = 0.0, 0.0, 0.0, 0
+            if (args.target is not None and not args.no_early_stop and not stop_reason
+                    and row["train_step_acc"] >= args.target):
+                stop_reason = f"training per-step accuracy {row['train_step_acc']:.4f} >= --target {args.target}"
+        if stop_reason:
+            log(f"  stopped at step {step}: {stop_reason}")
             break
     train_wall = time.perf_counter() - t0
 
     final = evaluate_sequences(model, objective, images, labels, test_seqs, dtype)
     probe = probe_read_in(model, images, labels, train_idx, test_idx, dtype)
     with open(out_dir / "metrics.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
+        w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
         w.writeheader()
         w.writerows(rows)
     npnet.save_checkpoint(out_dir / "checkpoint.npz", model, opt, step=step,
                           extra={"task": TASK, "seq_len": L, "objective": args.objective})
 
     step_acc = [float(a) for a in final["step_acc"]]
-    res = {"seq_len": L, "objective": args.objective, "classes": objective.output_size
-           if args.objective == "classify" else None,
+    res = {"seq_len": L, "objective": args.objective,
+           "classes": objective.output_size if args.objective == "classify" else None,
            "step_accuracy": float(np.mean(step_acc)), "step_accuracy_by_position": step_acc,
-           "test_accuracy": final["seq_acc"], "steps": step, "stopped_by_time_limit": stopped_early,
-           "train_wall_s": train_wall, "probe_digit_accuracy": probe,
+           "test_accuracy": final["seq_acc"], "steps": step, "stopped_early": stop_reason is not None,
+           "stop_reason": stop_reason, "train_s": round(train_wall, 2), "params": model.num_params,
+           "probe_digit_accuracy": probe,
+           "probe_implied_step_accuracy": float(np.mean([probe ** (t + 1) for t in range(L)])),
            "test_sequences": int(args.test_seqs)}
     if digit is not None:
         p = digit["digit_accuracy"]
         implied = [p ** (t + 1) for t in range(L)]
         res.update({"digit_accuracy": p, "implied_step_accuracy_by_position": implied,
                     "implied_step_accuracy": float(np.mean(implied)), "implied_sequence_accuracy": p ** L})
-    probe_implied = [probe ** (t + 1) for t in range(L)]
-    res["probe_implied_step_accuracy"] = float(np.mean(probe_implied))
-    plot_run(out_dir, rows, res, images, test_seqs, final, args)
-    log(f"  per-step accuracy {' '.join(f'{a:.3f}' for a in step_acc)} (mean {res['step_accuracy']:.4f}), "
-        f"sequence accuracy {res['test_accuracy']:.4f}, read-in probe {probe:.4f}, {train_wall:.0f}s")
+    plot_run(out_dir, rows, res, images, test_seqs, final)
+    log(f"  L={L} {args.objective}: per-step accuracy {' '.join(f'{a:.3f}' for a in step_acc)} "
+        f"(mean {res['step_accuracy']:.4f}), sequence accuracy {res['test_accuracy']:.4f}, "
+        f"read-in probe {probe:.4f}, {step} steps in {train_wall:.0f}s")
     return res
 
 
 # ---------------------------------------------------------------------------------------------
 # Plots
 # ---------------------------------------------------------------------------------------------
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def plot_run(out_dir: Path, rows, res, images, test_seqs, final, args) -> None:
-    plt = _plt()
+def plot_run(out_dir: Path, rows, res, images, test_seqs, final) -> None:
+    """learning_curves.png, step_accuracy.png (accuracy vs position) and examples.png."""
+    fig, ax = common.figure(10, 3.6, 1, 2)
     steps = [r["step"] for r in rows]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
-    ax[0].plot(steps[1:], [r["train_loss"] for r in rows[1:]], marker=".")
-    ax[0].set(xlabel="step", ylabel="training loss", title=f"{res['objective']} loss, L={res['seq_len']}")
-    ax[0].set_yscale("log")
-    ax[1].plot(steps, [r["train_step_acc"] for r in rows], marker=".", label="train (per step)")
-    ax[1].plot(steps, [r["test_step_acc"] for r in rows], marker=".", label="test (per step)")
-    ax[1].plot(steps, [r["test_seq_acc"] for r in rows], marker=".", label="test (whole sequence)")
-    ax[1].set(xlabel="step", ylabel="accuracy", ylim=(0, 1), title="learning curves")
-    ax[1].legend(loc="lower right")
+    ax[0, 0].plot(steps[1:], [r["train_loss"] for r in rows[1:]], marker=".")
+    ax[0, 0].set(xlabel="step", ylabel="training loss", yscale="log",
+                 title=f"{res['objective']} loss, L={res['seq_len']}")
+    ax[0, 1].plot(steps, [r["train_step_acc"] for r in rows], marker=".", label="train batches (per step)")
+    ax[0, 1].plot(steps, [r["test_step_acc"] for r in rows], marker=".", label="test (per step)")
+    ax[0, 1].plot(steps, [r["test_seq_acc"] for r in rows], marker=".", label="test (whole sequence)")
+    if "implied_step_accuracy" in res:
+        ax[0, 1].axhline(res["implied_step_accuracy"], color="r", ls="--", lw=1,
+                         label=f"baseline: mean p^t = {res['implied_step_accuracy']:.3f}")
+    ax[0, 1].set(xlabel="step", ylabel="accuracy", ylim=(0, 1), title="learning curves")
+    ax[0, 1].legend(loc="lower right", fontsize=8)
+    for a in ax[0]:
+        a.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out_dir / "learning_curves.png", dpi=100)
-    plt.close(fig)
+    fig.savefig(out_dir / "learning_curves.png", dpi=80)
 
     pos = np.arange(1, res["seq_len"] + 1)
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.plot(pos, res["step_accuracy_by_position"], marker="o", label="model")
+    fig, ax = common.figure(5, 3.6)
+    ax[0, 0].plot(pos, res["step_accuracy_by_position"], marker="o", label="model")
     if "implied_step_accuracy_by_position" in res:
-        ax.plot(pos, res["implied_step_accuracy_by_position"], marker="s", ls="--",
-                label=f"digit classifier p^t (p={res['digit_accuracy']:.3f})")
-    ax.set(xlabel="position t", ylabel="test accuracy of running total", xticks=pos,
-           title="per-step accuracy vs position")
-    ax.legend(loc="lower left")
+        ax[0, 0].plot(pos, res["implied_step_accuracy_by_position"], marker="s", ls="--",
+                      label=f"perfect arithmetic: p^t (p={res['digit_accuracy']:.3f})")
+    ax[0, 0].set(xlabel="position t", ylabel="test accuracy of the running total", xticks=pos,
+                 title="per-step accuracy vs position")
+    ax[0, 0].legend(loc="lower left", fontsize=8)
+    ax[0, 0].grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out_dir / "step_accuracy.png", dpi=100)
-    plt.close(fig)
+    fig.savefig(out_dir / "step_accuracy.png", dpi=80)
 
     n, L = min(6, len(test_seqs)), res["seq_len"]
-    fig, axes = plt.subplots(n, L, figsize=(1.3 * L, 1.5 * n), squeeze=False)
+    fig, axes = common.figure(1.3 * L + 0.4, 1.5 * n, n, L)
     for i in range(n):
         for t in range(L):
             a = axes[i, t]
@@ -664,108 +637,76 @@ def plot_run(out_dir: Path, rows, res, images, test_seqs, final, args) -> None:
             p, y = final["pred"][i, t], final["totals"][i, t]
             a.set_title(f"{p} ({y})", fontsize=8, color="black" if p == y else "red")
             a.axis("off")
-    fig.suptitle("predicted (true) running totals", fontsize=9)
+    fig.suptitle("test sequences: predicted (true) running total", fontsize=9)
     fig.tight_layout()
-    fig.savefig(out_dir / "examples.png", dpi=100)
-    plt.close(fig)
+    fig.savefig(out_dir / "examples.png", dpi=80)
 
 
 def plot_lengths(out_dir: Path, results: list) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    """lengths.png: per-position accuracy for each L, and the mean / sequence accuracy against L."""
+    fig, ax = common.figure(10, 3.6, 1, 2)
     for r in results:
         pos = np.arange(1, r["seq_len"] + 1)
-        ax[0].plot(pos, r["step_accuracy_by_position"], marker="o", label=f"L={r['seq_len']}")
-    ax[0].set(xlabel="position t", ylabel="test accuracy", title="per-step accuracy by length")
-    ax[0].legend()
+        ax[0, 0].plot(pos, r["step_accuracy_by_position"], marker="o", label=f"L={r['seq_len']}")
+    ax[0, 0].set(xlabel="position t", ylabel="test accuracy", title="per-step accuracy by length")
+    ax[0, 0].legend(fontsize=8)
     Ls = [r["seq_len"] for r in results]
-    ax[1].plot(Ls, [r["step_accuracy"] for r in results], marker="o", label="mean per-step")
-    ax[1].plot(Ls, [r["test_accuracy"] for r in results], marker="o", label="whole sequence")
+    ax[0, 1].plot(Ls, [r["step_accuracy"] for r in results], marker="o", label="mean per-step")
+    ax[0, 1].plot(Ls, [r["test_accuracy"] for r in results], marker="o", label="whole sequence")
     if all("implied_step_accuracy" in r for r in results):
-        ax[1].plot(Ls, [r["implied_step_accuracy"] for r in results], marker="s", ls="--",
-                   label="implied by digit accuracy (mean p^t)")
-    ax[1].set(xlabel="sequence length L", ylabel="test accuracy", xticks=Ls, title="effect of length")
-    ax[1].legend()
+        ax[0, 1].plot(Ls, [r["implied_step_accuracy"] for r in results], marker="s", ls="--",
+                      label="implied by digit accuracy (mean p^t)")
+    ax[0, 1].set(xlabel="sequence length L", ylabel="test accuracy", xticks=Ls, title="effect of length")
+    ax[0, 1].legend(fontsize=8)
+    for a in ax[0]:
+        a.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out_dir / "lengths.png", dpi=100)
-    plt.close(fig)
+    fig.savefig(out_dir / "lengths.png", dpi=80)
 
 
 # ---------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------
-def default_out() -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{TASK}-{stamp}"
-
-
-def _limit_threads(n: int):
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return None
-    return threadpool_limits(limits=n)
-
-
-def main(argv=None) -> int:
+def main(argv=None) -> dict:
     args = parse_args(argv)
-    limiter = _limit_threads(args.threads)
-    try:
-        return _main(args)
-    finally:
-        if limiter is not None:
-            limiter.restore_original_limits()
-
-
-def _main(args) -> int:
-    t_start = time.perf_counter()
-    out = Path(args.out) if args.out else default_out()
-    out.mkdir(parents=True, exist_ok=True)
-    lines = []
-
-    def log(msg: str) -> None:
-        print(msg, flush=True)
-        lines.append(msg)
+    if args.match_params:
+        args.hidden = common.matched_hidden(args.cell, args.features, args.hidden, args.layers, None)
+    run = common.Run(args)
+    out = Path(run.dir)
+    log = run.log
 
     images, labels, source = load_data(args)
     train_idx, test_idx = split_images(labels, args.test_fraction, args.seed)
     if train_idx.size < 1 or test_idx.size < 1:
-        print(f"digit_sums.py: error: need images on both sides of the split, got "
-              f"{train_idx.size} train / {test_idx.size} test", file=sys.stderr)
-        return 2
-    log(f"{images.shape[0]} images from {source}; split by image (seed {args.seed}): "
+        build_parser().error(f"need images on both sides of the split, got {train_idx.size} train / "
+                             f"{test_idx.size} test (raise --max-images or change --test-fraction)")
+    log(f"{images.shape[0]} images from {source}; split by image (stratified, seed {args.seed}): "
         f"{train_idx.size} train, {test_idx.size} test")
-    config = {k: v for k, v in vars(args).items()}
-    config.update({"task": TASK, "data_source": source, "n_images": int(images.shape[0]),
-                   "n_train_images": int(train_idx.size), "n_test_images": int(test_idx.size),
-                   "npnet_version": npnet.__version__})
-    (out / "config.json").write_text(json.dumps(config, indent=2))
+    run.write_config(data_source=source, n_images=int(images.shape[0]), n_train_images=int(train_idx.size),
+                     n_test_images=int(test_idx.size))
 
-    dtype = np.dtype(args.dtype).type
     digit = None
     if args.digit_steps:
-        digit = train_digit_classifier(args, images, labels, train_idx, test_idx, dtype, log)
+        digit = train_digit_classifier(args, images, labels, train_idx, test_idx, log)
 
     if args.report == "single":
-        log(f"training: L={args.seq_len}, {args.objective}, {args.steps} steps of {args.batch_size}")
-        res = train_run(args, images, labels, train_idx, test_idx, out, log, digit)
-        summary = dict(res)
+        log(f"training: L={args.seq_len}, {args.objective}, {args.steps} steps of {args.batch_size} sequences")
+        summary = train_run(args, images, labels, train_idx, test_idx, out, log, digit)
     else:
         variants = ([("objective", o) for o in ("classify", "regress")] if args.report == "objectives"
                     else [("seq_len", L) for L in args.lengths])
         results = []
         for key, val in variants:
             sub = argparse.Namespace(**{**vars(args), key: val})
-            log(f"training: {key}={val} ({sub.objective}, L={sub.seq_len}, {sub.steps} steps)")
+            log(f"training: {key}={val} (L={sub.seq_len}, {sub.objective}, {sub.steps} steps)")
             results.append(train_run(sub, images, labels, train_idx, test_idx, out / f"{key}_{val}", log, digit))
-        # Headline: the run at the default settings (L=--seq-len / classify) if present, else the first.
-        pick = next((r for r in results if r["seq_len"] == args.seq_len and r["objective"] == args.objective),
-                    results[0])
-        summary = dict(pick)
+        # Headline: the run with --seq-len and --objective if there is one, else the first.
+        summary = dict(next((r for r in results if r["seq_len"] == args.seq_len
+                             and r["objective"] == args.objective), results[0]))
         summary["runs"] = results
         if args.report == "lengths":
             plot_lengths(out, results)
-            log("length  per-step  sequence  implied(mean p^t)  positions")
+            log("length  per-step  sequence  implied(mean p^t)  per position")
             for r in results:
                 log(f"{r['seq_len']:6d}  {r['step_accuracy']:.4f}    {r['test_accuracy']:.4f}    "
                     f"{r.get('implied_step_accuracy', float('nan')):.4f}             "
@@ -777,24 +718,22 @@ def _main(args) -> int:
     if digit is not None:
         summary.update(digit)
         summary["baseline"] = summary["implied_step_accuracy"]
-        summary["baseline_kind"] = ("mean over positions t of p^t, p = test digit accuracy of the same "
-                                    "read-in trained as a plain digit classifier (perfect arithmetic)")
+        summary["baseline_name"] = "perfect arithmetic on the digit classifier (mean over t of p^t)"
     else:
-        L, p = summary["seq_len"], summary["probe_digit_accuracy"]
         summary["baseline"] = summary["probe_implied_step_accuracy"]
-        summary["baseline_kind"] = ("mean over positions t of p^t, p = linear-probe digit accuracy of the "
-                                    "trained read-in (perfect arithmetic)")
-    summary["wall_s"] = time.perf_counter() - t_start
-    summary["metric"] = "step_accuracy"
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    line = (f"digit_sums: L={summary['seq_len']} {summary['objective']}: step_accuracy "
-            f"{summary['step_accuracy']:.4f} (by position "
-            + " ".join(f"{a:.3f}" for a in summary["step_accuracy_by_position"])
-            + f"), test_accuracy {summary['test_accuracy']:.4f}, baseline {summary['baseline']:.4f}, "
-            f"wall {summary['wall_s']:.0f}s -> {out}")
-    log(line)
-    return 0
+        summary["baseline_name"] = "perfect arithmetic on a linear probe of the read-in (mean over t of p^t)"
+    summary.update({"headline": "step_accuracy", "wall_s": round(run.elapsed(), 2), "cell": args.cell,
+                    "hidden": args.hidden, "seed": args.seed, "n_train_images": int(train_idx.size),
+                    "n_test_images": int(test_idx.size)})
+    common.write_json(run.path("summary.json"), summary)
+    print(f"{TASK}: step_accuracy {summary['step_accuracy']:.4f} ("
+          + " ".join(f"{a:.3f}" for a in summary["step_accuracy_by_position"])
+          + f"), test_accuracy {summary['test_accuracy']:.4f} (baseline {summary['baseline']:.4f}) "
+          f"L={summary['seq_len']} {summary['objective']} {args.cell} H={args.hidden}, "
+          f"{summary['steps']} steps, {summary['wall_s']:.1f} s -> {run.dir}", flush=True)
+    return summary
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    sys.exit(0)
