@@ -219,3 +219,21 @@ def test_errors():
     r = SequenceRunner(m, MSELoss(), opt)
     with pytest.raises(ShapeError, match="scores no step"):
         r.train_step(np.zeros((1, 3, 2)), np.zeros((1, 3, 1)), np.zeros((1, 3), bool))
+
+
+def test_tbptt_equals_hand_built_chunks(rng):
+    """The same computation written out by hand: carry the value, zero state gradient, weight a_w."""
+    m = SequenceModel(3, 4, num_layers=2, cell="lstm", read_in=5, output_size=2, rng=9)
+    x, y = rng.standard_normal((3, 10, 3)), rng.standard_normal((3, 10, 2))
+    mask = _mask(3, 10, [10, 6, 3])
+    g = _grads(_runner(m, bptt=4), x, y, mask)
+
+    m.zero_grad()
+    loss, state, total = MSELoss(), None, mask.sum()
+    for a, b in [(0, 4), (4, 8), (8, 10)]:
+        out, new_state = m.fprop(x[:, a:b], state, mask[:, a:b])
+        loss.fprop(out, y[:, a:b], mask[:, a:b])
+        m.bprop(loss.bprop() * (mask[:, a:b].sum() / total), None)
+        state = [tuple(s.copy() for s in st) for st in new_state]       # the value only
+    for name in g:
+        np.testing.assert_allclose(g[name], m.grads[name], rtol=1e-13, atol=1e-15)
