@@ -258,7 +258,7 @@ def plot_training(rows, path, clip):
     import matplotlib.pyplot as plt
     hv = sorted({(int(r["hidden"]), int(r["vocab"])) for r in rows})
     colors = dict(zip(hv, plt.cm.viridis(np.linspace(0.0, 0.85, len(hv)))))
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5), sharex=True, sharey=True)
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5), sharex=True)
     for i, nl in enumerate(NONLINEARITIES):
         for j, init in enumerate(INITS):
             ax = axes[i, j]
@@ -280,10 +280,11 @@ def plot_training(rows, path, clip):
                             ax.plot(steps[last[-1]], shown[last[-1]], "x", ms=9, mew=2, color=colors[key])
             ax.axhline(clip, color="red", lw=0.8, ls=":")
             ax.set_yscale("log")
+            ax.set_xscale("log")
             ax.set_title(f"{nl}, {init} W_h")
             ax.grid(True, which="major", alpha=0.3)
             if i == 1:
-                ax.set_xlabel("training step")
+                ax.set_xlabel("training step (log scale)")
             if j == 0:
                 ax.set_ylabel("global gradient norm before clipping")
     axes[0, 0].legend(fontsize=7, loc="upper left")
