@@ -252,3 +252,22 @@ def test_a_callback_can_checkpoint_mid_fit(tmp_path):
     resumed = Learner.resume(tmp_path / "mid.npz", "mse", progress=False)
     resumed.fit(Stream(running_sum, 3), steps=4)
     _same_params(whole.model, resumed.model)
+
+
+def test_resume_float32_stateful_truncated(tmp_path):
+    """The carried state goes through the JSON header: float32 values must survive exactly."""
+    def make():
+        return Stream(running_sum, 6)
+
+    kw = dict(stateful=True, bptt=3, progress=False)
+    whole = Learner(_model(dtype=np.float32), "mse", "rmsprop", lr=1e-2, **kw)
+    whole.fit(make(), steps=6)
+    first = Learner(_model(dtype=np.float32), "mse", "rmsprop", lr=1e-2, **kw)
+    first.fit(make(), steps=4)
+    first.save(tmp_path / "ck.npz")
+    second = Learner.resume(tmp_path / "ck.npz", "mse", progress=False)
+    assert second.runner.state[0][0].dtype == np.float32
+    np.testing.assert_array_equal(second.runner.state[1][1], first.runner.state[1][1])
+    second.fit(make(), steps=2)
+    _same_params(whole.model, second.model)
+    assert all(p.dtype == np.float32 for p in second.model.params.values())
