@@ -192,26 +192,46 @@ class LSTMCell(RecurrentCell):
         C[0] = c0
         hW = np.empty((B, 4 * H), self.dtype)                     # (B, 4H) h_{t-1} (s W_h)
         ig = np.empty((B, H), self.dtype)                         # (B, H) i * g
-        G4 = G.reshape(T, B, 4, H)                                # gate views G4[t, :, k]
-        if m is not None:
+        G4 = G.reshape(T, B, 4, H)
+        steps = zip(G, G4[:, :, 0], G4[:, :, 1], G4[:, :, 2], G4[:, :, 3],   # per-step views, made by
+                    Hs[:-1], Hs[1:], C[:-1], C[1:], TC)                      # iteration (cheaper than indexing)
+        act = np.tanh if self._kernel == "tanh" else _expit
+        s1, s2 = self._s, self._s2
+        tanh_c = act is np.tanh
+        if m is None:
+            for a, i, f, g, o, h_prev, h, c_prev, c, tc in steps:
+                np.dot(h_prev, Wh_s, out=hW)                      # the one recurrent GEMM
+                a += hW                                           # a' = s * a_t   (B, 4H)
+                act(a, out=a)                                     # [i | f | g | o], see _set_kernel
+                a *= s1
+                a += s2
+                np.multiply(f, c_prev, out=c)                     # c = f * c_{t-1} + i * g
+                np.multiply(i, g, out=ig)
+                c += ig
+                if tanh_c:
+                    np.tanh(c, out=tc)
+                else:                                             # tanh(c) = 2 expit(2c) - 1
+                    np.multiply(c, 2.0, out=tc)
+                    _expit(tc, out=tc)
+                    tc *= 2.0
+                    tc -= 1.0
+                np.multiply(o, tc, out=h)                         # h = o * tanh(c)
+        else:
             keep = ~m                                             # (T, B, 1) padded rows keep their state
             mf = m.astype(self.dtype)                             # (T, B, 1) 1.0 real / 0.0 padded
             O = np.empty((T, B, H), self.dtype)                   # (T, B, H) outputs (0 on padded steps)
-        for t in range(T):
-            a = G[t]
-            np.dot(Hs[t], Wh_s, out=hW)                           # the one recurrent GEMM
-            a += hW
-            self._gates(a)
-            gt = G4[t]
-            np.multiply(gt[:, 1], C[t], out=C[t + 1])             # c~ = f * c_{t-1} + i * g
-            np.multiply(gt[:, 0], gt[:, 2], out=ig)
-            C[t + 1] += ig
-            self._tanh(C[t + 1], out=TC[t])
-            np.multiply(gt[:, 3], TC[t], out=Hs[t + 1])           # h~ = o * tanh(c~)
-            if m is not None:
-                np.multiply(Hs[t + 1], mf[t], out=O[t])           # out = m * h~
-                np.copyto(Hs[t + 1], Hs[t], where=keep[t])        # padded rows carry (h, c)
-                np.copyto(C[t + 1], C[t], where=keep[t])
+            for (a, i, f, g, o, h_prev, h, c_prev, c, tc), m_t, k_t, out_t in zip(steps, mf, keep, O):
+                np.dot(h_prev, Wh_s, out=hW)
+                a += hW
+                self._gates(a)
+                np.multiply(f, c_prev, out=c)                     # c~
+                np.multiply(i, g, out=ig)
+                c += ig
+                self._tanh(c, out=tc)
+                np.multiply(o, tc, out=h)                         # h~
+                np.multiply(h, m_t, out=out_t)                    # out = m * h~
+                np.copyto(h, h_prev, where=k_t)                   # padded rows carry (h, c)
+                np.copyto(c, c_prev, where=k_t)
         if m is None:
             O = Hs[1:]
         self._cache = {"X": X, "G": G, "H": Hs, "C": C, "TC": TC, "m": m}
