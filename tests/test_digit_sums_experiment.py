@@ -1,0 +1,201 @@
+"""experiments/digit_sums.py: targets, the image split, the conv+LSTM model's gradients, and
+end-to-end runs on a tiny synthetic IDX set (a few seconds), plus usage errors (exit 2)."""
+import gzip
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import npnet
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+import digit_sums as ds  # noqa: E402
+
+
+# -- a tiny synthetic MNIST in IDX format -----------------------------------------------------
+def _write_idx(path: Path, arr: np.ndarray, magic: int, gz: bool) -> None:
+    header = magic.to_bytes(4, "big") + b"".join(int(n).to_bytes(4, "big") for n in arr.shape)
+    data = header + arr.astype(np.uint8).tobytes()
+    if gz:
+        with gzip.open(str(path) + ".gz", "wb") as f:
+            f.write(data)
+    else:
+        path.write_bytes(data)
+
+
+def fake_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Digit d drawn as a bright horizontal bar at row 2 + 2 d, plus noise: learnable, cheap."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    rng.shuffle(labels)
+    images = rng.integers(0, 40, size=(n, 28, 28))
+    for i, d in enumerate(labels):
+        images[i, 2 + 2 * d:4 + 2 * d, 4:24] = 255
+    return images.astype(np.uint8), labels.astype(np.uint8)
+
+
+@pytest.fixture
+def mnist_dir(tmp_path):
+    d = tmp_path / "mnist"
+    d.mkdir()
+    images, labels = fake_digits(200)
+    _write_idx(d / "t10k-images-idx3-ubyte", images, 2051, gz=True)
+    _write_idx(d / "t10k-labels-idx1-ubyte", labels, 2049, gz=False)
+    return d
+
+
+TINY = ["--steps", "4", "--eval-every", "2", "--digit-steps", "2", "--digit-batch", "16",
+        "--batch-size", "4", "--test-seqs", "12", "--eval-seqs", "6", "--conv-channels", "2,4",
+        "--features", "8", "--hidden", "8", "--quiet"]
+
+
+# -- targets ----------------------------------------------------------------------------------
+def test_alternating_sums_by_hand():
+    np.testing.assert_array_equal(ds.alternating_sums([3, 5, 2, 7]), [3, -2, 0, -7])
+    np.testing.assert_array_equal(ds.alternating_sums([[9, 0, 9], [0, 9, 0]]), [[9, 9, 18], [0, -9, -9]])
+    np.testing.assert_array_equal(ds.alternating_sums([4]), [4])
+
+
+def test_alternating_sums_match_a_plain_loop(rng):
+    digits = rng.integers(0, 10, size=(50, 7))
+    got = ds.alternating_sums(digits)
+    for b in range(50):
+        total = 0
+        for t in range(7):
+            total = total + digits[b, t] if t % 2 == 0 else total - digits[b, t]   # restart per sequence
+            assert got[b, t] == total
+
+
+@pytest.mark.parametrize("L", [1, 2, 3, 4, 5])
+def test_total_range_is_exact(L):
+    lo, hi = ds.total_range(L)
+    grids = np.stack(np.meshgrid(*[np.arange(10)] * L, indexing="ij"), -1).reshape(-1, L)
+    sums = ds.alternating_sums(grids)
+    assert (sums.min(), sums.max()) == (lo, hi)
+    assert hi - lo + 1 == 9 * L + 1
+    if L == 4:
+        assert (lo, hi) == (-18, 18)
+
+
+@pytest.mark.parametrize("kind", ["classify", "regress"])
+def test_objective_targets_decode_back(kind, rng):
+    L = 4
+    obj = ds.Objective(kind, L, np.float64)
+    totals = ds.alternating_sums(rng.integers(0, 10, size=(20, L)))
+    target = obj.target(totals)
+    if kind == "classify":
+        assert obj.output_size == 37 and target.min() >= 0 and target.max() < 37
+        out = np.eye(37)[target]                                # perfect logits
+    else:
+        assert obj.output_size == 1
+        out = target + 0.04                                     # within rounding of the truth
+    np.testing.assert_array_equal(obj.decode(out), totals)
+
+
+# -- the split --------------------------------------------------------------------------------
+def test_image_split_is_disjoint_seeded_and_complete():
+    _, labels = fake_digits(500)
+    tr, te = ds.split_images(labels, 0.2, seed=3)
+    assert np.intersect1d(tr, te).size == 0
+    np.testing.assert_array_equal(np.sort(np.concatenate([tr, te])), np.arange(500))
+    assert te.size == 100
+    tr2, te2 = ds.split_images(labels, 0.2, seed=3)
+    np.testing.assert_array_equal(te, te2)
+    _, te3 = ds.split_images(labels, 0.2, seed=4)
+    assert not np.array_equal(te, te3)
+
+
+def test_sequences_use_only_their_split(rng):
+    _, labels = fake_digits(300)
+    tr, te = ds.split_images(labels, 0.25, seed=0)
+    seq_tr = ds.sample_sequences(tr, 200, 5, rng)
+    seq_te = ds.sample_sequences(te, 200, 5, rng)
+    assert seq_tr.shape == (200, 5)
+    assert np.isin(seq_tr, tr).all() and not np.isin(seq_tr, te).any()
+    assert np.isin(seq_te, te).all() and not np.isin(seq_te, tr).any()
+
+
+# -- the model --------------------------------------------------------------------------------
+def test_relu_gradcheck(rng):
+    errs = npnet.gradcheck(ds.ReLU(), rng.standard_normal((3, 4)))
+    assert max(errs.values()) < 1e-6
+
+
+def test_digit_sum_model_gradcheck_float64(rng):
+    model = ds.DigitSumModel(5, channels=(2,), features=3, hidden_size=3, image_size=8,
+                             dtype=np.float64, rng=0)
+    x = rng.random((2, 3, 8, 8))
+    errs = npnet.gradcheck(model, x)
+    assert set(k for k in errs if k.startswith("param")) == {f"param {k}" for k in model.params}
+    assert max(errs.values()) < 1e-6, errs
+
+
+def test_model_shares_weights_over_time_and_predict_matches_fprop(rng):
+    model = ds.DigitSumModel(7, channels=(2, 3), features=4, hidden_size=5, dtype=np.float32, rng=1)
+    x = rng.random((3, 4, 28, 28)).astype(np.float32)
+    out, _ = model.fprop(x)
+    assert out.shape == (3, 4, 7) and out.dtype == np.float32
+    np.testing.assert_allclose(model.predict(x, chunk=2), out, rtol=1e-5, atol=1e-6)
+    # The same image at two time steps gets the same read-in features: one read-in for all steps.
+    z = model.read_in.forward(x[:, :2].reshape(6, 1, 28, 28))
+    assert z.shape == (6, 4)
+    with pytest.raises(npnet.ShapeError):
+        model.fprop(rng.random((3, 4, 27, 27)))
+
+
+# -- end to end -------------------------------------------------------------------------------
+def test_end_to_end_run_folder(mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    summary = ds.main(TINY + ["--mnist-dir", str(mnist_dir), "--out", str(out)])
+    for name in ("config.json", "metrics.csv", "summary.json", "checkpoint.npz",
+                 "learning_curves.png", "step_accuracy.png", "examples.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    s = json.loads((out / "summary.json").read_text())
+    for key in ("step_accuracy", "test_accuracy", "baseline", "wall_s", "step_accuracy_by_position",
+                "digit_accuracy", "implied_step_accuracy"):
+        assert key in s, key
+    assert len(s["step_accuracy_by_position"]) == 4
+    assert s["step_accuracy"] == pytest.approx(np.mean(s["step_accuracy_by_position"]))
+    p = s["digit_accuracy"]
+    assert s["baseline"] == pytest.approx(np.mean([p, p ** 2, p ** 3, p ** 4]))
+    assert s["steps"] == 4 and summary["steps"] == 4
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["n_train_images"] + cfg["n_test_images"] == 200 and cfg["seq_len"] == 4
+    lines = (out / "metrics.csv").read_text().strip().splitlines()
+    assert lines[0].startswith("step,") and len(lines) == 1 + 3          # steps 0, 2, 4
+    ck = npnet.load_checkpoint(out / "checkpoint.npz")
+    assert isinstance(ck.model, ds.DigitSumModel) and ck.step == 4
+
+
+def test_reports_lengths_and_objectives(mnist_dir, tmp_path):
+    out = tmp_path / "lengths"
+    s = ds.main(TINY + ["--mnist-dir", str(mnist_dir), "--out", str(out), "--report", "lengths",
+                        "--lengths", "2,3", "--seq-len", "3", "--digit-steps", "0", "--steps", "2"])
+    assert [r["seq_len"] for r in s["runs"]] == [2, 3] and s["seq_len"] == 3
+    assert (out / "lengths.png").is_file() and (out / "seq_len_2" / "metrics.csv").is_file()
+    assert s["baseline"] == pytest.approx(s["probe_implied_step_accuracy"])
+    out = tmp_path / "objectives"
+    s = ds.main(TINY + ["--mnist-dir", str(mnist_dir), "--out", str(out), "--report", "objectives",
+                        "--steps", "2", "--digit-steps", "0"])
+    assert [r["objective"] for r in s["runs"]] == ["classify", "regress"]
+    assert s["runs"][1]["classes"] is None and s["objective"] == "classify"
+
+
+@pytest.mark.parametrize("bad", [
+    ["--seq-len", "0"], ["--bptt", "2"], ["--objective", "sort"], ["--lengths", "0,2"],
+    ["--test-fraction", "1.5"], ["--max-images", "5"], ["--lr", "-1"], ["--report", "all"],
+    ["--conv-channels", "2,2,2,2"], ["--dtype", "float16"],
+])
+def test_bad_arguments_exit_2(bad, mnist_dir, capsys):
+    with pytest.raises(SystemExit) as exc:
+        ds.main(["--mnist-dir", str(mnist_dir), "--out", "unused"] + bad)
+    assert exc.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_missing_mnist_dir_exits_2(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        ds.main(["--mnist-dir", str(tmp_path / "nope")])
+    assert exc.value.code == 2
