@@ -6,6 +6,8 @@ version it is tested against lives in tests/reference_lstm.py.
 """
 from __future__ import annotations
 
+from itertools import repeat
+
 import numpy as np
 from scipy.special import expit as _expit
 
@@ -307,10 +309,9 @@ class LSTMCell(RecurrentCell):
         dc = dc.copy()                                            # (B, H) running dL/dc_t from step t+1
 
         K = int(min(T, max(1, self._BLOCK_BYTES // (6 * B * H * self.dtype.itemsize))))
-        dA = np.empty((T, B, 4 * H), self.dtype)                  # (T, B, 4H) da_t, kept for the weight GEMMs
-        dA4 = dA.reshape(T, B, 4, H)
-        E = np.empty((K, B, H), self.dtype)                       # (K, B, H) block factors, see _backward_factors
-        F4 = np.empty((K, B, 4, H), self.dtype)                   # (K, B, 4, H)
+        dA = np.empty((T, B, 4 * H), self.dtype)                  # (T, B, 4H) da_t, kept for the weight GEMMs;
+        dA4 = dA.reshape(T, B, 4, H)                              #   a block's factors F are written here first
+        E = np.empty((K, B, H), self.dtype)                       # (K, B, H) block factor, see _backward_factors
         f = G.reshape(T, B, 4, H)[:, :, 1]                        # (T, B, H) forget gates (view)
         dO = dout.transpose(1, 0, 2)                              # (T, B, H) view, read only
         if m is not None:
@@ -322,34 +323,38 @@ class LSTMCell(RecurrentCell):
         WhT = np.ascontiguousarray(self.params["W_h"].T)          # (4H, H) contiguous: BLAS is faster on it
         gh = np.empty((B, H), self.dtype)                         # (B, H) total dL/dh_t
         dct = np.empty((B, H), self.dtype)                        # (B, H) total dL/dc_t
+        dct3 = dct[:, None, :]                                    # (B, 1, H) view, scales the i, f, g blocks
         track = self._start_tracking(B, T)
+        rev = slice(None, None, -1)
         for t1 in range(T, 0, -K):                                # blocks [t0, t1), last block first
             t0 = max(0, t1 - K)
             n = t1 - t0
-            Ek, Fk = self._backward_factors(G[t0:t1], C[t0:t1 + 1], TC[t0:t1], E[:n], F4[:n])
+            Ek, Fk = self._backward_factors(G[t0:t1], C[t0:t1 + 1], TC[t0:t1], E[:n], dA4[t0:t1])
             if m is None:
-                fk, dOk = f[t0:t1], dO[t0:t1]
+                fk, dOk, kk = f[t0:t1], dO[t0:t1], repeat(None, n)
             else:                                                 # padded rows: no gate gradient, dc
                 Ek *= mf[t0:t1]                                   # passes unchanged (f := 1), dout ignored
                 Fk *= mf[t0:t1, :, :, None]
                 fk = np.multiply(f[t0:t1], mf[t0:t1], out=fK[:n])
                 fk += keepf[t0:t1]
                 dOk = np.multiply(dO[t0:t1], mf[t0:t1], out=dOK[:n])
-            for j in range(n - 1, -1, -1):
-                t = t0 + j
-                np.add(dOk[j], dh, out=gh)
-                np.multiply(gh, Ek[j], out=dct)
+                kk = keepf[t0:t1][rev]
+            steps = zip(range(t1 - 1, t0 - 1, -1), dOk[rev], Ek[rev], Fk[rev, :, :3], Fk[rev, :, 3],
+                        fk[rev], dA[t0:t1][rev], kk)              # per-step views, made by iteration
+            for t, dout_t, E_t, F3_t, Fo_t, f_t, da_t, keep_t in steps:
+                np.add(dout_t, dh, out=gh)
+                np.multiply(gh, E_t, out=dct)
                 dct += dc
                 if track:
                     self._record_norms("h", t, gh)
                     self._record_norms("c", t, dct)
-                np.multiply(Fk[j, :, :3], dct[:, None, :], out=dA4[t, :, :3])   # da_i, da_f, da_g
-                np.multiply(Fk[j, :, 3], gh, out=dA4[t, :, 3])                  # da_o
-                np.multiply(dct, fk[j], out=dc)
-                if m is not None:
-                    np.multiply(dh, keepf[t], out=carry)
-                np.dot(dA[t], WhT, out=dh)                        # the one recurrent GEMM
-                if m is not None:
+                F3_t *= dct3                                      # da_i, da_f, da_g (in dA)
+                Fo_t *= gh                                        # da_o (in dA)
+                np.multiply(dct, f_t, out=dc)
+                if keep_t is not None:
+                    np.multiply(dh, keep_t, out=carry)
+                np.dot(da_t, WhT, out=dh)                         # the one recurrent GEMM
+                if keep_t is not None:
                     dh += carry
 
         dA2 = dA.reshape(T * B, 4 * H)                            # (T*B, 4H)
