@@ -1,0 +1,228 @@
+"""Tests for experiments/names.py: a tiny end-to-end run on generated data, prediction from the
+saved checkpoint, usage errors, the split, and that a padded, masked batch of names of
+different lengths gives exactly the gradients of the names taken one by one.
+"""
+import csv
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import npnet
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "experiments" / "names.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("names_experiment", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+names = _load_script()
+
+
+def _tiny_names_dir(root: Path, per_language: int = 15) -> Path:
+    """Three 'languages' with a visible pattern each (prefix Mc, suffix ov, suffix ez), 2-9 letters."""
+    rng = np.random.default_rng(7)
+    letters = "abcdefghiklmnoprstuvw"
+    folder = root / "names"
+    folder.mkdir()
+    patterns = {"Aland": ("Mc", ""), "Borovia": ("", "ov"), "Castilla": ("", "ez")}
+    for lang, (pre, suf) in patterns.items():
+        lines = []
+        for _ in range(per_language):
+            core = "".join(rng.choice(list(letters), size=int(rng.integers(1, 6))))
+            lines.append((pre + core + suf).capitalize() if not pre else pre + core.capitalize())
+        if lang == "Castilla":
+            lines.append("Núñez")                   # normalised to Nunez
+        (folder / f"{lang}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+TINY = ["--hidden", "8", "--epochs", "3", "--batch-size", "4", "--val-fraction", "0.25",
+        "--lr", "0.1", "--patience", "5", "--time-limit", "0"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("names")
+    data_dir = _tiny_names_dir(root)
+    out = root / "run"
+    code = names.main(["--data-dir", str(data_dir), "--out", str(out), *TINY])
+    assert code == 0
+    return data_dir, out
+
+
+def test_end_to_end_writes_the_run_folder(tiny_run):
+    data_dir, out = tiny_run
+    for f in ("config.json", "metrics.csv", "summary.json", "checkpoint.npz", "learning_curves.png",
+              "confusion.png", "confusion.csv"):
+        assert (out / f).is_file() and (out / f).stat().st_size > 0, f
+    for png in ("learning_curves.png", "confusion.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((out / "summary.json").read_text())
+    for k in ("test_accuracy", "baseline", "wall_s", "best_epoch", "val_accuracy"):
+        assert k in summary, k
+    assert 0.0 <= summary["test_accuracy"] <= 1.0 and summary["wall_s"] > 0
+    # 16 Castilla names and 15 of each other: 3 + 3 + 3 test names; majority (train) class Castilla
+    assert summary["n_test"] == 9 and summary["baseline"] == pytest.approx(3 / 9)
+    assert summary["baseline_class"] == "Castilla"
+    assert summary["n_train"] + summary["n_val"] + summary["n_test"] == 46
+    config = json.loads((out / "config.json").read_text())
+    assert config["cell"] == "lstm" and config["hidden"] == 8
+    assert config["languages"] == ["Aland", "Borovia", "Castilla"]
+    with open(out / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert all(np.isfinite(float(r["train_loss"])) for r in rows)
+
+
+def test_reports_the_best_validation_model(tiny_run):
+    """The checkpoint is the best-validation epoch and test_accuracy is that model's."""
+    _, out = tiny_run
+    with open(out / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    val = [float(r["val_accuracy"]) for r in rows]
+    best = int(np.argmax(val))                                          # first epoch reaching the max
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best_epoch"] == best + 1
+    assert summary["val_accuracy"] == pytest.approx(val[best])
+    assert summary["test_accuracy"] == pytest.approx(float(rows[best]["test_accuracy"]))
+    ck = npnet.load_checkpoint(out / "checkpoint.npz")
+    assert ck.extra["epoch"] == best + 1
+    assert ck.extra["languages"] == ["Aland", "Borovia", "Castilla"]
+
+
+@pytest.mark.parametrize("where", ["file", "folder"])
+def test_predict_prints_top_three_languages(tiny_run, capsys, where):
+    _, out = tiny_run
+    ck = out / "checkpoint.npz" if where == "file" else out
+    capsys.readouterr()
+    assert names.main(["--predict", "McAllister", "Núñez", "--checkpoint", str(ck)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("McAllister: ") and lines[1].startswith("Núñez: ")
+    for line in lines:
+        parts = line.split(": ", 1)[1].split(", ")
+        assert len(parts) == 3
+        langs = [p.rsplit(" ", 1)[0] for p in parts]
+        probs = [float(p.rsplit(" ", 1)[1]) for p in parts]
+        assert sorted(langs) == ["Aland", "Borovia", "Castilla"]
+        assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1.0, abs=2e-3)
+
+
+def test_predict_function_matches_model_probabilities(tiny_run):
+    _, out = tiny_run
+    top = names.predict(out, ["Mcabc"], k=3)[0]
+    ck = npnet.load_checkpoint(out / "checkpoint.npz")
+    x = npnet.datasets.encode_names(["Mcabc"], dtype=ck.model.dtype)[0][None]
+    logits, _ = ck.model.eval().fprop(x)
+    p = npnet.SoftmaxCrossEntropyLoss(dtype=ck.model.dtype).probs(logits)[0]
+    assert [l for l, _ in top] == [ck.extra["languages"][i] for i in np.argsort(-p)]
+    assert [q for _, q in top] == pytest.approx(np.sort(p)[::-1].tolist())
+
+
+@pytest.mark.parametrize("argv", [
+    ["--hidden", "0"], ["--cell", "transformer"], ["--batch-size", "0"], ["--epochs", "0"],
+    ["--val-fraction", "1.5"], ["--input-dropout", "1.0"], ["--lr", "-1"], ["--bptt", "5"],
+    ["--predict", "Smith"], ["--optimizer", "lbfgs"], ["--lr-decay", "0"], ["--hidden", "many"],
+    ["--data-dir", "/nonexistent/names/folder"],
+])
+def test_bad_arguments_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        names.main(argv)
+    assert exc.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_missing_checkpoint_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        names.main(["--predict", "Smith", "--checkpoint", str(tmp_path / "nothing.npz")])
+    assert exc.value.code == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_script_exit_code_and_help(capsys):
+    bad = subprocess.run([sys.executable, str(SCRIPT), "--layers", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--layers must be >= 1" in bad.stderr
+    with pytest.raises(SystemExit) as exc:
+        names.main(["--help"])
+    assert exc.value.code == 0 and "shared/data/names" in capsys.readouterr().out
+
+
+def test_split_is_stratified_and_val_comes_from_train(tmp_path):
+    data = names.prepare_data(_tiny_names_dir(tmp_path, per_language=20), seed=3, val_fraction=0.25,
+                              dedup=False, dtype=np.float64)
+    train, val, test = (set(data[k].tolist()) for k in ("train", "val", "test"))
+    assert not (train & val) and not (train & test) and not (val & test)
+    assert train | val | test == set(range(len(data["labels"])))
+    assert np.bincount(data["labels"][data["test"]]).tolist() == [4, 4, 4]     # 20% of 20 (21) per class
+    # the test part is the library's 80/20 split with the same seed: validation never touches it
+    _, test_ref = npnet.datasets.stratified_split(data["labels"], 0.2, rng=3)
+    assert np.array_equal(np.sort(data["test"]), test_ref)
+    again = names.prepare_data(tmp_path / "names", seed=3, val_fraction=0.25, dedup=False, dtype=np.float64)
+    assert np.array_equal(again["val"], data["val"])
+
+
+def test_bucket_batches_partition_and_group_by_length():
+    lengths = np.random.default_rng(1).integers(2, 9, size=200)
+    idx = np.arange(0, 200, 2)
+    batches = names.bucket_batches(np.random.default_rng(0), lengths, idx, 8)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == idx.tolist()
+    spread = [int(np.ptp(lengths[b])) for b in batches]
+    assert sum(spread) <= np.ptp(lengths[idx])                          # contiguous runs of the sorted lengths
+    again = names.bucket_batches(np.random.default_rng(0), lengths, idx, 8)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+
+
+@pytest.mark.parametrize("cell,layers", [("lstm", 1), ("gru", 1), ("rnn", 2)])
+def test_padded_batch_gradients_equal_names_one_by_one(cell, layers):
+    """Mean loss over a padded, masked batch == mean of the per-name losses, gradient for gradient."""
+    seqs = npnet.datasets.encode_names(["Ng", "Schmidt", "O'Neal", "Abe", "Vasquez-Ortega"], dtype=np.float64)
+    labels = np.array([1, 2, 0, 1, 2])
+    cfg = dict(names.DEFAULTS, cell=cell, layers=layers, hidden=5, read_in=4, dtype=np.dtype(np.float64), seed=3)
+    model = names.build_model(cfg, 3)
+    loss = npnet.SoftmaxCrossEntropyLoss()
+    runner = npnet.SequenceRunner(model, loss, npnet.optim.SGD(model.params, lr=0.1), clip=None)
+    idx = np.arange(5)
+    x, y, mask = names.make_batch(seqs, labels, idx)
+    assert x.shape == (5, 14, 56) and mask.sum(axis=1).tolist() == [2, 7, 6, 3, 14]
+    batch_loss = runner.compute_gradients(x, y, mask)
+    batch = {k: g.copy() for k, g in model.grads.items()}
+    one_loss, one = 0.0, {k: np.zeros_like(g) for k, g in model.grads.items()}
+    for i in idx:
+        one_loss += runner.compute_gradients(seqs[i][None], labels[i:i + 1]) / len(idx)
+        for k, g in model.grads.items():
+            one[k] += g / len(idx)
+    assert batch_loss == pytest.approx(one_loss, rel=1e-12)
+    for k in batch:
+        np.testing.assert_allclose(batch[k], one[k], rtol=1e-9, atol=1e-13, err_msg=k)
+    # and the mask matters: without it the padded steps change the gradients
+    runner.compute_gradients(x, y, None)
+    assert not np.allclose(model.grads["read_out.W"], one["read_out.W"])
+
+
+def test_confusion_matrix_counts():
+    C = names.confusion_matrix(np.array([0, 0, 1, 2, 2]), np.array([0, 1, 1, 2, 0]), 3)
+    assert C.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 1]]
+
+
+def test_data_dir_fallback_to_shared_copy(tmp_path, monkeypatch):
+    monkeypatch.setenv("NPNET_DATA", str(tmp_path / "empty-cache"))
+    shared = _tiny_names_dir(tmp_path)
+    monkeypatch.setattr(names, "SHARED_NAMES", shared)
+    folder, note = names.resolve_data_dir(None)
+    assert folder == shared and "next to the repo" in note
+    cache = tmp_path / "cache"
+    (cache / "names").mkdir(parents=True)
+    (cache / "names" / "X.txt").write_text("Xy\n")
+    monkeypatch.setenv("NPNET_DATA", str(cache))
+    assert names.resolve_data_dir(None)[0] is None                        # the cache wins
+    assert names.resolve_data_dir("given")[0] == Path("given")
