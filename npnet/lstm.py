@@ -381,10 +381,10 @@ class LSTMCell(RecurrentCell):
         B = x_t.shape[0]
         H = self.hidden_size
         h, c = self._unpack(state, B)
-        Wx_s, Wh_s, b_s = self._scaled_weights()
-        a = x_t @ Wx_s                                            # (B, 4H) same op order as fprop
-        a += b_s
-        a += h @ Wh_s
+        a = x_t @ self.params["W_x"]                              # (B, 4H) same sums as fprop; scaling the
+        a += self.params["b"]                                     # sum by s afterwards is exact (powers of 2)
+        a += h @ self.params["W_h"]                               # and saves copying the weights every step
+        a *= self._s
         g4 = self._gates(a).reshape(B, 4, H)
         c = g4[:, 1] * c + g4[:, 0] * g4[:, 2]                    # (B, H)
         h = g4[:, 3] * self._tanh(c, out=np.empty_like(c))        # (B, H)
