@@ -140,6 +140,8 @@ class GRUCell(RecurrentCell):
             h += n
             if pad is not None:
                 np.copyto(h, S[t], where=pad[t])                # padded rows keep h_{t-1} exactly
+        # Cache for bprop: X for dW_x; S for dW_h and (h_{t-1} - n_t); G = [r, z, n] for every
+        # derivative (sigmoid' and tanh' from the outputs); Q for da_r; m for the padded rows.
         self._cache = {"X": X, "S": S, "G": G, "Q": Q, "m": m}
         O = S[1:] if m is None else S[1:] * m                   # (T, B, H) outputs
         out = np.ascontiguousarray(O.transpose(1, 0, 2))       # (B, T, H)
