@@ -13,41 +13,35 @@ from __future__ import annotations
 import os
 import sys
 
-if __name__ == "__main__":
-    # Tiny GEMMs (B x H): a multi-threaded BLAS only adds contention on a shared machine.
-    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(_var, "1")
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:       # imported from elsewhere (tests)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402  first: pins BLAS to one thread before numpy loads
 
-import argparse
-import contextlib
-import csv
-import json
-import math
-import time
-from pathlib import Path
+import csv  # noqa: E402
+import math  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-import numpy as np
+import numpy as np  # noqa: E402
 
-import npnet
-from npnet import datasets
-from npnet.checkpoint import load_checkpoint, save_checkpoint
+import npnet  # noqa: E402
+from npnet import datasets  # noqa: E402
+from npnet.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 
 TASK = "names"
 REPO = Path(__file__).resolve().parents[1]
 SHARED_NAMES = REPO.parent / "shared" / "data" / "names"      # this machine's copy (never in the repo)
-CELLS = ("lstm", "gru", "rnn")
-OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad")
 METRIC_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                  "test_loss", "test_accuracy", "lr", "seconds")
 
 # Defaults chosen by measurement (docs/experiments_names.md): a 1-layer LSTM, H=128, SGD with
 # momentum and weight decay, batches of 32 names bucketed by length, early stopping on a
 # validation split, float32.
-DEFAULTS = dict(cell="lstm", hidden=128, layers=1, batch_size=32, epochs=15, lr=0.1,
+DEFAULTS = dict(cell="lstm", hidden=128, layers=1, batch_size=32, epochs=15, steps=None, lr=0.1,
                 optimizer="sgd", momentum=0.9, weight_decay=1e-4, clip=5.0, read_in=0,
                 dropout=0.0, input_dropout=0.0, val_fraction=0.1, patience=4, lr_decay=0.5,
-                time_limit=270.0, seed=0, dtype="float32", dedup=False, threads=1)
+                time_limit=270.0, seed=0, split_seed=0, dtype="float32", dedup=False,
+                target=None, no_early_stop=False)
 
 
 # ------------------------------------------------------------------------------------------
@@ -142,7 +136,8 @@ def build_model(cfg: dict, n_classes: int):
     return npnet.SequenceModel(len(datasets.ALPHABET), cfg["hidden"], num_layers=cfg["layers"],
                                cell=cfg["cell"], output_size=n_classes,
                                read_in=cfg["read_in"] or None, return_sequences=False,
-                               dropout=cfg["dropout"], dtype=cfg["dtype"], rng=cfg["seed"])
+                               dropout=cfg["dropout"], dtype=cfg["dtype"],
+                               rng=common.seed_rng(cfg["seed"], "model"))
 
 
 def build_optimizer(cfg: dict, params: dict):
@@ -174,36 +169,34 @@ def evaluate(model, loss, data, idx, batch_size: int = 512):
     return tot / len(idx), float(np.mean(pred == data["labels"][idx])), pred, data["labels"][idx]
 
 
-def _limit_threads(n: int):
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=int(n))
-
-
-def train(cfg: dict, data: dict, out_dir: Path | None, log=print, eval_test_each_epoch: bool = True):
+def train(cfg: dict, data: dict, out_dir: Path | None, log=print, eval_test_each_epoch: bool = True,
+          t0: float | None = None):
     """Train with early stopping on validation accuracy; return the summary dict.
 
     Every epoch: bucketed batches (train), then validation (and test, for the curves only)
     loss/accuracy. The best model by validation accuracy is kept (in memory and as
     ``checkpoint.npz``); the learning rate is multiplied by ``lr_decay`` when validation
     accuracy has not improved for an epoch, and training stops after ``patience`` epochs
-    without improvement, after ``epochs`` or when ``time_limit`` seconds have passed.
-    The reported ``test_accuracy`` is that of the best model, evaluated once at the end.
+    without improvement or once validation accuracy reaches ``target`` (both off with
+    ``no_early_stop``), after ``epochs`` (or ``steps`` optimiser steps, mid-epoch) or after
+    the epoch that passes ``time_limit`` seconds. The reported ``test_accuracy`` is that of
+    the best model, evaluated once at the end.
     """
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
+    t0 = t_start if t0 is None else t0                                       # wall clock of the whole run
     K = len(data["languages"])
     model = build_model(cfg, K)
     loss = npnet.SoftmaxCrossEntropyLoss(dtype=cfg["dtype"])
     opt = build_optimizer(cfg, model.params)
     runner = npnet.SequenceRunner(model, loss, opt, clip=cfg["clip"] or None)
-    rng = np.random.default_rng(cfg["seed"] + 2)                            # batches, char dropout
+    rng = common.seed_rng(cfg["seed"], "train")                             # batches, char dropout
+    max_steps = cfg["steps"] or None
+    epochs = cfg["epochs"] or (10 ** 9 if max_steps else DEFAULTS["epochs"])
     use_val = len(data["val"]) > 0
     best = {"val_accuracy": -1.0, "epoch": 0, "params": None}
     history, bad, step, stop_reason = [], 0, 0, "epochs"
     ckpt = None if out_dir is None else out_dir / "checkpoint.npz"
-    for epoch in range(1, cfg["epochs"] + 1):
+    for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         tot_loss = tot_hit = n_seen = 0
         for b in bucket_batches(rng, data["lengths"], data["train"], cfg["batch_size"]):
@@ -214,6 +207,8 @@ def train(cfg: dict, data: dict, out_dir: Path | None, log=print, eval_test_each
             tot_loss += value * len(b)
             tot_hit += int(np.sum(np.argmax(runner.last_output, axis=-1) == y))
             n_seen += len(b)
+            if max_steps is not None and step >= max_steps:
+                break
         rec = {"epoch": epoch, "step": step, "train_loss": tot_loss / n_seen,
                "train_accuracy": tot_hit / n_seen, "lr": float(opt.lr)}
         if use_val:
@@ -242,8 +237,14 @@ def train(cfg: dict, data: dict, out_dir: Path | None, log=print, eval_test_each
         if not math.isfinite(rec["train_loss"]):
             stop_reason = "non-finite loss"
             break
-        if use_val and bad >= cfg["patience"]:
+        if max_steps is not None and step >= max_steps:
+            stop_reason = f"steps {max_steps}"
+            break
+        if use_val and not cfg["no_early_stop"] and bad >= cfg["patience"]:
             stop_reason = f"early stop (no val improvement for {bad} epochs)"
+            break
+        if use_val and not cfg["no_early_stop"] and cfg["target"] is not None and score >= cfg["target"]:
+            stop_reason = f"target {cfg['target']:g} reached"
             break
         if cfg["time_limit"] and time.perf_counter() - t_start > cfg["time_limit"]:
             stop_reason = f"time limit {cfg['time_limit']:g}s"
@@ -255,12 +256,18 @@ def train(cfg: dict, data: dict, out_dir: Path | None, log=print, eval_test_each
     counts = np.bincount(labels[data["train"]], minlength=K)
     majority = int(np.argmax(counts))
     summary = {
-        "task": TASK, "test_accuracy": test_acc, "test_loss": test_loss,
+        "task": TASK, "test_accuracy": test_acc, "headline": "test_accuracy", "test_loss": test_loss,
         "baseline": float(np.mean(labels[data["test"]] == majority)),
+        "baseline_name": f"majority class ({data['languages'][majority]}) rate",
         "baseline_class": data["languages"][majority],
+        "stopped_early": stop_reason.startswith(("early", "target")),
+        "cell": cfg["cell"], "hidden": cfg["hidden"], "layers": cfg["layers"],
+        "params": int(model.num_params), "seed": cfg["seed"], "split_seed": cfg["split_seed"],
         "val_accuracy": best["val_accuracy"] if use_val else None, "best_epoch": best["epoch"],
         "epochs_run": len(history), "steps": step, "stop_reason": stop_reason,
-        "wall_s": time.perf_counter() - t_start,
+        "wall_s": time.perf_counter() - t0, "train_s": time.perf_counter() - t_start,
+        "cpu_s": time.process_time() - cpu_start,
+        "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "n_lines": data["n_lines"], "n_examples": len(labels), "n_train": len(data["train"]),
         "n_val": len(data["val"]), "n_test": len(data["test"]),
     }
@@ -384,16 +391,16 @@ def run_config(out_dir=None, data_dir=None, quiet=True, **overrides) -> dict:
     Module-level so that npnet.sweep can pickle it. With ``out_dir`` the full run folder
     is written.
     """
+    t0 = time.perf_counter()
     cfg = dict(DEFAULTS, **overrides)
     cfg["dtype"] = np.dtype(cfg["dtype"])
-    with _limit_threads(cfg["threads"]):
-        data = prepare_data(data_dir, cfg["seed"], cfg["val_fraction"], cfg["dedup"], cfg["dtype"])
-        out = Path(out_dir) if out_dir else None
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-        res = train(cfg, data, out, log=(lambda *a: None) if quiet else print)
-        if out is not None:
-            _write_run(out, cfg, data, res, None)
+    data = prepare_data(data_dir, cfg["split_seed"], cfg["val_fraction"], cfg["dedup"], cfg["dtype"])
+    out = Path(out_dir) if out_dir else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    res = train(cfg, data, out, log=(lambda *a: None) if quiet else print, t0=t0)
+    if out is not None:
+        _write_run(out, cfg, data, res, None)
     return res["summary"]
 
 
@@ -403,11 +410,13 @@ def _json_cfg(cfg: dict) -> dict:
 
 def _write_run(out: Path, cfg, data, res, argv) -> None:
     s = res["summary"]
-    (out / "config.json").write_text(json.dumps(
-        {"task": TASK, "argv": argv, **_json_cfg(cfg), "languages": list(data["languages"]),
-         "split": {"test_fraction": 0.2, "val_fraction_of_train": cfg["val_fraction"], "seed": cfg["seed"],
-                   "dedup": cfg["dedup"]}}, indent=2) + "\n")
-    (out / "summary.json").write_text(json.dumps(s, indent=2) + "\n")
+    common.write_json(str(out / "config.json"), {
+        "task": TASK, "argv": argv, **_json_cfg(cfg), "languages": list(data["languages"]),
+        "split": {"test_fraction": 0.2, "val_fraction_of_train": cfg["val_fraction"],
+                  "split_seed": cfg["split_seed"], "dedup": cfg["dedup"]},
+        "npnet_version": npnet.__version__, "commit": common._git_commit(),
+        "python": sys.version.split()[0], "numpy": np.__version__})
+    common.write_json(str(out / "summary.json"), s)
     title = (f"{cfg['layers']}x{cfg['cell'].upper()} H={cfg['hidden']} B={cfg['batch_size']} "
              f"{cfg['optimizer']} lr={cfg['lr']:g}: test acc {s['test_accuracy']:.3f} (best epoch {s['best_epoch']})")
     plot_learning_curves(res["history"], out / "learning_curves.png", title)
@@ -426,218 +435,220 @@ TABLE_CONFIGS = [
 ]
 
 
-def report_table(base: dict, out: Path, data_dir, jobs: int) -> list:
-    """Test accuracy of 1-/2-layer LSTMs with two hidden sizes and a 1-layer GRU (other options from ``base``)."""
+def report_table(base: dict, out: Path, data_dir, jobs: int = 1) -> list:
+    """Test accuracy of 1-/2-layer LSTMs (H=64, 128) and a 1-layer GRU; other options from ``base``.
+
+    Runs through npnet.sweep.run_sweep (``jobs`` processes; results resume from table.csv).
+    """
     from npnet.sweep import run_sweep
     configs = []
     for c in TABLE_CONFIGS:
-        cfg = {**base, **c, "dtype": str(np.dtype(base["dtype"]))}
         name = f"{c['cell']}-L{c['layers']}-H{c['hidden']}"
-        configs.append({**cfg, "out_dir": str(out / name), "data_dir": None if data_dir is None else str(data_dir)})
+        configs.append({**_json_cfg(base), **c, "out_dir": str(out / name),
+                        "data_dir": None if data_dir is None else str(data_dir)})
     rows = run_sweep(run_config, configs, out / "table.csv", n_jobs=jobs, progress=False,
-                     on_result=lambda r: print(f"  {r['cell']} L={r['layers']} H={r['hidden']}: "
-                                               f"{r.get('status')} test acc {r.get('test_accuracy', '')} "
-                                               f"{r.get('error', '')}", flush=True))
-    lines = ["| cell | layers | hidden | test accuracy | val accuracy | best epoch | epochs | wall s |",
-             "|---|---|---|---|---|---|---|---|"]
+                     on_result=lambda r: print(f"  {r['cell']} L={r['layers']} H={r['hidden']}: {r.get('status')} "
+                                               f"test acc {r.get('test_accuracy', '')} {r.get('error', '')}",
+                                               flush=True))
+    lines = ["| cell | layers | hidden | params | test accuracy | val accuracy | best epoch | epochs | wall s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.get("status") != "ok":
-            lines.append(f"| {r['cell']} | {r['layers']} | {r['hidden']} | failed: {r.get('error')} | | | | |")
+            lines.append(f"| {r['cell']} | {r['layers']} | {r['hidden']} | | failed: {r.get('error')} | | | | |")
             continue
-        lines.append(f"| {r['cell'].upper()} | {r['layers']} | {r['hidden']} | {float(r['test_accuracy']):.4f} | "
-                     f"{float(r['val_accuracy']):.4f} | {r['best_epoch']} | {r['epochs_run']} | "
-                     f"{float(r['wall_s']):.0f} |")
+        lines.append(f"| {r['cell'].upper()} | {r['layers']} | {r['hidden']} | {r['params']} | "
+                     f"{float(r['test_accuracy']):.4f} | {float(r['val_accuracy']):.4f} | {r['best_epoch']} | "
+                     f"{r['epochs_run']} | {float(r['wall_s']):.0f} |")
     (out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return rows
 
 
-def report_batch_sizes(base: dict, out: Path, data_dir, batch_sizes=(1, 10, 30), b1_epochs: int = 3) -> dict:
+def report_batch_sizes(base: dict, out: Path, data_dir, batch_sizes=(1, 10, 30), b1_epochs: int = 2,
+                       quiet: bool = False) -> dict:
     """Per-epoch train loss, test loss and test accuracy for several batch sizes, in one plot.
 
     Same model and optimiser for every batch size; the learning rate scales linearly with
     the batch size (lr * B / base batch size) so the step per example stays comparable.
-    Batch size 1 is capped at ``b1_epochs`` epochs (an epoch is ~14k optimiser steps).
-    No early stopping here: every epoch is recorded (patience off).
+    No early stopping here (every epoch is recorded, the lr still decays on a plateau);
+    batch size 1 is capped at ``b1_epochs`` epochs (an epoch is ~14k optimiser steps).
     """
     cfg0 = dict(DEFAULTS, **base)
     cfg0["dtype"] = np.dtype(cfg0["dtype"])
+    data = prepare_data(data_dir, cfg0["split_seed"], cfg0["val_fraction"], cfg0["dedup"], cfg0["dtype"])
+    say = (lambda *a, **k: None) if quiet else print
     curves = {}
-    with _limit_threads(cfg0["threads"]):
-        data = prepare_data(data_dir, cfg0["seed"], cfg0["val_fraction"], cfg0["dedup"], cfg0["dtype"])
-        for B in batch_sizes:
-            cfg = dict(cfg0, batch_size=int(B), lr=cfg0["lr"] * B / cfg0["batch_size"],
-                       patience=10 ** 9, time_limit=0.0)
-            if B == 1:
-                cfg["epochs"] = min(cfg["epochs"], b1_epochs)
-            sub = out / f"batch-{B}"
-            sub.mkdir(parents=True, exist_ok=True)
-            print(f"batch size {B}: lr {cfg['lr']:g}, {cfg['epochs']} epochs", flush=True)
-            res = train(cfg, data, sub, log=lambda s: print("  " + s, flush=True))
-            _write_run(sub, cfg, data, res, None)
-            curves[B] = {"history": res["history"], "summary": res["summary"], "lr": cfg["lr"]}
-    fig = _figure(13, 3.8)
-    axes = fig.subplots(1, 3)
+    for B in batch_sizes:
+        cfg = dict(cfg0, batch_size=int(B), lr=cfg0["lr"] * B / cfg0["batch_size"],
+                   no_early_stop=True, time_limit=0.0, steps=None)
+        if B == 1:
+            cfg["epochs"] = min(cfg["epochs"], b1_epochs)
+        sub = out / f"batch-{B}"
+        sub.mkdir(parents=True, exist_ok=True)
+        say(f"batch size {B}: lr {cfg['lr']:g}, {cfg['epochs']} epochs", flush=True)
+        res = train(cfg, data, sub, log=lambda m: say("  " + m, flush=True))
+        _write_run(sub, cfg, data, res, None)
+        curves[B] = {"history": res["history"], "summary": res["summary"], "lr": cfg["lr"]}
+    fig, axes = common.figure(13, 3.8, 1, 3)
+    keys = (("train_loss", "train loss (mean over the epoch)"), ("test_loss", "test loss"),
+            ("test_accuracy", "test accuracy"))
     for B, c in curves.items():
         ep = [r["epoch"] for r in c["history"]]
-        for ax, key in zip(axes, ("train_loss", "test_loss", "test_accuracy")):
+        for ax, (key, _) in zip(axes[0], keys):
             ax.plot(ep, [r[key] for r in c["history"]], "o-", ms=3, lw=1, label=f"B={B} (lr {c['lr']:g})")
-    for ax, key in zip(axes, ("train loss (mean over the epoch)", "test loss", "test accuracy")):
+    for ax, (_, label) in zip(axes[0], keys):
         ax.set_xlabel("epoch")
-        ax.set_ylabel(key)
+        ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
-    fig.suptitle(f"{cfg0['layers']}x{cfg0['cell'].upper()} H={cfg0['hidden']}, {cfg0['optimizer']} "
-                 f"momentum {cfg0['momentum']:g}: batch sizes {', '.join(map(str, batch_sizes))}", fontsize=9)
+    fig.suptitle(f"{cfg0['layers']}x{cfg0['cell'].upper()} H={cfg0['hidden']}, {cfg0['optimizer']} momentum "
+                 f"{cfg0['momentum']:g}, lr {cfg0['lr']:g} x B/{cfg0['batch_size']}: batch sizes "
+                 f"{', '.join(map(str, batch_sizes))} (B=1 capped at {b1_epochs} epochs)", fontsize=9)
     fig.tight_layout()
     fig.savefig(out / "batch_sizes.png", format="png", dpi=100)
-    rows = [{"batch_size": B, "lr": c["lr"], **r, "epoch_seconds": r["seconds"]}
-            for B, c in curves.items() for r in c["history"]]
+    rows = [{"batch_size": B, "lr": c["lr"], **r} for B, c in curves.items() for r in c["history"]]
     with (out / "batch_sizes.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["batch_size", "lr", *METRIC_FIELDS, "epoch_seconds"], extrasaction="ignore")
+        w = csv.DictWriter(f, fieldnames=["batch_size", "lr", *METRIC_FIELDS], extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
-    lines = ["| batch size | lr | epoch | train loss | test loss | test accuracy | epoch s |", "|---|---|---|---|---|---|---|"]
+    lines = ["| batch size | lr | epoch | train loss | test loss | test accuracy | epoch s |",
+             "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['batch_size']} | {r['lr']:g} | {r['epoch']} | {r['train_loss']:.4f} | {r['test_loss']:.4f} | "
               f"{r['test_accuracy']:.4f} | {r['seconds']:.0f} |" for r in rows]
     (out / "batch_sizes.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    say("\n".join(lines))
     return curves
 
 
 # ------------------------------------------------------------------------------------------
 # Command line
 # ------------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
+def parser():
     d = DEFAULTS
-    p = argparse.ArgumentParser(
-        prog="names.py",
-        description="Classify surnames by language (18 classes) with a character-level RNN. "
-                    "Writes a run folder: config.json, metrics.csv (one row per epoch), summary.json "
-                    "(test_accuracy of the best-validation model, baseline = majority-class rate, wall_s), "
-                    "checkpoint.npz (best model), learning_curves.png, confusion.png.",
-        epilog="Data: --data-dir, else the npnet cache ($NPNET_DATA or ~/.cache/npnet)/names if it holds "
-               "files, else ../shared/data/names next to the repository if present, else a verified download. "
-               "Split: stratified 80/20 train/test (seed), validation carved from the training part.")
-    g = p.add_argument_group("model and training")
-    g.add_argument("--cell", choices=CELLS, default=d["cell"], help="recurrent cell (default %(default)s)")
-    g.add_argument("--hidden", type=int, default=d["hidden"], help="hidden units per layer (default %(default)s)")
-    g.add_argument("--layers", type=int, default=d["layers"], help="stacked recurrent layers (default %(default)s)")
-    g.add_argument("--read-in", type=int, default=d["read_in"],
-                   help="size of a linear read-in (character embedding) before the cells; 0: none (default)")
-    g.add_argument("--dropout", type=float, default=d["dropout"], help="dropout between stacked layers (default %(default)s)")
-    g.add_argument("--input-dropout", type=float, default=d["input_dropout"],
-                   help="probability of blanking each character in training (default %(default)s)")
-    g.add_argument("--batch-size", type=int, default=d["batch_size"], help="names per batch (default %(default)s)")
-    g.add_argument("--epochs", type=int, default=d["epochs"], help="maximum epochs (default %(default)s)")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default=d["optimizer"], help="(default %(default)s)")
-    g.add_argument("--lr", type=float, default=d["lr"], help="learning rate (default %(default)s)")
-    g.add_argument("--momentum", type=float, default=d["momentum"], help="SGD/RMSprop momentum (default %(default)s)")
-    g.add_argument("--weight-decay", type=float, default=d["weight_decay"], help="L2 weight decay (default %(default)s)")
-    g.add_argument("--clip", type=float, default=d["clip"], help="global gradient-norm clip; 0: off (default %(default)s)")
-    g.add_argument("--bptt", type=int, default=None,
-                   help="accepted for symmetry with the other tasks; names are classified from the whole "
-                        "name (full BPTT), so only the default (none) is allowed")
-    g.add_argument("--lr-decay", type=float, default=d["lr_decay"],
-                   help="multiply the lr by this after an epoch without validation improvement (default %(default)s)")
-    g.add_argument("--patience", type=int, default=d["patience"],
-                   help="stop after this many epochs without validation improvement (default %(default)s)")
-    g.add_argument("--time-limit", type=float, default=d["time_limit"],
-                   help="stop training after the epoch that passes this many seconds; 0: none (default %(default)s)")
-    g.add_argument("--seed", type=int, default=d["seed"], help="split, initialisation and batch order (default %(default)s)")
-    g.add_argument("--dtype", choices=("float32", "float64"), default=d["dtype"], help="(default %(default)s)")
-    g.add_argument("--threads", type=int, default=d["threads"], help="BLAS threads (default %(default)s)")
-    g = p.add_argument_group("data")
+    p = common.make_parser(
+        TASK, "Classify surnames by language (18 classes) with a character-level RNN. Writes a run "
+              "folder: config.json, metrics.csv (one row per epoch), summary.json (test_accuracy of the "
+              "best-validation model, baseline = majority-class rate, wall_s), checkpoint.npz (best "
+              "model), learning_curves.png, confusion.png.",
+        hidden=d["hidden"], layers=d["layers"], cell=d["cell"], batch_size=d["batch_size"], steps=None,
+        lr=d["lr"], optimizer=d["optimizer"], clip=d["clip"], dtype=d["dtype"], eval_every=None,
+        target=d["target"])
+    p.epilog = ("Data: --data-dir, else the npnet cache ($NPNET_DATA or ~/.cache/npnet)/names if it holds "
+                "files, else ../shared/data/names next to the repository if present, else the verified "
+                "download. Split: stratified 80/20 train/test (--split-seed), validation carved from the "
+                "training part only. An epoch is one pass over the training names (--epoch-size and "
+                "--eval-every do not apply: evaluation is once per epoch); --steps caps optimiser steps; "
+                "--target stops once validation accuracy reaches it.")
+    p.set_defaults(epoch_size=None)
+    g = p.add_argument_group("the names task")
     g.add_argument("--data-dir", default=None,
                    help="folder of Language.txt files (default: the npnet cache, else ../shared/data/names "
                         "next to the repo if present, else download)")
-    g.add_argument("--val-fraction", type=float, default=d["val_fraction"],
-                   help="part of the TRAINING split held out for early stopping (default %(default)s)")
     g.add_argument("--dedup", action="store_true",
                    help="drop repeated (name, language) pairs before splitting (Arabic: 2000 lines, 108 names)")
-    g = p.add_argument_group("output, prediction, reports")
-    g.add_argument("--out", default=None, help="run folder (default runs/names-<timestamp>)")
+    g.add_argument("--val-fraction", type=float, default=d["val_fraction"],
+                   help="part of the TRAINING split held out for early stopping and lr decay")
+    g.add_argument("--split-seed", type=common.nonneg_int, default=d["split_seed"],
+                   help="seed of the train/val/test split (--seed: initialisation and batch order)")
+    g.add_argument("--momentum", type=common.nonneg_float, default=d["momentum"], help="SGD/RMSprop momentum")
+    g.add_argument("--weight-decay", type=common.nonneg_float, default=d["weight_decay"], help="L2 weight decay")
+    g.add_argument("--read-in", type=common.nonneg_int, default=d["read_in"],
+                   help="size of a linear read-in (character embedding) before the cells; 0: none")
+    g.add_argument("--dropout", type=float, default=d["dropout"], help="dropout between stacked layers")
+    g.add_argument("--input-dropout", type=float, default=d["input_dropout"],
+                   help="probability of blanking each character during training")
+    g.add_argument("--patience", type=common.positive_int, default=d["patience"],
+                   help="stop after this many epochs without validation improvement")
+    g.add_argument("--lr-decay", type=float, default=d["lr_decay"],
+                   help="multiply the lr by this after each epoch without validation improvement (1: off)")
+    g.add_argument("--time-limit", type=common.nonneg_float, default=d["time_limit"],
+                   help="stop after the epoch that passes this many seconds of training (0: no limit)")
+    g = p.add_argument_group("prediction and reports")
     g.add_argument("--predict", metavar="NAME", nargs="+", default=None,
                    help="print the top 3 languages of NAME(s) from --checkpoint (no training)")
     g.add_argument("--checkpoint", default=None, help="checkpoint file or run folder for --predict")
     g.add_argument("--report", choices=("table", "batch-sizes"), default=None,
-                   help="table: test accuracy of 1-/2-layer LSTM (H=64, 128) and 1-layer GRU; "
-                        "batch-sizes: per-epoch curves for batch sizes 1, 10, 30 (batch size 1 capped at "
-                        "--b1-epochs epochs)")
-    g.add_argument("--b1-epochs", type=int, default=3, help="epochs for batch size 1 in --report batch-sizes")
-    g.add_argument("--jobs", type=int, default=1, help="parallel runs for --report table (default 1)")
+                   help="table: test accuracy of 1-/2-layer LSTMs (H=64, 128) and a 1-layer GRU; "
+                        "batch-sizes: per-epoch train/test loss and test accuracy for batch sizes 1, 10, 30")
+    g.add_argument("--b1-epochs", type=common.positive_int, default=2,
+                   help="epochs for batch size 1 in --report batch-sizes (~14k steps each)")
+    g.add_argument("--jobs", type=common.positive_int, default=1, help="parallel runs for --report table")
     return p
 
 
-def _validate(p, a) -> None:
-    for name in ("hidden", "layers", "batch_size", "epochs", "threads", "b1_epochs", "jobs"):
-        if getattr(a, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
-    if a.read_in < 0:
-        p.error(f"--read-in must be >= 0, got {a.read_in}")
-    if a.patience < 1:
-        p.error(f"--patience must be >= 1, got {a.patience}")
+def check(a) -> None:
+    """Cross-option checks; a ValueError becomes argparse's usage error (exit 2)."""
     for name in ("dropout", "input_dropout"):
         if not 0.0 <= getattr(a, name) < 1.0:
-            p.error(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(a, name)}")
+            raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(a, name)}")
     if not 0.0 <= a.val_fraction < 1.0:
-        p.error(f"--val-fraction must be in [0, 1), got {a.val_fraction}")
-    if not (a.lr > 0 and math.isfinite(a.lr)):
-        p.error(f"--lr must be > 0, got {a.lr}")
-    if a.momentum < 0 or a.weight_decay < 0 or a.clip < 0 or a.time_limit < 0:
-        p.error("--momentum, --weight-decay, --clip and --time-limit must be >= 0")
+        raise ValueError(f"--val-fraction must be in [0, 1), got {a.val_fraction}")
     if not 0.0 < a.lr_decay <= 1.0:
-        p.error(f"--lr-decay must be in (0, 1], got {a.lr_decay}")
+        raise ValueError(f"--lr-decay must be in (0, 1], got {a.lr_decay}")
     if a.bptt is not None:
-        p.error("--bptt: truncated BPTT does not apply to one label per name (the read-out is at the last "
-                "character); leave it unset")
+        raise ValueError("--bptt: truncated BPTT does not apply to one label per name (the read-out is at "
+                         "the last character); leave it unset")
+    if a.epoch_size is not None or a.eval_every is not None:
+        raise ValueError("--epoch-size/--eval-every do not apply to names: an epoch is one pass over the "
+                         "training names and evaluation happens after each epoch")
+    if a.dropout > 0 and a.layers < 2:
+        raise ValueError("--dropout acts between stacked layers: it needs --layers >= 2 "
+                         "(for one layer use --input-dropout)")
     if a.predict is not None and a.checkpoint is None:
-        p.error("--predict needs --checkpoint FILE.npz (or a run folder)")
+        raise ValueError("--predict needs --checkpoint FILE.npz (or a run folder)")
     if a.predict is not None and a.report is not None:
-        p.error("--predict and --report are separate commands")
+        raise ValueError("--predict and --report are separate commands")
     if a.data_dir is not None and not Path(a.data_dir).is_dir():
-        p.error(f"--data-dir {a.data_dir} is not a directory")
+        raise ValueError(f"--data-dir {a.data_dir} is not a directory")
+
+
+def config_from_args(a) -> dict:
+    cfg = {k: getattr(a, k) for k in DEFAULTS}
+    if a.match_params:
+        D = a.read_in or len(datasets.ALPHABET)
+        cfg["hidden"] = common.matched_hidden(a.cell, D, a.hidden, a.layers, len(datasets.NAMES_LANGUAGES))
+    cfg["dtype"] = np.dtype(a.dtype)
+    return cfg
 
 
 def main(argv=None) -> int:
-    p = build_parser()
-    a = p.parse_args(argv)
-    _validate(p, a)
+    t0 = time.perf_counter()
+    p = parser()
+    a = common.parse(p, argv, check)
     if a.predict is not None:
         try:
             results = predict(a.checkpoint, a.predict)
-        except (FileNotFoundError, ValueError) as exc:
+        except (OSError, ValueError) as exc:
             p.error(str(exc))
         for name, top in zip(a.predict, results):
             print(f"{name}: " + ", ".join(f"{lang} {prob:.3f}" for lang, prob in top))
         return 0
 
-    cfg = {k: getattr(a, k) for k in DEFAULTS if hasattr(a, k)}
-    cfg["dtype"] = np.dtype(a.dtype)
+    cfg = config_from_args(a)
     out = Path(a.out) if a.out else Path("runs") / f"{TASK}-{time.strftime('%Y%m%d-%H%M%S')}"
     data_dir, note = resolve_data_dir(a.data_dir)
     out.mkdir(parents=True, exist_ok=True)
-    print(note)
+    say = (lambda *x: None) if a.quiet else print
+    say(note)
     if a.report == "table":
-        report_table(_json_cfg(cfg), out, data_dir, a.jobs)
-        print(f"report table -> {out}/table.md")
+        report_table(cfg, out, data_dir, a.jobs)
+        print(f"names report table -> {out / 'table.md'} ({time.perf_counter() - t0:.0f} s)")
         return 0
     if a.report == "batch-sizes":
-        report_batch_sizes(cfg, out, data_dir, b1_epochs=a.b1_epochs)
-        print(f"report batch-sizes -> {out}/batch_sizes.png")
+        report_batch_sizes(cfg, out, data_dir, b1_epochs=a.b1_epochs, quiet=a.quiet)
+        print(f"names report batch-sizes -> {out / 'batch_sizes.png'} ({time.perf_counter() - t0:.0f} s)")
         return 0
 
-    with _limit_threads(cfg["threads"]):
-        data = prepare_data(data_dir, cfg["seed"], cfg["val_fraction"], cfg["dedup"], cfg["dtype"])
-        print(f"{len(data['labels'])} examples ({data['n_lines']} lines{', deduplicated' if cfg['dedup'] else ''}), "
-              f"{len(data['languages'])} languages; train {len(data['train'])}, val {len(data['val'])}, "
-              f"test {len(data['test'])}")
-        res = train(cfg, data, out)
+    data = prepare_data(data_dir, cfg["split_seed"], cfg["val_fraction"], cfg["dedup"], cfg["dtype"])
+    say(f"{len(data['labels'])} examples ({data['n_lines']} lines{', deduplicated' if cfg['dedup'] else ''}), "
+        f"{len(data['languages'])} languages; train {len(data['train'])}, val {len(data['val'])}, "
+        f"test {len(data['test'])}")
+    res = train(cfg, data, out, log=say, t0=t0)
     _write_run(out, cfg, data, res, list(sys.argv[1:] if argv is None else argv))
     s = res["summary"]
-    print(f"names: test_accuracy {s['test_accuracy']:.4f} (baseline {s['baseline']:.4f}, "
-          f"{s['baseline_class']}) best epoch {s['best_epoch']}/{s['epochs_run']}, "
-          f"wall {s['wall_s']:.0f}s -> {out}")
+    print(f"names: test_accuracy {s['test_accuracy']:.4f} (baseline {s['baseline']:.4f}, {s['baseline_class']}) "
+          f"{cfg['layers']}x{cfg['cell']} H={cfg['hidden']}, best epoch {s['best_epoch']}/{s['epochs_run']}, "
+          f"{s['steps']} steps, {s['wall_s']:.0f} s (cpu {s['cpu_s']:.0f} s) -> {out}", flush=True)
     return 0
 
 
