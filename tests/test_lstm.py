@@ -290,6 +290,31 @@ def test_chunks_with_carried_state_equal_whole_sequence():
     assert_close(c2, c, what="c")
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_two_chunks_with_state_gradient_handed_back_equal_full_bptt(masked):
+    """fprop chunk 1 -> state -> fprop chunk 2; bprop chunk 2 -> dstate0 -> bprop chunk 1 == whole."""
+    B, T, D, H, split = 3, 7, 2, 4, 3
+    x, state, mask = make_inputs(B, T, D, H, mask_p=0.3 if masked else None)
+    rng = np.random.default_rng(11)
+    dout = rng.standard_normal((B, T, H))
+    dstate = (rng.standard_normal((B, H)), rng.standard_normal((B, H)))
+    whole = make_cell(D, H)
+    out, st, dx, dst0, grads = run_fast(whole, x, state, mask, dout, dstate)
+
+    first, second = make_cell(D, H), make_cell(D, H)
+    m1, m2 = (None, None) if mask is None else (mask[:, :split], mask[:, split:])
+    o1, st1 = first.fprop(x[:, :split], state, m1)
+    o2, st2 = second.fprop(x[:, split:], st1, m2)
+    dx2, dst1 = second.bprop(dout[:, split:], dstate)
+    dx1, dst0_chunks = first.bprop(dout[:, :split], dst1)
+    assert_close(np.concatenate([o1, o2], axis=1), out, what="out")
+    assert_close(np.concatenate([dx1, dx2], axis=1), dx, what="dx")
+    for a, b in zip(dst0_chunks, dst0):
+        assert_close(a, b, what="dstate0")
+    for k in grads:
+        assert_close(first.grads[k] + second.grads[k], grads[k], what=k)
+
+
 def test_step_sequence_equals_fprop_and_leaves_cache_alone():
     cell = make_cell(3, 4)
     x, state, _ = make_inputs(2, 5, 3, 4)
