@@ -29,6 +29,18 @@ NONLINEARITIES = ("tanh", "relu")
 INITS = ("random", "identity")
 
 
+def _js(values) -> str:
+    """JSON of a (nested) list of floats at 5 significant digits: arrays ride in CSV cells."""
+    if isinstance(values, (list, tuple)):
+        return "[" + ", ".join(_js(v) for v in values) + "]"
+    v = float(values)
+    return json.dumps(float(f"{v:.5g}") if math.isfinite(v) else v)
+
+
+# CSV cells holding those arrays can exceed the csv module's default field limit (128 KiB)
+csv.field_size_limit(1 << 30)
+
+
 # -- one setting of the sweep (runs in a worker process) --------------------------------------
 def _build(hidden, vocab, nonlinearity, init, gain, layers, seed, dtype):
     """A SequenceModel of BasicRNNCells with W_h = identity or N(0, gain^2 / H) entries."""
@@ -108,8 +120,7 @@ def run_setting(hidden, vocab, nonlinearity, init, clip, seq_lens, gain=1.5, lay
     g_raw, tot_raw = _growth(seq_lens, raw)
     g_app, tot_app = _growth(seq_lens, applied)
 
-    out = {"raw_mean_abs": json.dumps(raw), "applied_mean_abs": json.dumps(applied),
-           "dh1_norm": json.dumps(dh1), "growth_per_step": g_raw, "growth_total": tot_raw,
+    out = {"raw_mean_abs": _js(raw), "applied_mean_abs": _js(applied), "dh1_norm": _js(dh1), "growth_per_step": g_raw, "growth_total": tot_raw,
            "growth_per_step_clipped": g_app, "growth_total_clipped": tot_app}
 
     # training from the same initial weights, clipping off and on
@@ -128,7 +139,7 @@ def run_setting(hidden, vocab, nonlinearity, init, clip, seq_lens, gain=1.5, lay
                     diverged = step + 1
                     break
         gn = [float(g) for g in runner.grad_norms]
-        out.update({f"train_grad_norms_{tag}": json.dumps(gn), f"train_losses_{tag}": json.dumps(losses),
+        out.update({f"train_grad_norms_{tag}": _js(gn), f"train_losses_{tag}": _js(losses),
                     f"diverged_step_{tag}": diverged, f"final_loss_{tag}": losses[-1] if losses else math.nan,
                     f"max_grad_norm_{tag}": max(gn) if gn else math.nan})
     out["seconds"] = time.perf_counter() - t0

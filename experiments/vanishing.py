@@ -34,6 +34,18 @@ LABELS = {"rnn": "tanh RNN", "irnn": "IRNN (ReLU, W_h = I)", "lstm": "LSTM", "gr
 COLORS = {"rnn": "#d62728", "irnn": "#ff7f0e", "lstm": "#1f77b4", "gru": "#2ca02c"}
 
 
+def _js(values) -> str:
+    """JSON of a (nested) list of floats at 5 significant digits: arrays ride in CSV cells."""
+    if isinstance(values, (list, tuple)):
+        return "[" + ", ".join(_js(v) for v in values) + "]"
+    v = float(values)
+    return json.dumps(float(f"{v:.5g}") if math.isfinite(v) else v)
+
+
+# CSV cells holding those arrays can exceed the csv module's default field limit (128 KiB)
+csv.field_size_limit(1 << 30)
+
+
 # -- one cell (runs in a worker process) ------------------------------------------------------
 def _measure(model, loss, probe, probe_lens, probe_batch, jac_batch, seed, dt) -> dict:
     """Gradient norms of one model: ||dL/dh_t|| per t, ||dL/dx_1|| per T, Jacobian products."""
@@ -62,7 +74,11 @@ def _measure(model, loss, probe, probe_lens, probe_batch, jac_batch, seed, dt) -
         out["dx1"] = dx1
         cell = model.cells[0]                                  # Jacobians of layer 0 on the probe inputs
         J = state_jacobians(cell, probe.x[:jac_batch])        # (T, B, S, S)
-        out["jac_log10"] = jacobian_product_norms(J, log10=True).mean(axis=1).tolist()   # (T,)
+        logs = jacobian_product_norms(J, log10=True)          # (T, B), -inf where the product is 0
+        top = logs.max(axis=1, keepdims=True)                  # log10 of the batch mean of the norms
+        safe = np.where(np.isfinite(top), top, 0.0)
+        mean = safe[:, 0] + np.log10(np.mean(10.0 ** (logs - safe), axis=1))
+        out["jac_log10"] = np.where(np.isfinite(top[:, 0]), mean, -np.inf).tolist()   # (T,)
         out["jac_sigma"] = largest_singular_values(J).mean(axis=1).tolist()              # (T,)
     model.zero_grad()
     return out
@@ -125,11 +141,11 @@ def run_cell(cell, hidden=32, layers=1, seq_len=50, steps=300, batch_size=32, lr
 
     res = {"test_mse": test_mse, "final_loss": losses[-1] if losses else math.nan, "diverged_step": diverged,
            "grad_ratio_untrained": ratio(before), "grad_ratio_trained": ratio(after),
-           "train_losses": json.dumps(losses), "train_grad_norms": json.dumps([float(g) for g in runner.grad_norms]),
-           "heat": json.dumps(heat), "heat_steps": json.dumps(heat_steps), "checkpoint": saved}
+           "train_losses": _js(losses), "train_grad_norms": _js(runner.grad_norms),
+           "heat": _js(heat), "heat_steps": json.dumps(heat_steps), "checkpoint": saved}
     for tag, d in (("untrained", before), ("trained", after)):
         for k, v in d.items():
-            res[f"{k}_{tag}"] = json.dumps(v)
+            res[f"{k}_{tag}"] = _js(v)
     res["seconds"] = time.perf_counter() - t0
     return res
 
@@ -149,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = common.make_parser(
         TASK, "Vanishing gradients in tanh RNN, IRNN, LSTM and GRU, untrained and trained on the "
               "first-element task.",
-        hidden=32, cell=None, batch_size=32, steps=300, lr=1e-2, optimizer="adam", clip=1.0)
+        hidden=32, cell=None, batch_size=32, steps=600, lr=5e-3, optimizer="adam", clip=1.0)
     g = p.add_argument_group("the vanishing-gradient study (--cell X: only that cell; default all four; "
                              "--eval-every, --target, --epochs do not apply)")
     g.add_argument("--seq-len", type=common.positive_int, default=50,
@@ -159,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--probe-batch", type=common.positive_int, default=32, help="sequences per measurement")
     g.add_argument("--jac-batch", type=common.positive_int, default=4,
                    help="sequences whose state Jacobians are computed (cost ~ B * (2H)^2 per step)")
-    g.add_argument("--record-every", type=common.positive_int, default=5,
+    g.add_argument("--record-every", type=common.positive_int, default=10,
                    help="training steps between rows of the heat map")
     g.add_argument("--jobs", type=int, default=None,
                    help="joblib worker processes (default -1: one per core; 1 with --quick)")
@@ -257,8 +273,9 @@ def plot_heat(rows, path):
         ax.set_title(LABELS[r["cell"]], color=COLORS[r["cell"]], fontsize=10)
         ax.set_xlabel("time step t (loss after t = T)")
     axes[0, 0].set_ylabel("training step")
+    fig.subplots_adjust(left=0.06, right=0.9, bottom=0.14, top=0.84, wspace=0.22)
     if im is not None:
-        cb = fig.colorbar(im, ax=list(axes[0]), fraction=0.03, pad=0.02)
+        cb = fig.colorbar(im, cax=fig.add_axes([0.915, 0.14, 0.012, 0.7]))
         cb.set_label("log10 ||dL/dh_t|| / ||dL/dh_T||")
     fig.suptitle("Per-step gradient norms over training (batch mean; dark = vanished)", fontsize=10)
     fig.savefig(path, dpi=80)
@@ -297,7 +314,7 @@ def plot_jacobians(rows, path):
         ax.legend(fontsize=8, loc="lower left")
     axes[0, 0].set_ylabel("log10 ||J_T J_(T-1) ... J_(T-k+1)||_2")
     fig.suptitle("Norm of the product of the last k state Jacobians ds_t/ds_(t-1) "
-                 "(s = h, or [h, c] for the LSTM; layer 0; batch mean)", fontsize=10)
+                 "(s = h, or [h, c] for the LSTM; layer 0; batch mean of the norms)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
 
