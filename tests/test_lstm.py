@@ -413,11 +413,14 @@ def test_float32_in_float32_out():
     h_s, (h_s2, c_s) = cell.step(x[:, 0], state)
     arrays = [out, h, c, dx, dh0, dc0, h_s, c_s, *cell.params.values(), *cell.grads.values()]
     assert all(a.dtype == np.float32 for a in arrays), [a.dtype for a in arrays]
-    # and float32 agrees with float64 to single precision
+    # and float32 (tanh kernel) agrees with float64 (expit kernel) to single precision
     cell64 = LSTMCell(3, 4, rng=0)
-    out64, _ = cell64.fprop(x.astype(np.float64))
-    out32, _ = cell.fprop(x)
-    assert np.max(np.abs(out32 - out64)) < 1e-5
+    x64, mask = x.astype(np.float64), np.array([[True] * 5, [False, True, True, True, False]])
+    dout = np.random.default_rng(1).standard_normal((2, 5, 4))
+    o32, s32, dx32, ds32, g32 = run_fast(cell, x, None, mask, dout.astype(np.float32), None)
+    o64, s64, dx64, ds64, g64 = run_fast(cell64, x64, None, mask, dout, None)
+    for a, b in [(o32, o64), (s32[1], s64[1]), (dx32, dx64), (ds32[1], ds64[1])] + [(g32[k], g64[k]) for k in g64]:
+        assert_close(a, b, tol=1e-5)
 
 
 def test_state_grad_norms_match_reference():
