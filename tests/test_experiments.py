@@ -1,0 +1,99 @@
+"""End-to-end runs of the experiment scripts with tiny settings, and their usage errors.
+
+Each script runs in a subprocess (as a user would start it) into a temporary run folder;
+the test checks the files it writes and the keys of summary.json, not the accuracy.
+"""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXP = ROOT / "experiments"
+TINY = ["--hidden", "4", "--steps", "3", "--batch-size", "4", "--eval-every", "2", "--quiet"]
+
+
+def run_script(name, *args, timeout=120):
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, str(EXP / f"{name}.py"), *args], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=str(ROOT))
+
+
+def check_run_folder(out: Path, headline: str, pngs):
+    for f in ("config.json", "metrics.csv", "summary.json", "checkpoint.npz", *pngs):
+        assert (out / f).is_file(), f"{f} missing from {sorted(p.name for p in out.iterdir())}"
+    summary = json.loads((out / "summary.json").read_text())
+    for key in (headline, "baseline", "wall_s", "headline"):
+        assert key in summary, f"summary.json lacks {key}: {summary}"
+    assert summary["headline"] == headline
+    assert np.isfinite(summary[headline]) and summary["wall_s"] > 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["seed"] == 0 and "cell" in config and "lr" in config
+    rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
+    assert rows and "loss" in rows[0] and all(np.isfinite(float(r["loss"])) for r in rows if r["loss"])
+    for png in pngs:
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return summary
+
+
+def check_usage_error(proc):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "usage:" in proc.stderr and "error:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# -- memory -------------------------------------------------------------------------
+def test_memory_end_to_end(tmp_path):
+    out = tmp_path / "mem"
+    proc = run_script("memory", "--seq-len", "7", "--remember", "2", "--symbols", "3",
+                      "--test-size", "20", "--eval-size", "8", "--out", str(out), *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s = check_run_folder(out, "test_accuracy", ["learning_curve.png", "example.png"])
+    assert s["baseline"] == pytest.approx(1 / 3) and s["baseline_name"] == "chance"
+    assert s["steps"] == 3 and 0 <= s["test_accuracy"] <= 1
+    line = proc.stdout.strip().splitlines()[-1]                       # the one-line summary
+    assert "test_accuracy" in line and "chance" in line and " s " in line
+
+
+def test_memory_match_params_and_gru(tmp_path):
+    out = tmp_path / "gru"
+    proc = run_script("memory", "--seq-len", "5", "--remember", "1", "--cell", "gru", "--match-params",
+                      "--test-size", "4", "--eval-size", "4", "--out", str(out), *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s = json.loads((out / "summary.json").read_text())
+    assert s["cell"] == "gru" and s["hidden"] == 5         # ~ the parameters of an LSTM with 4 units
+
+
+@pytest.mark.parametrize("args", [
+    ["--seq-len", "10", "--remember", "5"],                # the gap does not fit: L < 2K + 1
+    ["--seq-len", "0"],
+    ["--remember", "-1"],
+    ["--hidden", "0"],
+    ["--cell", "transformer"],
+    ["--lr", "-0.1"],
+    ["--steps", "5", "--epochs", "2"],
+    ["--symbols", "1"],
+])
+def test_memory_bad_arguments_are_usage_errors(args, tmp_path):
+    check_usage_error(run_script("memory", *args, "--out", str(tmp_path / "bad")))
+    assert not (tmp_path / "bad").exists()                  # nothing written for a bad command
+
+
+# -- the shared pieces ----------------------------------------------------------------
+def test_count_params_matches_the_model():
+    sys.path.insert(0, str(EXP))
+    try:
+        import common
+    finally:
+        sys.path.remove(str(EXP))
+    import npnet
+    for cell in ("lstm", "gru", "rnn", "irnn"):
+        m = npnet.SequenceModel(5, 7, num_layers=2, cell=cell, output_size=3, rng=0)
+        assert common.count_params(cell, 5, 7, 2, 3) == m.num_params
+    h = common.matched_hidden("rnn", 10, 64, 1, 9)
+    assert abs(common.count_params("rnn", 10, h, 1, 9) - common.count_params("lstm", 10, 64, 1, 9)) < 2 * h + 20
