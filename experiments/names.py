@@ -17,6 +17,7 @@ if os.path.dirname(os.path.abspath(__file__)) not in sys.path:       # imported 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402  first: pins BLAS to one thread before numpy loads
 
+import contextlib  # noqa: E402
 import csv  # noqa: E402
 import math  # noqa: E402
 import time  # noqa: E402
@@ -169,8 +170,24 @@ def evaluate(model, loss, data, idx, batch_size: int = 512):
     return tot / len(idx), float(np.mean(pred == data["labels"][idx])), pred, data["labels"][idx]
 
 
+def _one_blas_thread():
+    """common.py pins BLAS through the environment, which only works before numpy loads; when
+    this module is imported after numpy (tests, notebooks) threadpoolctl does it, if installed."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def train(cfg: dict, data: dict, out_dir: Path | None, log=print, eval_test_each_epoch: bool = True,
           t0: float | None = None):
+    """See :func:`_train`; runs it with one BLAS thread (tiny GEMMs: threads only contend)."""
+    with _one_blas_thread():
+        return _train(cfg, data, out_dir, log, eval_test_each_epoch, t0)
+
+
+def _train(cfg, data, out_dir, log, eval_test_each_epoch, t0):
     """Train with early stopping on validation accuracy; return the summary dict.
 
     Every epoch: bucketed batches (train), then validation (and test, for the curves only)
