@@ -498,6 +498,8 @@ def report_batch_sizes(base: dict, out: Path, data_dir, batch_sizes=(1, 10, 30),
     for B in batch_sizes:
         cfg = dict(cfg0, batch_size=int(B), lr=cfg0["lr"] * B / cfg0["batch_size"],
                    no_early_stop=True, time_limit=0.0, steps=None)
+        if cfg["epochs"] is None:
+            cfg["epochs"] = DEFAULTS["epochs"]
         if B == 1:
             cfg["epochs"] = min(cfg["epochs"], b1_epochs)
         sub = out / f"batch-{B}"
@@ -621,6 +623,8 @@ def check(a) -> None:
 
 def config_from_args(a) -> dict:
     cfg = {k: getattr(a, k) for k in DEFAULTS}
+    if a.epochs is None:                       # common.py: --steps and --epochs exclusive, both unset
+        cfg["epochs"] = None if a.steps is not None else DEFAULTS["epochs"]
     if a.match_params:
         D = a.read_in or len(datasets.ALPHABET)
         cfg["hidden"] = common.matched_hidden(a.cell, D, a.hidden, a.layers, len(datasets.NAMES_LANGUAGES))
