@@ -144,7 +144,7 @@ class GRUCell(RecurrentCell):
         # derivative (sigmoid' and tanh' from the outputs); Q for da_r; m for the padded rows.
         self._cache = {"X": X, "S": S, "G": G, "Q": Q, "m": m}
         O = S[1:] if m is None else S[1:] * m                   # (T, B, H) outputs
-        out = np.ascontiguousarray(O.transpose(1, 0, 2))       # (B, T, H)
+        out = O.transpose(1, 0, 2).copy()                       # (B, T, H), never a view of the cache
         return out, S[T].copy()
 
     def bprop(self, dout, dstate=None):

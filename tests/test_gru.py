@@ -159,6 +159,24 @@ def test_bprop_leaves_inputs_untouched(rng):
         assert np.array_equal(a, c)
 
 
+@pytest.mark.parametrize("B, T", [(1, 4), (3, 1)])
+def test_outputs_do_not_alias_the_cache(B, T, rng):
+    """Editing the returned arrays in place (as a model's in-place op might) must not change bprop."""
+    cell = make()
+    x, h0 = data(rng, B, T)
+    dout = rng.standard_normal((B, T, 4))
+    _, _, dx_ref, dh0_ref, g_ref = run(cell, x, h0, None, dout, None)
+    cell.zero_grad()
+    out, hT = cell.fprop(x, h0)
+    out *= 3.0
+    hT += 1.0
+    dx, dh0 = cell.bprop(dout)
+    np.testing.assert_array_equal(dx, dx_ref)
+    np.testing.assert_array_equal(dh0, dh0_ref)
+    for k in PARAMS:
+        np.testing.assert_array_equal(cell.grads[k], g_ref[k])
+
+
 def test_bprop_adds_into_grads(rng):
     cell = make()
     x, h0 = data(rng)
