@@ -115,7 +115,7 @@ class GRUCell(RecurrentCell):
         m = self._check_mask(mask, B, T)                        # (T, B, 1) bool or None
         Wx, Wh, b, b_hn = self.params["W_x"], self.params["W_h"], self.params["b"], self.params["b_hn"]
 
-        X = np.ascontiguousarray(x.transpose(1, 0, 2))         # (T, B, D)
+        X = x.transpose(1, 0, 2).copy()                         # (T, B, D), our own copy (cached)
         G = (X.reshape(T * B, D) @ Wx).reshape(T, B, 3 * H)     # (T, B, 3H) x W_x for all steps ...
         G += b                                                  # ... + b; becomes [r, z, n] in place
         Q = np.empty((T, B, H), self.dtype)                     # (T, B, H) q_t = h_{t-1} W_hn + b_hn
