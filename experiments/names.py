@@ -188,7 +188,11 @@ def train(cfg: dict, data: dict, out_dir: Path | None, log=print, eval_test_each
 
 
 def _train(cfg, data, out_dir, log, eval_test_each_epoch, t0):
-    """Train with early stopping on validation accuracy; return the summary dict.
+    """Train with early stopping on validation accuracy.
+
+    Returns a dict: ``summary`` (what summary.json holds), ``history`` (one record per epoch,
+    the rows of metrics.csv), ``model`` (with the best parameters), ``pred``/``true`` (test
+    predictions of the best model and the labels, (N_test,) each).
 
     Every epoch: bucketed batches (train), then validation (and test, for the curves only)
     loss/accuracy. The best model by validation accuracy is kept (in memory and as

@@ -228,3 +228,35 @@ def test_data_dir_fallback_to_shared_copy(tmp_path, monkeypatch):
     monkeypatch.setenv("NPNET_DATA", str(cache))
     assert names.resolve_data_dir(None)[0] is None                        # the cache wins
     assert names.resolve_data_dir("given")[0] == Path("given")
+
+
+def test_steps_cap_and_target_stop(tmp_path):
+    data_dir = _tiny_names_dir(tmp_path)
+    assert names.main(["--data-dir", str(data_dir), "--out", str(tmp_path / "a"), "--quiet",
+                       "--hidden", "4", "--steps", "5", "--batch-size", "4"]) == 0
+    s = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert s["steps"] == 5 and s["stop_reason"] == "steps 5" and s["epochs_run"] == 1
+    assert names.main(["--data-dir", str(data_dir), "--out", str(tmp_path / "b"), "--quiet",
+                       "--hidden", "4", "--epochs", "5", "--target", "0.0"]) == 0
+    s = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert s["epochs_run"] == 1 and s["stopped_early"] and s["stop_reason"].startswith("target")
+
+
+def test_report_commands_on_tiny_data(tmp_path, capsys):
+    data_dir = _tiny_names_dir(tmp_path)
+    tiny = ["--data-dir", str(data_dir), "--epochs", "1", "--quiet"]
+    assert names.main([*tiny, "--report", "table", "--out", str(tmp_path / "t")]) == 0
+    table = (tmp_path / "t" / "table.md").read_text().strip().splitlines()
+    assert len(table) == 2 + len(names.TABLE_CONFIGS) and "failed" not in "".join(table)
+    assert "| GRU | 1 | 128 |" in table[-1]
+    assert (tmp_path / "t" / "lstm-L2-H64" / "summary.json").is_file()
+    assert names.main([*tiny, "--report", "batch-sizes", "--out", str(tmp_path / "b"), "--hidden", "4"]) == 0
+    png = tmp_path / "b" / "batch_sizes.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    with open(tmp_path / "b" / "batch_sizes.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["batch_size"]) for r in rows] == [1, 10, 30]
+    assert all(r["train_loss"] and r["test_loss"] and r["test_accuracy"] for r in rows)
+    # batch size 1 takes one step per training name
+    n_train = json.loads((tmp_path / "b" / "batch-1" / "summary.json").read_text())["n_train"]
+    assert int(rows[0]["step"]) == n_train
