@@ -259,7 +259,7 @@ def plot_mean_abs(rows, path, clip):
                  "(solid: raw gradient; dashed: after global-norm clipping, what the optimiser receives)",
                  fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
 
 
@@ -302,7 +302,7 @@ def plot_training(rows, path, clip):
     fig.suptitle(f"Gradient norm during training (first-token task), clipping off (solid) and on (dashed, "
                  f"threshold {clip:g} dotted red); x: run overflowed", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
 
 
