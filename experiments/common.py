@@ -256,14 +256,17 @@ class Run:
     the one-line summary.
     """
 
-    def __init__(self, args):
+    def __init__(self, args, folder: bool = True):
         self.t0 = time.perf_counter()
+        self.cpu0 = time.process_time()
         self.args = args
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.dir = args.out or os.path.join("runs", f"{args.task}-{stamp}")
-        os.makedirs(self.dir, exist_ok=True)
-        self.quiet = bool(args.quiet)
         self.learner = None
+        self.quiet = bool(args.quiet) or not folder
+        self.dir = None
+        if folder:                            # folder=False: a sweep worker, nothing written
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            self.dir = args.out or os.path.join("runs", f"{args.task}-{stamp}")
+            os.makedirs(self.dir, exist_ok=True)
 
     def path(self, name: str) -> str:
         return os.path.join(self.dir, name)
@@ -332,6 +335,7 @@ class Run:
         summary = {headline: float(value), "headline": headline, "baseline": float(baseline),
                    "baseline_name": baseline_name, "wall_s": round(wall, 2), "steps": int(step),
                    "train_s": round(getattr(self, "train_s", 0.0), 2),
+                   "cpu_s": round(time.process_time() - self.cpu0, 2),
                    "stopped_early": bool(getattr(self, "stopped_early", False)),
                    "cell": self.args.cell, "hidden": self.args.hidden,
                    "params": int(model.num_params), "seed": self.args.seed, **extra}

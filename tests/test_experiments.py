@@ -84,6 +84,54 @@ def test_memory_bad_arguments_are_usage_errors(args, tmp_path):
     assert not (tmp_path / "bad").exists()                  # nothing written for a bad command
 
 
+# -- counting -----------------------------------------------------------------------
+@pytest.mark.parametrize("mode, png", [("classification", "confusion.png"), ("regression", "scatter.png")])
+def test_counting_end_to_end(mode, png, tmp_path):
+    out = tmp_path / mode
+    proc = run_script("counting", "--mode", mode, "--seq-len", "6", "--test-size", "40", "--eval-size", "8",
+                      "--out", str(out), *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s = check_run_folder(out, "test_accuracy", ["learning_curve.png", png])
+    assert s["baseline_name"] == "majority" and 0 < s["baseline"] < 1 and s["mode"] == mode
+
+
+@pytest.mark.parametrize("args", [["--seq-len", "0"], ["--mode", "ranking"], ["--batch-size", "-4"],
+                                  ["--cell", "lstmx"], ["--clip", "-1"]])
+def test_counting_bad_arguments_are_usage_errors(args, tmp_path):
+    check_usage_error(run_script("counting", *args, "--out", str(tmp_path / "bad")))
+
+
+# -- first element -------------------------------------------------------------------
+def test_first_element_end_to_end(tmp_path):
+    out = tmp_path / "fe"
+    proc = run_script("first_element", "--seq-len", "4", "--test-size", "30", "--eval-size", "8",
+                      "--cell", "irnn", "--out", str(out), *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s = check_run_folder(out, "test_accuracy", ["learning_curve.png", "scatter.png"])
+    assert s["baseline_name"] == "answer 0" and s["cell"] == "irnn"
+
+
+def test_first_element_sweep(tmp_path):
+    out = tmp_path / "sweep"
+    proc = run_script("first_element", "--sweep", "--lengths", "2,3", "--cells", "rnn,gru", "--reps", "2",
+                      "--jobs", "2", "--test-size", "10", "--eval-size", "4", "--out", str(out), *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for f in ("config.json", "sweep.csv", "summary.json", "accuracy_vs_length.png"):
+        assert (out / f).is_file()
+    rows = list(csv.DictReader((out / "sweep.csv").read_text().splitlines()))
+    assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)
+    assert {(r["cell"], r["seq_len"], r["seed"]) for r in rows} == {
+        (c, L, s) for c in ("rnn", "gru") for L in ("2", "3") for s in ("0", "1")}
+    s = json.loads((out / "summary.json").read_text())
+    assert set(s["longest_solved"]) == {"rnn", "gru"} and "wall_s" in s and "baseline" in s
+
+
+@pytest.mark.parametrize("args", [["--sweep", "--cells", "rnn,lstn"], ["--sweep", "--lengths", "5,0"],
+                                  ["--sweep", "--lengths", "a,b"], ["--seq-len", "-2"]])
+def test_first_element_bad_arguments_are_usage_errors(args, tmp_path):
+    check_usage_error(run_script("first_element", *args, "--out", str(tmp_path / "bad")))
+
+
 # -- the shared pieces ----------------------------------------------------------------
 def test_count_params_matches_the_model():
     sys.path.insert(0, str(EXP))
