@@ -26,7 +26,8 @@ def rounded_accuracy(pred, y, mask=None) -> float:
 def parser():
     p = common.make_parser(
         "counting", __doc__.split("\n\n")[0].strip(),
-        hidden=64, batch_size=64, steps=6000, lr=1e-2, clip=1.0, eval_every=50, target=0.995)
+        hidden=64, batch_size=64, steps=6000, lr=1e-2, clip=1.0, eval_every=50, target=0.995,
+        dtype="float32")
     g = p.add_argument_group("the counting task")
     g.add_argument("--seq-len", type=common.positive_int, default=20, help="digits per sequence (T)")
     g.add_argument("--mode", choices=("classification", "regression"), default="classification")

@@ -20,7 +20,8 @@ from npnet.learner import accuracy
 def parser():
     p = common.make_parser(
         "memory", __doc__.split("\n\n")[0].strip(),
-        hidden=64, batch_size=64, steps=3000, lr=2e-2, clip=1.0, eval_every=25, target=0.995)
+        hidden=64, batch_size=64, steps=3000, lr=2e-2, clip=1.0, eval_every=25, target=0.995,
+        dtype="float32")
     g = p.add_argument_group("the memory task")
     g.add_argument("--seq-len", type=common.positive_int, default=20,
                    help="L = 2 K + gap + 1 input steps (K symbols, gap blanks, delimiter, K recall steps)")
