@@ -48,11 +48,21 @@ def test_exploding_quick(tmp_path):
     assert s[s["headline"]] == max(v for v in s["growth_factor"].values() if v is not None)
     assert "exploding:" in p.stdout and str(out) in p.stdout
 
-    # rerunning into the same folder resumes: nothing is recomputed, the CSV keeps its rows
+
+def test_exploding_resumes(tmp_path):
+    """Rerunning into the same folder resumes: nothing is recomputed, the CSV keeps its rows."""
+    out = tmp_path / "exp"
+    args = ("--quick", "--quiet", "--hidden", 4, "--vocab", 3, "--seq-lens", "2,4", "--steps", 2, "--out", out)
+    p = run("exploding.py", *args)
+    assert p.returncode == 0, p.stderr
     before = (out / "sweep.csv").read_text()
-    p2 = run("exploding.py", "--quick", "--quiet", "--out", out)
+    assert before.count("\n") == 1 + 4                      # header + 2 act x 2 init
+    (out / "summary.json").unlink()
+    p2 = run("exploding.py", *args)
     assert p2.returncode == 0, p2.stderr
     assert (out / "sweep.csv").read_text() == before
+    s = json.loads((out / "summary.json").read_text())        # rebuilt from the CSV
+    assert set(s["growth_factor"]) == {f"{a}-{i}-H4-V3" for a in ("tanh", "relu") for i in ("random", "identity")}
 
 
 def test_vanishing_quick(tmp_path):
