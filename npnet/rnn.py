@@ -81,7 +81,7 @@ class BasicRNNCell(RecurrentCell):
         m = self._check_mask(mask, B, T)                      # (T, B, 1) bool or None
         Wx, Wh, b = self.params["W_x"], self.params["W_h"], self.params["b"]
 
-        X = np.ascontiguousarray(x.transpose(1, 0, 2))       # (T, B, D)
+        X = x.transpose(1, 0, 2).copy()                      # (T, B, D) own copy: the caller may edit x
         A = (X.reshape(T * B, D) @ Wx).reshape(T, B, H)       # (T, B, H) input projection, all steps
         A += b
         S = np.empty((T + 1, B, H), self.dtype)               # (T+1, B, H) states, S[0] = h0
@@ -102,17 +102,19 @@ class BasicRNNCell(RecurrentCell):
                 np.copyto(S[t + 1], a, where=m[t])
                 np.multiply(a, m[t], out=O[t])
         self._cache = {"X": X, "S": S, "O": O, "m": m}
-        out = np.ascontiguousarray(O.transpose(1, 0, 2))     # (B, T, H)
+        out = O.transpose(1, 0, 2).copy()                    # (B, T, H) never a view of the cache
         return out, S[T].copy()
 
     def bprop(self, dout, dstate=None):
         """dout (B, T, H), dstate dL/dh_T (B, H) or None -> (dx (B, T, D), dh_0 (B, H))."""
-        cache = self._take_cache()
-        X, S, O, m = cache["X"], cache["S"], cache["O"], cache["m"]
+        if self._cache is None:
+            self._take_cache()                                 # raises NotForwardedError
+        X, S, O, m = (self._cache[k] for k in ("X", "S", "O", "m"))
         T, B, D = X.shape
         H = self.hidden_size
-        dout = self._check_dout(dout, B, T)
+        dout = self._check_dout(dout, B, T)                    # checked before the cache is spent
         (dh,) = self._unpack(dstate, B, "dstate")
+        self._take_cache()
         dh = dh.copy()
         Wh = self.params["W_h"]
         WhT = Wh.T

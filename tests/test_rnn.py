@@ -224,3 +224,28 @@ def test_bad_constructor_args():
         npnet.BasicRNNCell(0, 3)
     with pytest.raises(ValueError, match="float32 or float64"):
         npnet.BasicRNNCell(2, 3, dtype=np.int32)
+
+
+@pytest.mark.parametrize("B, T", [(1, 4), (3, 1), (1, 1)])
+def test_outputs_and_inputs_are_not_views_of_the_cache(B, T, rng):
+    cell = make()
+    x = rng.standard_normal((B, T, 3))
+    dout = rng.standard_normal((B, T, 4))
+    out, _ = cell.fprop(x)
+    dx_ref, _ = cell.bprop(dout)
+    g_ref = {k: v.copy() for k, v in cell.grads.items()}
+    cell.zero_grad()
+    out, _ = cell.fprop(x.copy())
+    out[...] = 7.0                     # the caller edits what it was given
+    dx, _ = cell.bprop(dout)
+    np.testing.assert_array_equal(dx, dx_ref)
+    for k in g_ref:
+        np.testing.assert_array_equal(cell.grads[k], g_ref[k])
+
+
+def test_bad_dout_keeps_the_cache():
+    cell = make()
+    out, _ = cell.fprop(np.zeros((2, 3, 3)))
+    with pytest.raises(ValueError, match="dout"):
+        cell.bprop(np.zeros((2, 3, 5)))
+    cell.bprop(np.zeros_like(out))     # a correct call can follow
