@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         hidden=None, cell="rnn", batch_size=32, steps=100, lr=0.1, optimizer="sgd", clip=1.0)
     g = p.add_argument_group("the exploding-gradient sweep (--cell is fixed: the sweep covers tanh and ReLU "
                              "basic RNNs; --hidden H sweeps that one size instead of --hidden-sizes; "
-                             "--steps, --lr, --optimizer, --bptt: the clip on/off training runs; "
+                             "--steps, --lr, --optimizer: the clip on/off training runs; --bptt does not apply; "
                              "--clip: the threshold of the clipped curves)")
     g.add_argument("--hidden-sizes", type=_int_list, default=None, metavar="H[,H...]",
                    help="hidden sizes to sweep (default 32,128; quick 8,16)")
@@ -198,6 +198,9 @@ def check(args) -> None:
         raise ValueError("--clip must be > 0: it is the threshold of the clipped curves")
     if args.epochs:
         raise ValueError("exploding.py trains for --steps, not --epochs")
+    if args.bptt is not None:
+        raise ValueError("exploding.py measures full BPTT: the loss is read at the last step only, "
+                         "so --bptt (truncation) does not apply")
     if args.jobs is not None and (args.jobs == 0 or args.jobs < -1):
         raise ValueError(f"--jobs must be >= 1 or -1 (one per core), got {args.jobs}")
 

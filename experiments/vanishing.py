@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
               "first-element task.",
         hidden=32, cell=None, batch_size=32, steps=600, lr=5e-3, optimizer="adam", clip=1.0)
     g = p.add_argument_group("the vanishing-gradient study (--cell X: only that cell; default all four; "
-                             "--eval-every, --target, --epochs do not apply)")
+                             "--eval-every, --target, --epochs, --bptt do not apply)")
     g.add_argument("--seq-len", type=common.positive_int, default=50,
                    help="T of the training task and of the dL/dh_t and Jacobian measurements")
     g.add_argument("--probe-lens", type=_int_list, default=None, metavar="T[,T...]",
@@ -190,8 +190,9 @@ def check(args) -> None:
         raise ValueError("vanishing.py trains for --steps, not --epochs")
     if args.jobs is not None and (args.jobs == 0 or args.jobs < -1):
         raise ValueError(f"--jobs must be >= 1 or -1 (one per core), got {args.jobs}")
-    if args.bptt is not None and args.bptt < 1:
-        raise ValueError("--bptt must be >= 1")
+    if args.bptt is not None:
+        raise ValueError("vanishing.py measures full BPTT: the loss is read at the last step only, "
+                         "so --bptt (truncation) does not apply")
 
 
 def make_configs(args, out: Path) -> list[dict]:

@@ -103,6 +103,7 @@ def test_vanishing_quick(tmp_path):
     ("exploding.py", ["--seq-lens", "a,b"]),
     ("vanishing.py", ["--cell", "transformer"]),
     ("vanishing.py", ["--seq-len", "0"]),
+    ("vanishing.py", ["--bptt", "5"]),
 ])
 def test_bad_arguments_exit_2(tmp_path, script, args):
     p = run(script, *args, "--out", tmp_path / "bad", timeout=60)
