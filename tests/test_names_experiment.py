@@ -260,3 +260,11 @@ def test_report_commands_on_tiny_data(tmp_path, capsys):
     # batch size 1 takes one step per training name
     n_train = json.loads((tmp_path / "b" / "batch-1" / "summary.json").read_text())["n_train"]
     assert int(rows[0]["step"]) == n_train
+
+
+def test_wall_time_covers_the_whole_run(tiny_run):
+    _, out = tiny_run
+    s = json.loads((out / "summary.json").read_text())
+    with open(out / "metrics.csv", newline="") as f:
+        epoch_seconds = sum(float(r["seconds"]) for r in csv.DictReader(f))
+    assert s["wall_s"] >= s["train_s"] >= epoch_seconds > 0
