@@ -46,11 +46,24 @@ def test_resume_skips_finished_runs(tmp_path):
     assert [float(r["score"]) for r in rows] == [expected(c) for c in CONFIGS]
 
 
+def _local_cluster(distributed):
+    """A one-worker cluster on 127.0.0.1; on a heavily loaded machine startup can time out once."""
+    import dask
+    with dask.config.set({"distributed.comm.timeouts.connect": "90s"}):
+        for attempt in range(3):
+            try:
+                return distributed.LocalCluster(host="127.0.0.1", n_workers=1, threads_per_worker=2,
+                                                processes=False, protocol="tcp",
+                                                dashboard_address=None)
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+
+
 def test_dask_local_cluster_matches_local_run(tmp_path):
     distributed = pytest.importorskip("distributed")
     local = sweep.run_sweep(tiny_run, CONFIGS, tmp_path / "local.csv", n_jobs=1, progress=False)
-    with distributed.LocalCluster(host="127.0.0.1", n_workers=1, threads_per_worker=2,
-                                  processes=False, protocol="tcp", dashboard_address=None) as cluster:
+    with _local_cluster(distributed) as cluster:
         address = cluster.scheduler_address
         remote = sweep.run_sweep(tiny_run, CONFIGS, tmp_path / "dask.csv",
                                  dask_scheduler=address, progress=False)
