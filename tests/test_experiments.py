@@ -145,3 +145,65 @@ def test_count_params_matches_the_model():
         assert common.count_params(cell, 5, 7, 2, 3) == m.num_params
     h = common.matched_hidden("rnn", 10, 64, 1, 9)
     assert abs(common.count_params("rnn", 10, h, 1, 9) - common.count_params("lstm", 10, 64, 1, 9)) < 2 * h + 20
+
+
+def import_experiment(name):
+    """Import a script as a module (restoring the environment common.py adjusts)."""
+    env = dict(os.environ)
+    sys.path.insert(0, str(EXP))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(EXP))
+        os.environ.clear()
+        os.environ.update(env)
+
+
+def test_sine_feedback_gradients_match_finite_differences():
+    sine = import_experiment("sine")
+    import npnet
+    model = npnet.SequenceModel(1, 3, output_size=1, rng=0)
+    trainer = sine.FeedbackTrainer(model, None, None, prime=2, mode="free", total_steps=1,
+                                   rng=np.random.default_rng(0))
+    x, y, _ = npnet.tasks.sine_batch(2, seq_len=6, period=(4, 8), rng=1)
+    fed = trainer.draw_feedback(6, 2)
+    assert not fed[:2].any() and fed[2:].all()
+    trainer.gradients(x, y, fed)
+    analytic = {k: g.copy() for k, g in model.grads.items()}
+
+    def loss_only():
+        v = trainer.gradients(x, y, fed)
+        return v
+
+    eps = 1e-6
+    for name, p in model.params.items():
+        num = np.zeros_like(p)
+        for i in np.ndindex(p.shape):
+            old = p[i]
+            p[i] = old + eps
+            lp = loss_only()
+            p[i] = old - eps
+            lm = loss_only()
+            p[i] = old
+            num[i] = (lp - lm) / (2 * eps)
+        err = np.abs(num - analytic[name]).max() / max(np.abs(num).max(), np.abs(analytic[name]).max(), 1e-12)
+        assert err < 1e-6, (name, err)
+    # the feedback path matters: teacher forcing gives other gradients
+    trainer.gradients(x, y, np.zeros_like(fed))
+    assert not np.allclose(model.grads["read_out.W"], analytic["read_out.W"])
+
+
+def test_sine_end_to_end(tmp_path):
+    for mode in ("teacher", "free"):
+        out = tmp_path / mode
+        proc = run_script("sine", "--train-mode", mode, "--seq-len", "12", "--prime", "5", "--test-size", "10",
+                          "--eval-size", "4", "--out", str(out), *TINY)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        s = check_run_folder(out, "closed_loop_mse", ["learning_curve.png", "closed_loop.png"])
+        assert s["baseline_name"] == "predict-zero" and s["train_mode"] == mode and "repeat_last_mse" in s
+
+
+@pytest.mark.parametrize("args", [["--prime", "100"], ["--period", "50", "10"], ["--train-mode", "none"],
+                                  ["--period", "0", "10"], ["--bptt", "10"]])
+def test_sine_bad_arguments_are_usage_errors(args, tmp_path):
+    check_usage_error(run_script("sine", *args, "--out", str(tmp_path / "bad")))
