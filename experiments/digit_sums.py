@@ -632,17 +632,22 @@ def plot_run(out_dir: Path, rows, res, images, test_seqs, final) -> None:
     fig.tight_layout()
     fig.savefig(out_dir / "step_accuracy.png", dpi=80)
 
+    # One axes holding a montage (rows: sequences, columns: steps); one imshow is far cheaper than
+    # one axes per image.
     n, L = min(6, len(test_seqs)), res["seq_len"]
-    fig, axes = common.figure(1.3 * L + 0.4, 1.5 * n, n, L)
+    montage = images[test_seqs[:n]].transpose(0, 2, 1, 3).reshape(n * 28, L * 28)   # (n*28, L*28)
+    fig, ax = common.figure(1.1 * L + 0.3, 1.25 * n + 0.4)
+    a = ax[0, 0]
+    a.imshow(montage, cmap="gray_r", interpolation="nearest")
     for i in range(n):
         for t in range(L):
-            a = axes[i, t]
-            a.imshow(images[test_seqs[i, t]], cmap="gray_r")
             p, y = final["pred"][i, t], final["totals"][i, t]
-            a.set_title(f"{p} ({y})", fontsize=8, color="black" if p == y else "red")
-            a.axis("off")
-    fig.suptitle("test sequences: predicted (true) running total", fontsize=9)
-    fig.tight_layout()
+            a.text(28 * t + 1, 28 * i + 1, f"{p} ({y})", fontsize=7, va="top", ha="left",
+                   color="tab:blue" if p == y else "red")
+    a.set_xticks(np.arange(L) * 28 + 14, [f"t={t + 1}" for t in range(L)], fontsize=7)
+    a.set_yticks([])
+    a.set_title("test sequences: predicted (true) running total", fontsize=8)
+    fig.subplots_adjust(left=0.03, right=0.97, bottom=0.06, top=0.93)
     fig.savefig(out_dir / "examples.png", dpi=80)
 
 
