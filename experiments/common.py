@@ -77,7 +77,7 @@ def nonneg_float(text: str) -> float:
 
 def make_parser(task: str, description: str, *, hidden=64, layers=1, cell="lstm", batch_size=64,
                 steps=2000, lr=1e-2, optimizer="adam", clip=1.0, dtype="float64", eval_every=25,
-                target=None) -> argparse.ArgumentParser:
+                target=None, lr_decay=1.0) -> argparse.ArgumentParser:
     """The options every experiment has, with the script's tuned defaults.
 
     ``--steps`` is the most steps to take (training stops earlier once the held-out
@@ -103,6 +103,8 @@ def make_parser(task: str, description: str, *, hidden=64, layers=1, cell="lstm"
                         help="instead of --steps: passes of --epoch-size fresh batches")
     g.add_argument("--epoch-size", type=positive_int, default=100, help="batches per epoch (with --epochs)")
     g.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
+    g.add_argument("--lr-decay", type=positive_float, default=lr_decay,
+                   help="learning-rate factor reached at the last step (exponential decay; 1: constant)")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=optimizer)
     g.add_argument("--clip", type=nonneg_float, default=clip,
                    help="global gradient-norm clipping threshold (0: no clipping)")
@@ -317,9 +319,16 @@ class Run:
                 self.stopped_early = True
             return hit
 
+        total = a.epochs * a.epoch_size if a.epochs else a.steps
+
+        def decay(lrn, rec):                               # lr_t = lr * lr_decay ** (t / total)
+            if a.lr_decay != 1.0:
+                lrn.optimizer.lr = a.lr * a.lr_decay ** (min(lrn.step, total) / total)
+            return False
+
         kw = {"epochs": a.epochs} if a.epochs else {"steps": a.steps}
         self.train_t0 = time.perf_counter()
-        learner.fit(stream, eval_batches=eval_batches, eval_every=a.eval_every, callbacks=[early_stop], **kw)
+        learner.fit(stream, eval_batches=eval_batches, eval_every=a.eval_every, callbacks=[early_stop, decay], **kw)
         self.train_s = time.perf_counter() - self.train_t0
         return learner
 

@@ -100,7 +100,8 @@ class FeedbackTrainer:
     """Unrolls the model step by step, feeding back its own predictions, and backpropagates
     through the feedback loop.
 
-    Forward, for t = 0 .. T-1 (p_t = the model's output at step t, a prediction of x_{t+1})::
+    Forward, for t = 0 .. T-1 (p_t = the model's output at step t, a prediction of x_{t+1};
+    the priming steps t < prime run as one call, the rest one call per step)::
 
         u_t = x_t                          t < prime (priming) or where the coin says teacher
         u_t = p_{t-1}                      otherwise (fed back)
@@ -139,25 +140,30 @@ class FeedbackTrainer:
     def gradients(self, x, y, fed) -> float:
         """Zero the grads, unroll with feedback where ``fed``, backpropagate; return the loss."""
         B, T, _ = x.shape
-        if len(self.clones) < T:
-            self.clones = step_clones(self.model, T)
+        if len(self.clones) < T - self.prime + 1:
+            self.clones = step_clones(self.model, T - self.prime + 1)
         self.model.zero_grad()
-        preds = np.empty((B, T, 1), self.model.dtype)               # (B, T, 1)
-        state, u = None, x[:, 0]
-        for t in range(T):
-            if t > 0:
-                u = np.where(fed[t], preds[:, t - 1], x[:, t])
-            out, state = self.clones[t].fprop(u[:, None, :], state)   # (B, 1, 1)
+        P = self.prime                                              # steps 0..P-1: teacher forced,
+        preds = np.empty((B, T, 1), self.model.dtype)               # run as one call   (B, T, 1)
+        out, state = self.clones[0].fprop(x[:, :P], None)           # (B, P, 1)
+        preds[:, :P] = out
+        for t in range(P, T):
+            u = np.where(fed[t], preds[:, t - 1], x[:, t])          # (B, 1)
+            out, state = self.clones[t - P + 1].fprop(u[:, None, :], state)   # (B, 1, 1)
             preds[:, t] = out[:, 0]
         value = float(self.loss.fprop(preds, y))
         dp = self.loss.bprop()                                      # (B, T, 1)
         dstate, du = None, None
-        for t in range(T - 1, -1, -1):
+        for t in range(T - 1, P - 1, -1):
             d = dp[:, t]
             if t + 1 < T:
                 d = d + du * fed[t + 1]                             # through the fed-back input
-            dx, dstate = self.clones[t].bprop(d[:, None, :], dstate)
+            dx, dstate = self.clones[t - P + 1].bprop(d[:, None, :], dstate)
             du = dx[:, 0]
+        d = dp[:, :P].copy()
+        if P < T:
+            d[:, -1] += du * fed[P]
+        self.clones[0].bprop(d, dstate)
         return value
 
     def train_step(self, x, y) -> tuple[float, float]:

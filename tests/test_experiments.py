@@ -168,26 +168,24 @@ def test_sine_feedback_gradients_match_finite_differences():
     x, y, _ = npnet.tasks.sine_batch(2, seq_len=6, period=(4, 8), rng=1)
     fed = trainer.draw_feedback(6, 2)
     assert not fed[:2].any() and fed[2:].all()
-    trainer.gradients(x, y, fed)
-    analytic = {k: g.copy() for k, g in model.grads.items()}
-
-    def loss_only():
-        v = trainer.gradients(x, y, fed)
-        return v
-
+    mixed = fed & (np.random.default_rng(3).random(fed.shape) < 0.5)     # scheduled sampling
+    assert mixed.any() and not mixed.all()
     eps = 1e-6
-    for name, p in model.params.items():
-        num = np.zeros_like(p)
-        for i in np.ndindex(p.shape):
-            old = p[i]
-            p[i] = old + eps
-            lp = loss_only()
-            p[i] = old - eps
-            lm = loss_only()
-            p[i] = old
-            num[i] = (lp - lm) / (2 * eps)
-        err = np.abs(num - analytic[name]).max() / max(np.abs(num).max(), np.abs(analytic[name]).max(), 1e-12)
-        assert err < 1e-6, (name, err)
+    for pattern in (mixed, fed):
+        trainer.gradients(x, y, pattern)
+        analytic = {k: g.copy() for k, g in model.grads.items()}
+        for name, p in model.params.items():
+            num = np.zeros_like(p)
+            for i in np.ndindex(p.shape):
+                old = p[i]
+                p[i] = old + eps
+                lp = trainer.gradients(x, y, pattern)
+                p[i] = old - eps
+                lm = trainer.gradients(x, y, pattern)
+                p[i] = old
+                num[i] = (lp - lm) / (2 * eps)
+            scale = max(np.abs(num).max(), np.abs(analytic[name]).max(), 1e-12)
+            assert np.abs(num - analytic[name]).max() / scale < 1e-6, name
     # the feedback path matters: teacher forcing gives other gradients
     trainer.gradients(x, y, np.zeros_like(fed))
     assert not np.allclose(model.grads["read_out.W"], analytic["read_out.W"])
