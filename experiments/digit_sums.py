@@ -378,6 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test sequences (sampled from the test images) for the final numbers")
     t.add_argument("--eval-seqs", type=common.positive_int, default=500,
                    help="test sequences (the first of --test-seqs) for the learning curves")
+    t.add_argument("--lr-schedule", choices=["constant", "cosine"], default="cosine",
+                   help="cosine: decay from --lr to 0.05 --lr over --steps")
+    t.add_argument("--shift", type=common.nonneg_int, default=0,
+                   help="augment training images by random translations of up to this many pixels")
     t.add_argument("--time-limit", type=common.nonneg_float, default=0.0,
                    help="stop each run's training after this many seconds (0: no limit)")
     d = p.add_argument_group("data")
@@ -446,6 +450,30 @@ def make_optimizer(args, params):
     return npnet.optim.get(args.optimizer, params, lr=args.lr)
 
 
+def scheduled_lr(args, step: int, total: int) -> float:
+    """--lr-schedule: "constant" lr, or "cosine": lr (f + (1 - f)(1 + cos(pi step / total)) / 2), f = 0.05."""
+    if args.lr_schedule == "constant" or total <= 0:
+        return args.lr
+    f = 0.05
+    return args.lr * (f + (1.0 - f) * 0.5 * (1.0 + np.cos(np.pi * min(step, total) / total)))
+
+
+def shifted(images_u8: np.ndarray, idx: np.ndarray, shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Images idx (any shape) translated by independent random offsets in [-shift, shift] (zeros fill).
+
+    -> uint8 (*idx.shape, 28, 28). Augmentation for the TRAINING images only.
+    """
+    flat = idx.reshape(-1)
+    if shift == 0:
+        return images_u8[flat].reshape(*idx.shape, 28, 28)
+    pad = np.pad(images_u8[flat], ((0, 0), (shift, shift), (shift, shift)))     # (N, 28+2s, 28+2s)
+    oy, ox = rng.integers(0, 2 * shift + 1, size=(2, flat.size))                 # (N,) each
+    rows = oy[:, None] + np.arange(28)                                           # (N, 28)
+    cols = ox[:, None] + np.arange(28)                                           # (N, 28)
+    out = pad[np.arange(flat.size)[:, None, None], rows[:, :, None], cols[:, None, :]]   # (N, 28, 28)
+    return out.reshape(*idx.shape, 28, 28)
+
+
 def clip_and_step(args, model, opt) -> float:
     """Global-norm clipping (--clip > 0), then one optimiser step; returns the norm before clipping."""
     norm = npnet.clip_grad_norm(model.grads, args.clip) if args.clip > 0 else npnet.clip.global_norm(model.grads)
@@ -471,10 +499,11 @@ def train_digit_classifier(args, images, labels, train_idx, test_idx, log) -> di
     loss_fn = npnet.SoftmaxCrossEntropyLoss(dtype=dtype)
     opt = make_optimizer(args, clf.params)
     t0 = time.perf_counter()
-    for _ in range(args.digit_steps):
+    for step in range(args.digit_steps):
         b = train_idx[rng.integers(0, train_idx.size, args.digit_batch)]      # (N,) train images only
         clf.zero_grad()
-        out = clf.fprop(to_float(images[b], dtype)[:, None])                  # (N, 10)
+        opt.lr = scheduled_lr(args, step, args.digit_steps)
+        out = clf.fprop(to_float(shifted(images, b, args.shift, rng), dtype)[:, None])   # (N, 10)
         loss_fn.fprop(out, labels[b].astype(np.int64))
         clf.bprop(loss_fn.bprop())
         clip_and_step(args, clf, opt)
@@ -539,7 +568,8 @@ def train_run(args, images, labels, train_idx, test_idx, out_dir: Path, log, dig
     record(0)
     while step < args.steps:
         seq = sample_sequences(train_idx, args.batch_size, L, rng)           # (B, L) train images only
-        x = to_float(images[seq], dtype)                                     # (B, L, 28, 28)
+        x = to_float(shifted(images, seq, args.shift, rng), dtype)          # (B, L, 28, 28)
+        opt.lr = scheduled_lr(args, step, args.steps)
         totals = alternating_sums(labels[seq])                               # (B, L)
         model.zero_grad()
         out, _ = model.fprop(x)                                              # (B, L, V)

@@ -199,3 +199,28 @@ def test_missing_mnist_dir_exits_2(tmp_path):
     with pytest.raises(SystemExit) as exc:
         ds.main(["--mnist-dir", str(tmp_path / "nope")])
     assert exc.value.code == 2
+
+
+# -- augmentation and schedule ----------------------------------------------------------------
+def test_shifted_translates_within_the_range(rng):
+    images = np.zeros((5, 28, 28), np.uint8)
+    images[np.arange(5), 14, 14] = 200                                   # one dot at the centre
+    idx = np.array([[0, 1, 2], [3, 4, 0]])
+    np.testing.assert_array_equal(ds.shifted(images, idx, 0, rng), images[idx])
+    out = ds.shifted(images, np.repeat(idx, 30, axis=0), 2, rng)           # (60, 3, 28, 28)
+    assert out.shape == (60, 3, 28, 28) and out.dtype == np.uint8
+    assert (out.reshape(180, -1).max(axis=1) == 200).all()                 # the dot survives, once
+    assert ((out > 0).reshape(180, -1).sum(axis=1) == 1).all()
+    r, c = np.nonzero(out.reshape(180, 28, 28) > 0)[1:]
+    assert r.min() >= 12 and r.max() <= 16 and c.min() >= 12 and c.max() <= 16
+    assert len(set(zip(r, c))) > 15                                        # offsets really vary
+
+
+def test_cosine_schedule_ends_at_five_percent():
+    args = ds.parse_args(["--lr", "0.01", "--mnist-dir", "."])
+    assert args.lr_schedule == "cosine"
+    assert ds.scheduled_lr(args, 0, 100) == pytest.approx(0.01)
+    assert ds.scheduled_lr(args, 50, 100) == pytest.approx(0.01 * 0.525)
+    assert ds.scheduled_lr(args, 100, 100) == pytest.approx(0.0005)
+    args.lr_schedule = "constant"
+    assert ds.scheduled_lr(args, 70, 100) == 0.01
