@@ -40,9 +40,9 @@ METRIC_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "v
 # validation split, float32.
 DEFAULTS = dict(cell="lstm", hidden=128, layers=1, batch_size=32, epochs=20, steps=None, lr=0.1,
                 optimizer="sgd", momentum=0.9, weight_decay=1e-4, clip=5.0, read_in=0,
-                dropout=0.0, input_dropout=0.0, val_fraction=0.1, patience=4, lr_decay=0.5,
+                dropout=0.0, input_dropout=0.0, val_fraction=0.1, patience=5, lr_decay=0.1,
                 time_limit=270.0, seed=0, split_seed=0, dtype="float32", dedup=False,
-                target=None, no_early_stop=False)
+                target=None, no_early_stop=False, decay_epochs=None)
 
 
 # ------------------------------------------------------------------------------------------
@@ -196,8 +196,9 @@ def _train(cfg, data, out_dir, log, eval_test_each_epoch, t0):
 
     Every epoch: bucketed batches (train), then validation (and test, for the curves only)
     loss/accuracy. The best model by validation accuracy is kept (in memory and as
-    ``checkpoint.npz``); the learning rate is multiplied by ``lr_decay`` when validation
-    accuracy has not improved for an epoch, and training stops after ``patience`` epochs
+    ``checkpoint.npz``). The learning rate decays exponentially per step, as in
+    experiments/common.py: lr_t = lr * lr_decay ** (t / total), total = the steps of
+    ``decay_epochs`` (default ``epochs``) epochs, or ``steps``. Training stops after ``patience`` epochs
     without improvement or once validation accuracy reaches ``target`` (both off with
     ``no_early_stop``), after ``epochs`` (or ``steps`` optimiser steps, mid-epoch) or after
     the epoch that passes ``time_limit`` seconds. The reported ``test_accuracy`` is that of
@@ -213,6 +214,9 @@ def _train(cfg, data, out_dir, log, eval_test_each_epoch, t0):
     rng = common.seed_rng(cfg["seed"], "train")                             # batches, char dropout
     max_steps = cfg["steps"] or None
     epochs = cfg["epochs"] or (10 ** 9 if max_steps else DEFAULTS["epochs"])
+    per_epoch = -(-len(data["train"]) // cfg["batch_size"])                  # batches per epoch
+    total = max_steps or per_epoch * (cfg["decay_epochs"] or epochs)        # steps of the lr schedule
+    lr0 = float(cfg["lr"])
     use_val = len(data["val"]) > 0
     best = {"val_accuracy": -1.0, "epoch": 0, "params": None}
     history, bad, step, stop_reason = [], 0, 0, "epochs"
@@ -223,6 +227,7 @@ def _train(cfg, data, out_dir, log, eval_test_each_epoch, t0):
         for b in bucket_batches(rng, data["lengths"], data["train"], cfg["batch_size"]):
             x, y, mask = make_batch(data["seqs"], data["labels"], b)
             x = char_dropout(rng, x, mask, cfg["input_dropout"])
+            opt.lr = lr0 * cfg["lr_decay"] ** (min(step, total) / total)     # lr_t = lr * decay^(t/total)
             value = runner.train_step(x, y, mask)
             step += 1
             tot_loss += value * len(b)
@@ -250,7 +255,6 @@ def _train(cfg, data, out_dir, log, eval_test_each_epoch, t0):
                 save_checkpoint(ckpt, model, opt, step, extra=_ckpt_extra(cfg, data, epoch, rec))
         else:
             bad += 1
-            opt.lr = opt.lr * cfg["lr_decay"]
         log(f"epoch {epoch:3d}  train loss {rec['train_loss']:.4f} acc {rec['train_accuracy']:.4f}"
             + (f"  val acc {rec['val_accuracy']:.4f}" if use_val else "")
             + (f"  test acc {rec['test_accuracy']:.4f}" if eval_test_each_epoch else "")
@@ -490,9 +494,9 @@ def report_batch_sizes(base: dict, out: Path, data_dir, batch_sizes=(1, 10, 30),
     """Per-epoch train loss, test loss and test accuracy for several batch sizes, in one plot.
 
     Same model and optimiser for every batch size; the learning rate scales linearly with
-    the batch size (lr * B / base batch size) so the step per example stays comparable.
-    No early stopping here (every epoch is recorded, the lr still decays on a plateau);
-    batch size 1 is capped at ``b1_epochs`` epochs (an epoch is ~14k optimiser steps).
+    the batch size (lr * B / base batch size) so the step per example stays comparable, and
+    decays on the same per-epoch schedule for all. No early stopping here (every epoch is
+    recorded); batch size 1 is capped at ``b1_epochs`` epochs (an epoch is ~14k optimiser steps).
     """
     cfg0 = dict(DEFAULTS, **base)
     cfg0["dtype"] = np.dtype(cfg0["dtype"])
@@ -504,6 +508,7 @@ def report_batch_sizes(base: dict, out: Path, data_dir, batch_sizes=(1, 10, 30),
                    no_early_stop=True, time_limit=0.0, steps=None)
         if cfg["epochs"] is None:
             cfg["epochs"] = DEFAULTS["epochs"]
+        cfg["decay_epochs"] = cfg["epochs"]              # the same lr at the same epoch for every B
         if B == 1:
             cfg["epochs"] = min(cfg["epochs"], b1_epochs)
         sub = out / f"batch-{B}"
@@ -555,7 +560,7 @@ def parser():
               "model), learning_curves.png, confusion.png.",
         hidden=d["hidden"], layers=d["layers"], cell=d["cell"], batch_size=d["batch_size"], steps=None,
         lr=d["lr"], optimizer=d["optimizer"], clip=d["clip"], dtype=d["dtype"], eval_every=None,
-        target=d["target"])
+        target=d["target"], lr_decay=d["lr_decay"])
     p.epilog = ("Data: --data-dir, else the npnet cache ($NPNET_DATA or ~/.cache/npnet)/names if it holds "
                 "files, else ../shared/data/names next to the repository if present, else the verified "
                 "download. Split: stratified 80/20 train/test (--split-seed), validation carved from the "
@@ -582,8 +587,6 @@ def parser():
                    help="probability of blanking each character during training")
     g.add_argument("--patience", type=common.positive_int, default=d["patience"],
                    help="stop after this many epochs without validation improvement")
-    g.add_argument("--lr-decay", type=float, default=d["lr_decay"],
-                   help="multiply the lr by this after each epoch without validation improvement (1: off)")
     g.add_argument("--time-limit", type=common.nonneg_float, default=d["time_limit"],
                    help="stop after the epoch that passes this many seconds of training (0: no limit)")
     g = p.add_argument_group("prediction and reports")
@@ -626,7 +629,7 @@ def check(a) -> None:
 
 
 def config_from_args(a) -> dict:
-    cfg = {k: getattr(a, k) for k in DEFAULTS}
+    cfg = {k: getattr(a, k, v) for k, v in DEFAULTS.items()}
     if a.epochs is None:                       # common.py: --steps and --epochs exclusive, both unset
         cfg["epochs"] = None if a.steps is not None else DEFAULTS["epochs"]
     if a.match_params:
