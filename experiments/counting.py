@@ -26,12 +26,12 @@ def rounded_accuracy(pred, y, mask=None) -> float:
 def parser():
     p = common.make_parser(
         "counting", __doc__.split("\n\n")[0].strip(),
-        hidden=64, batch_size=64, steps=6000, lr=1e-2, clip=1.0, eval_every=50, target=0.995,
+        hidden=64, batch_size=64, steps=6000, lr=2e-2, lr_decay=0.05, clip=1.0, eval_every=50, target=0.998,
         dtype="float32")
     g = p.add_argument_group("the counting task")
     g.add_argument("--seq-len", type=common.positive_int, default=20, help="digits per sequence (T)")
     g.add_argument("--mode", choices=("classification", "regression"), default="classification")
-    g.add_argument("--eval-size", type=common.positive_int, default=1000, help="held-out sequences for early stopping")
+    g.add_argument("--eval-size", type=common.positive_int, default=2000, help="held-out sequences for early stopping")
     g.add_argument("--test-size", type=common.positive_int, default=4000, help="fresh sequences for the final test")
     return p
 

@@ -217,6 +217,8 @@ def fit_feedback(run, args, model, train_batches, held_out, zero_mse):
             history.append(rec)
             if (i + 1) % 10 == 0 or "eval_metric" in rec:
                 w.writerow({k: rec.get(k, "") for k in fields})
+            if "eval_metric" in rec:
+                f.flush()
             if ("eval_metric" in rec and not args.no_early_stop
                     and rec["eval_metric"] < stop_threshold(args, zero_mse)):
                 run.stopped_early = True
