@@ -203,6 +203,7 @@ def fit_feedback(run, args, model, train_batches, held_out, zero_mse):
     try:
         for i in range(steps):
             x, y, _ = next(train_batches)
+            opt.lr = args.lr * args.lr_decay ** (i / steps)             # --lr-decay (1: constant)
             t0 = time.perf_counter()
             value, norm = trainer.train_step(x, y)
             rec = {"step": i + 1, "epoch": i // args.epoch_size if args.epochs else 0, "loss": value,
