@@ -609,12 +609,29 @@ def torch_memory_train(args, np, torch, tasks, log):
     torch.manual_seed(0)
     H, lr, bs, L = args.train_hidden, args.train_lr, args.train_batch, args.train_seq_len
     tdt = torch.float64 if args.train_dtype == "float64" else torch.float32
-    stream = gen(bs, seq_len=L, rng=1, dtype=args.train_dtype)
-    ev = tasks.memory_batch(500, seq_len=L, rng=2, dtype=args.train_dtype)
+    stream = gen(bs, seq_len=L, rng=np.random.default_rng([0, 1]), dtype=args.train_dtype)
+    ev = tasks.memory_batch(500, seq_len=L, rng=np.random.default_rng([0, 2]), dtype=args.train_dtype)
     D = ev.x.shape[2]
     V = D - 1                                              # symbols + blank
     lstm = torch.nn.LSTM(D, H, batch_first=True).to(tdt)
     head = torch.nn.Linear(H, V).to(tdt)
+    init = "PyTorch default"
+    try:   # the same initial weights as memory.py: its model built the way experiments/common.py does
+        import npnet
+        model = npnet.SequenceModel(D, H, cell="lstm", output_size=V, return_sequences=True,
+                                    dtype=args.train_dtype, rng=np.random.default_rng([0, 0]))
+        cp, rp = model.cells[0].params, model.read_out.params
+        with torch.no_grad():
+            lstm.weight_ih_l0.copy_(torch.from_numpy(cp["W_x"].T.copy()))
+            lstm.weight_hh_l0.copy_(torch.from_numpy(cp["W_h"].T.copy()))
+            lstm.bias_ih_l0.copy_(torch.from_numpy(cp["b"].copy()))
+            lstm.bias_hh_l0.zero_()
+            head.weight.copy_(torch.from_numpy(rp["W"].T.copy()))
+            head.bias.copy_(torch.from_numpy(rp["b"].copy()))
+        init = "npnet SequenceModel(rng=[0, 0]) weights, as memory.py --seed 0"
+    except Exception as exc:
+        log(f"--train: could not copy npnet's initial weights ({type(exc).__name__}: {exc}); "
+            "PyTorch default init")
     params = list(lstm.parameters()) + list(head.parameters())
     opt = torch.optim.Adam(params, lr=lr)
     ex, ey, em = torch.from_numpy(ev.x), torch.from_numpy(ev.y), torch.from_numpy(ev.mask)
@@ -644,7 +661,8 @@ def torch_memory_train(args, np, torch, tasks, log):
     log(f"--train: PyTorch LSTM H={H} reached recall {acc:.4f} after {step} updates in {wall:.1f} s")
     return {"torch_train_s": wall, "torch_updates": step, "torch_recall": acc,
             "torch_setup": {"H": H, "lr": lr, "batch": bs, "seq_len": L, "dtype": args.train_dtype,
-                            "eval_every": args.train_eval_every, "clip_norm": 1.0, "threads": 1}}
+                            "eval_every": args.train_eval_every, "clip_norm": 1.0, "threads": 1,
+                            "init": init}}
 
 
 # ----------------------------------------------------------------------------- output
