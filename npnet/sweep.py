@@ -42,6 +42,7 @@ def read_results(path) -> list[dict]:
     path = Path(path)
     if not path.exists():
         return []
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 28))   # cells may hold JSON arrays
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
 
