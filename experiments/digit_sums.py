@@ -711,6 +711,7 @@ def main(argv=None) -> dict:
     if args.match_params:
         args.hidden = common.matched_hidden(args.cell, args.features, args.hidden, args.layers, None)
     run = common.Run(args)
+    cpu0 = time.process_time()
     out = Path(run.dir)
     log = run.log
 
@@ -761,7 +762,8 @@ def main(argv=None) -> dict:
     else:
         summary["baseline"] = summary["probe_implied_step_accuracy"]
         summary["baseline_name"] = "perfect arithmetic on a linear probe of the read-in (mean over t of p^t)"
-    summary.update({"headline": "step_accuracy", "wall_s": round(run.elapsed(), 2), "cell": args.cell,
+    summary.update({"headline": "step_accuracy", "wall_s": round(run.elapsed(), 2),
+                    "cpu_s": round(time.process_time() - cpu0, 2), "cell": args.cell,
                     "hidden": args.hidden, "seed": args.seed, "n_train_images": int(train_idx.size),
                     "n_test_images": int(test_idx.size)})
     common.write_json(run.path("summary.json"), summary)
@@ -769,7 +771,7 @@ def main(argv=None) -> dict:
           + " ".join(f"{a:.3f}" for a in summary["step_accuracy_by_position"])
           + f"), test_accuracy {summary['test_accuracy']:.4f} (baseline {summary['baseline']:.4f}) "
           f"L={summary['seq_len']} {summary['objective']} {args.cell} H={args.hidden}, "
-          f"{summary['steps']} steps, {summary['wall_s']:.1f} s -> {run.dir}", flush=True)
+          f"{summary['steps']} steps, {summary['wall_s']:.1f} s ({summary['cpu_s']:.0f} s cpu) -> {run.dir}", flush=True)
     return summary
 
 
