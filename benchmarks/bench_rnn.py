@@ -565,9 +565,13 @@ def train_race(args, np, torch, log):
     env = dict(os.environ, MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
                MKL_NUM_THREADS="1")                   # memory.py's own default (experiments/common.py)
     log(f"--train: running {' '.join(cmd)}")
+    import resource
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     res = {"npnet_cmd": " ".join(cmd[1:]), "npnet_script_wall_s": time.perf_counter() - t0,
+           "npnet_script_cpu_s": (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime),
            "npnet_returncode": p.returncode, "npnet_tail": (p.stdout + p.stderr).strip().splitlines()[-4:]}
     log("\n".join("  | " + s for s in res["npnet_tail"]))
     try:
@@ -594,6 +598,9 @@ def train_race(args, np, torch, log):
     if res.get("npnet_train_s") and res.get("torch_train_s"):
         res["ratio_train_s"] = res["npnet_train_s"] / res["torch_train_s"]
         res["ratio_per_update"] = (res["npnet_train_s"] / res["npnet_steps"]) / (res["torch_train_s"] / res["torch_updates"])
+        # CPU seconds: the whole memory.py process (imports, final test, plots included) against
+        # the twin's training loop: an upper bound for npnet, robust to other users' load.
+        res["ratio_cpu_s_upper_bound"] = res["npnet_script_cpu_s"] / res["torch_train_cpu_s"]
     return res
 
 
@@ -641,7 +648,7 @@ def torch_memory_train(args, np, torch, tasks, log):
             pred = head(lstm(ex)[0]).argmax(-1)
             return float((pred[em] == ey[em]).double().mean())
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     step, acc = 0, 0.0
     while step < args.train_max_steps:
         b = next(stream)
@@ -657,9 +664,9 @@ def torch_memory_train(args, np, torch, tasks, log):
             acc = recall()
             if acc >= args.train_target:
                 break
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     log(f"--train: PyTorch LSTM H={H} reached recall {acc:.4f} after {step} updates in {wall:.1f} s")
-    return {"torch_train_s": wall, "torch_updates": step, "torch_recall": acc,
+    return {"torch_train_s": wall, "torch_train_cpu_s": cpu, "torch_updates": step, "torch_recall": acc,
             "torch_setup": {"H": H, "lr": lr, "batch": bs, "seq_len": L, "dtype": args.train_dtype,
                             "eval_every": args.train_eval_every, "clip_norm": 1.0, "threads": 1,
                             "init": init}}
