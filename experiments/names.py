@@ -35,11 +35,12 @@ SHARED_NAMES = REPO.parent / "shared" / "data" / "names"      # this machine's c
 METRIC_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                  "test_loss", "test_accuracy", "lr", "seconds")
 
-# Defaults chosen by measurement (docs/experiments_names.md): a 1-layer LSTM, H=128, SGD with
+# Defaults chosen by measurement (docs/experiments_names.md): a 32-wide linear read-in (character
+# embedding), a 1-layer LSTM, H=128, SGD with
 # momentum and weight decay, batches of 32 names bucketed by length, early stopping on a
 # validation split, float32.
-DEFAULTS = dict(cell="lstm", hidden=128, layers=1, batch_size=32, epochs=20, steps=None, lr=0.1,
-                optimizer="sgd", momentum=0.9, weight_decay=1e-4, clip=5.0, read_in=0,
+DEFAULTS = dict(cell="lstm", hidden=128, layers=1, batch_size=32, epochs=15, steps=None, lr=0.1,
+                optimizer="sgd", momentum=0.9, weight_decay=1e-4, clip=5.0, read_in=32,
                 dropout=0.0, input_dropout=0.0, val_fraction=0.1, patience=5, lr_decay=0.1,
                 time_limit=270.0, seed=0, split_seed=0, dtype="float32", dedup=False,
                 target=None, no_early_stop=False, decay_epochs=None)
