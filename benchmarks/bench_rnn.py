@@ -150,6 +150,43 @@ def gemm_peak(np, dtype: str, n: int, repeats: int) -> dict:
             "best_gflops": fl / min(times) / 1e9}
 
 
+def gemm_floor(np, cfg, G: int, dtype: str, repeats: int) -> dict:
+    """Time only the GEMMs one fprop+bprop of the fast path performs, with their real shapes:
+    the input projection (T B, D) x (D, G H), T recurrent (B, H) x (H, G H) forward and
+    (B, G H) x (G H, H) backward, dW_x, dW_h and dX. Elementwise work and Python are left out,
+    so this is the time the cell would take if everything but the GEMMs were free."""
+    B, T, D, H = cfg
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((T * B, D)).astype(dtype)
+    S = rng.standard_normal((T * B, H)).astype(dtype)
+    dA = rng.standard_normal((T * B, G * H)).astype(dtype)
+    Wx = rng.standard_normal((D, G * H)).astype(dtype)
+    Wh = rng.standard_normal((H, G * H)).astype(dtype)
+    WhT = np.ascontiguousarray(Wh.T)
+    A = np.empty((T * B, G * H), dtype)
+    hw = np.empty((B, G * H), dtype)
+    dh = np.empty((B, H), dtype)
+    Sv = [S[t * B:(t + 1) * B] for t in range(T)]
+    dAv = [dA[t * B:(t + 1) * B] for t in range(T)]
+
+    def fwd():
+        np.matmul(X, Wx, out=A)
+        for t in range(T):
+            np.dot(Sv[t], Wh, out=hw)
+
+    def fb():
+        fwd()
+        for t in range(T - 1, -1, -1):
+            np.dot(dAv[t], WhT, out=dh)
+        X.T @ dA
+        S.T @ dA
+        dA @ Wx.T
+
+    f = statistics.median(median_time(fwd, 1, repeats))
+    b = statistics.median(median_time(fb, 1, repeats))
+    return {"gemm_fwd_s": f, "gemm_fb_s": b}
+
+
 def flops(cfg, G: int) -> tuple:
     """(forward, forward+backward) flop counts: 2 T B (D+H) G H forward, backward about twice."""
     B, T, D, H = cfg
@@ -356,6 +393,10 @@ def bench_one(np, torch, name, cls, cfg_name, dtype, args, ref_fns, log):
     row["gflops_fb"] = f_fb / row["npnet_fb_s"] / 1e9
     if "torch" in samples:
         row["torch_gflops_fb"] = f_fb / row["torch_fb_s"] / 1e9
+    if args.gemm_floor:
+        row.update(gemm_floor(np, CONFIGS[cfg_name], G, dtype, max(3, args.repeats // 2)))
+        row["npnet_fb_over_gemm"] = row["npnet_fb_s"] / row["gemm_fb_s"]
+        row["gemm_gflops_fb"] = f_fb / row["gemm_fb_s"] / 1e9
     row["notes"] = notes
     cell._cache = None
     return row
@@ -705,6 +746,21 @@ def table_markdown(rows, peaks) -> str:
     return "\n".join(lines)
 
 
+def floor_markdown(rows, peaks) -> str:
+    lines = ["GEMM-only floor (the same GEMMs, no elementwise work, no Python beyond the loop):",
+             "| cell | cfg | dtype | npnet f+b ms | GEMMs only f+b ms | npnet / GEMMs | GEMMs GFLOP/s | GEMMs % of peak |",
+             "|" + "|".join(["---"] * 8) + "|"]
+    for r in rows:
+        if "gemm_fb_s" not in r:
+            continue
+        pk = peaks.get(r["dtype"], {}).get("median_gflops")
+        lines.append("| " + " | ".join([LABEL[r["cell"]], r["config"], r["dtype"], fmt_ms(r["npnet_fb_s"]),
+                                          fmt_ms(r["gemm_fb_s"]), f"{r['npnet_fb_over_gemm']:.2f}",
+                                          f"{r['gemm_gflops_fb']:.1f}",
+                                          f"{100 * r['gemm_gflops_fb'] / pk:.0f}%" if pk else "-"]) + " |")
+    return "\n".join(lines)
+
+
 def memory_markdown(mem) -> str:
     if not mem:
         return ""
@@ -760,6 +816,8 @@ def parse_args(argv=None):
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     p.add_argument("--no-peak", action="store_true", help="skip the GEMM peak measurement")
     p.add_argument("--peak-n", type=int, default=2048, help="size of the square GEMM for the peak (default 2048)")
+    p.add_argument("--gemm-floor", action="store_true",
+                   help="also time only the GEMMs of each fprop+bprop (the floor if elementwise work were free)")
     p.add_argument("--no-memory", action="store_true", help="skip the activation-cache memory table")
     p.add_argument("--windows", default="10,25", help="truncated-BPTT windows k for the memory table")
     p.add_argument("--profile", action="store_true",
@@ -901,6 +959,9 @@ def main(argv=None):
                         mem.append(memory_one(np, name, cls, cfg, dt, args.windows))
         print()
         print(table_markdown(rows, peaks))
+        if any("gemm_fb_s" in r for r in rows):
+            print()
+            print(floor_markdown(rows, peaks))
         if mem:
             print()
             print("Activation cache (bytes kept by fprop for bprop; floor = T*B*(G+2)*H values):")
