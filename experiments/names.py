@@ -36,9 +36,8 @@ METRIC_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "v
                  "test_loss", "test_accuracy", "lr", "seconds")
 
 # Defaults chosen by measurement (docs/experiments_names.md): a 32-wide linear read-in (character
-# embedding), a 1-layer LSTM, H=128, SGD with
-# momentum and weight decay, batches of 32 names bucketed by length, early stopping on a
-# validation split, float32.
+# embedding), a 1-layer LSTM, H=128, SGD with momentum and weight decay, lr decaying 10x over 15
+# epochs, batches of 32 names bucketed by length, early stopping on a validation split, float32.
 DEFAULTS = dict(cell="lstm", hidden=128, layers=1, batch_size=32, epochs=15, steps=None, lr=0.1,
                 optimizer="sgd", momentum=0.9, weight_decay=1e-4, clip=5.0, read_in=32,
                 dropout=0.0, input_dropout=0.0, val_fraction=0.1, patience=5, lr_decay=0.1,
@@ -518,18 +517,21 @@ def report_batch_sizes(base: dict, out: Path, data_dir, batch_sizes=(1, 10, 30),
         res = train(cfg, data, sub, log=lambda m: say("  " + m, flush=True))
         _write_run(sub, cfg, data, res, None)
         curves[B] = {"history": res["history"], "summary": res["summary"], "lr": cfg["lr"]}
-    fig, axes = common.figure(13, 3.8, 1, 3)
+    fig, axes = common.figure(17, 3.8, 1, 4)
     keys = (("train_loss", "train loss (mean over the epoch)"), ("test_loss", "test loss"),
             ("test_accuracy", "test accuracy"))
     for B, c in curves.items():
         ep = [r["epoch"] for r in c["history"]]
         for ax, (key, _) in zip(axes[0], keys):
             ax.plot(ep, [r[key] for r in c["history"]], "o-", ms=3, lw=1, label=f"B={B} (lr {c['lr']:g})")
-    for ax, (_, label) in zip(axes[0], keys):
+        clock = np.cumsum([r["seconds"] for r in c["history"]])                 # (epochs,)
+        axes[0, 3].plot(clock, [r["test_accuracy"] for r in c["history"]], "o-", ms=3, lw=1, label=f"B={B}")
+    for ax, (_, label) in zip(axes[0], keys + (("", "test accuracy"),)):
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
+    axes[0, 3].set_xlabel("wall seconds (training + per-epoch evaluation)")
     fig.suptitle(f"{cfg0['layers']}x{cfg0['cell'].upper()} H={cfg0['hidden']}, {cfg0['optimizer']} momentum "
                  f"{cfg0['momentum']:g}, lr {cfg0['lr']:g} x B/{cfg0['batch_size']}: batch sizes "
                  f"{', '.join(map(str, batch_sizes))} (B=1 capped at {b1_epochs} epochs)", fontsize=9)
