@@ -89,9 +89,14 @@ def cpu_info() -> dict:
 def blas_info(np) -> list:
     try:
         from threadpoolctl import threadpool_info
-        return [{k: d.get(k) for k in ("user_api", "internal_api", "prefix", "version",
-                                         "num_threads", "architecture", "threading_layer")}
-                for d in threadpool_info()]
+        out = []
+        for d in threadpool_info():
+            e = {k: d.get(k) for k in ("user_api", "internal_api", "prefix", "version",
+                                       "num_threads", "architecture", "threading_layer")}
+            fp = d.get("filepath") or ""
+            e["library"] = os.path.join(os.path.basename(os.path.dirname(fp)), os.path.basename(fp))
+            out.append(e)
+        return out
     except ImportError:
         cfg = np.show_config(mode="dicts") if "mode" in np.show_config.__code__.co_varnames else {}
         blas = cfg.get("Build Dependencies", {}).get("blas", {}) if isinstance(cfg, dict) else {}
@@ -911,7 +916,7 @@ def main(argv=None):
           f" ({info['physical_cores']} physical cores), Python {info['python']}, NumPy {info['numpy']}")
     for b in info["blas"]:
         print(f"threadpool: {b.get('user_api')} {b.get('internal_api')} {b.get('version') or ''} "
-              f"threads={b.get('num_threads')} {b.get('architecture') or ''}".rstrip())
+              f"threads={b.get('num_threads')} {b.get('architecture') or ''} {b.get('library') or ''}".rstrip())
     print(f"threads pinned: BLAS {args.threads}, torch "
           f"{info['torch_threads'] if torch is not None else '(not installed)'}"
           f"{' (torch ' + info['torch'] + ')' if torch is not None else ''}")
