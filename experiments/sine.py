@@ -33,7 +33,7 @@ PRIME = 30
 def parser():
     p = common.make_parser(
         "sine", __doc__.split("\n\n")[0].strip(),
-        hidden=32, batch_size=32, steps=1500, lr=1e-2, clip=1.0, eval_every=50, target=None)
+        hidden=32, batch_size=64, steps=1500, lr=1e-2, lr_decay=0.1, clip=1.0, eval_every=50, target=None)
     g = p.add_argument_group("the sine task")
     g.add_argument("--seq-len", type=common.positive_int, default=100, help="samples per curve (T)")
     g.add_argument("--prime", type=common.positive_int, default=PRIME, help="samples shown before the closed loop")
