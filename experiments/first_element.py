@@ -119,6 +119,7 @@ def plot_sweep(path, rows, cells, lengths, solved_at, threshold):
                    color=line[0].get_color(), markeredgecolor="k")
     a.axhline(threshold, color="k", ls=":", lw=1, label=f"solved ({threshold:g})")
     a.set_xscale("log")
+    a.minorticks_off()
     a.set_xticks(lengths, [str(v) for v in lengths])
     a.set_xlabel("sequence length T")
     a.set_ylabel(f"test accuracy (within {TOL})")
