@@ -69,6 +69,18 @@ def test_memory_match_params_and_gru(tmp_path):
     assert s["cell"] == "gru" and s["hidden"] == 5         # ~ the parameters of an LSTM with 4 units
 
 
+def test_memory_epochs_and_truncated_bptt(tmp_path):
+    out = tmp_path / "ep"
+    args = [a for a in TINY if a not in ("--steps", "3")]
+    proc = run_script("memory", "--seq-len", "9", "--remember", "2", "--epochs", "2", "--epoch-size", "2",
+                      "--bptt", "4", "--no-early-stop", "--test-size", "4", "--eval-size", "4",
+                      "--out", str(out), *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s = json.loads((out / "summary.json").read_text())
+    c = json.loads((out / "config.json").read_text())
+    assert s["steps"] == 4 and c["bptt"] == 4 and c["epochs"] == 2
+
+
 @pytest.mark.parametrize("args", [
     ["--seq-len", "10", "--remember", "5"],                # the gap does not fit: L < 2K + 1
     ["--seq-len", "0"],
@@ -205,3 +217,24 @@ def test_sine_end_to_end(tmp_path):
                                   ["--period", "0", "10"], ["--bptt", "10"]])
 def test_sine_bad_arguments_are_usage_errors(args, tmp_path):
     check_usage_error(run_script("sine", *args, "--out", str(tmp_path / "bad")))
+
+
+def test_scored_cross_entropy_scores_only_marked_steps():
+    common = import_experiment("common")
+    import npnet
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((3, 5, 4))
+    y = rng.integers(0, 4, size=(3, 5))
+    m = np.zeros((3, 5), bool)
+    m[:, 3:] = True
+    ref = npnet.SoftmaxCrossEntropyLoss()
+    want = ref.fprop(z, y, m)
+    dwant = ref.bprop()
+    loss = common.ScoredCrossEntropy()
+    yt = common.scored_targets(y, m)
+    assert (yt[~m] == common.UNSCORED).all()
+    assert loss.fprop(z, yt) == pytest.approx(want)
+    np.testing.assert_allclose(loss.bprop(), dwant)
+    assert common.scored_accuracy(z, yt) == pytest.approx((z.argmax(-1) == y)[m].mean())
+    assert loss.fprop(z[:, :3], yt[:, :3]) == 0.0            # a window with nothing scored
+    np.testing.assert_array_equal(loss.bprop(), 0.0)
