@@ -122,6 +122,12 @@ def memory_batch(batch_size: int, remember: int = 5, seq_len: int | None = None,
       x : (B, L, symbols + 2) one-hot over symbols + blank + delimiter
       y : (B, L) int64 classes in [0, symbols] (``symbols`` = blank)
       mask : (B, L) bool, True on the K recall steps (the scored ones)
+
+    The mask says which steps to *score*; it is not a padding mask. Do not pass it as a
+    model's ``mask`` (or as the third element of a Learner batch): a model carries its
+    state through masked steps and ignores their input, so it would never see the symbols.
+    Score with it instead, e.g. ``y[~mask] = -1`` and a loss that skips -1 (see
+    ``experiments/common.py``), or ``loss.fprop(out, y, mask)`` in your own loop.
     """
     B = _positive_int(batch_size, "batch_size")
     S = _positive_int(symbols, "symbols")
