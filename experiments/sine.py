@@ -35,7 +35,9 @@ def parser():
         "sine", __doc__.split("\n\n")[0].strip(),
         hidden=32, batch_size=64, steps=1500, lr=1e-2, lr_decay=0.1, clip=1.0, eval_every=50, target=None)
     g = p.add_argument_group("the sine task")
-    g.add_argument("--seq-len", type=common.positive_int, default=100, help="samples per curve (T)")
+    g.add_argument("--seq-len", type=common.positive_int, default=100, help="samples per test curve (T)")
+    g.add_argument("--train-len", type=common.positive_int, default=None,
+                   help="samples per training curve (default: --seq-len); shorter is cheaper in free mode")
     g.add_argument("--prime", type=common.positive_int, default=PRIME, help="samples shown before the closed loop")
     g.add_argument("--period", type=common.positive_float, nargs=2, default=[12.5, 50.0], metavar=("LOW", "HIGH"),
                    help="range of the period in samples")
@@ -50,6 +52,8 @@ def parser():
 def check(args):
     if args.prime >= args.seq_len:
         raise ValueError(f"--prime ({args.prime}) must be shorter than --seq-len ({args.seq_len})")
+    if args.train_len is not None and args.prime >= args.train_len:
+        raise ValueError(f"--prime ({args.prime}) must be shorter than --train-len ({args.train_len})")
     if args.period[0] > args.period[1]:
         raise ValueError(f"--period LOW HIGH needs LOW <= HIGH, got {args.period}")
     if args.bptt is not None and args.train_mode != "teacher":
@@ -261,7 +265,7 @@ def main(argv=None):
     T, dtype, period = args.seq_len, args.dtype, tuple(args.period)
 
     def batches(rng, n):
-        return tasks.sine_task(args.batch_size, T, period, rng=rng, dtype=dtype, num_batches=n)
+        return tasks.sine_task(args.batch_size, args.train_len or T, period, rng=rng, dtype=dtype, num_batches=n)
 
     model = common.build_model(args, 1, 1, return_sequences=True)
     run.write_config(input_size=1, output_size=1, params=model.num_params)

@@ -214,7 +214,7 @@ def test_sine_end_to_end(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["--prime", "100"], ["--period", "50", "10"], ["--train-mode", "none"],
-                                  ["--period", "0", "10"], ["--bptt", "10"]])
+                                  ["--period", "0", "10"], ["--bptt", "10"], ["--train-len", "20"]])
 def test_sine_bad_arguments_are_usage_errors(args, tmp_path):
     check_usage_error(run_script("sine", *args, "--out", str(tmp_path / "bad")))
 
