@@ -542,7 +542,7 @@ def report_batch_sizes(base: dict, out: Path, data_dir, batch_sizes=(1, 10, 30),
         w = csv.DictWriter(f, fieldnames=["batch_size", "lr", *METRIC_FIELDS], extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
-    lines = ["| batch size | lr | epoch | train loss | test loss | test accuracy | epoch s |",
+    lines = ["| batch size | lr (end of epoch) | epoch | train loss | test loss | test accuracy | epoch s |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['batch_size']} | {r['lr']:g} | {r['epoch']} | {r['train_loss']:.4f} | {r['test_loss']:.4f} | "
               f"{r['test_accuracy']:.4f} | {r['seconds']:.0f} |" for r in rows]
