@@ -464,12 +464,13 @@ def report_table(base: dict, out: Path, data_dir, jobs: int = 1) -> list:
     """Test accuracy of 1-/2-layer LSTMs (H=64, 128) and a 1-layer GRU; other options from ``base``.
 
     Runs through npnet.sweep.run_sweep (``jobs`` processes; results resume from table.csv).
+    No time limit: the bigger models get the same epochs as the small ones.
     """
     from npnet.sweep import run_sweep
     configs = []
     for c in TABLE_CONFIGS:
         name = f"{c['cell']}-L{c['layers']}-H{c['hidden']}"
-        configs.append({**_json_cfg(base), **c, "out_dir": str(out / name),
+        configs.append({**_json_cfg(base), **c, "time_limit": 0.0, "out_dir": str(out / name),
                         "data_dir": None if data_dir is None else str(data_dir)})
     rows = run_sweep(run_config, configs, out / "table.csv", n_jobs=jobs, progress=False,
                      on_result=lambda r: print(f"  {r['cell']} L={r['layers']} H={r['hidden']}: {r.get('status')} "
@@ -598,7 +599,8 @@ def parser():
     g.add_argument("--checkpoint", default=None, help="checkpoint file or run folder for --predict")
     g.add_argument("--report", choices=("table", "batch-sizes"), default=None,
                    help="table: test accuracy of 1-/2-layer LSTMs (H=64, 128) and a 1-layer GRU; "
-                        "batch-sizes: per-epoch train/test loss and test accuracy for batch sizes 1, 10, 30")
+                        "batch-sizes: per-epoch train/test loss and test accuracy for batch sizes 1, 10, 30 "
+                        "(reports ignore --time-limit)")
     g.add_argument("--b1-epochs", type=common.positive_int, default=2,
                    help="epochs for batch size 1 in --report batch-sizes (~14k steps each)")
     g.add_argument("--jobs", type=common.positive_int, default=1, help="parallel runs for --report table")
