@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test sequences (sampled from the test images) for the final numbers")
     t.add_argument("--eval-seqs", type=common.positive_int, default=500,
                    help="test sequences (the first of --test-seqs) for the learning curves")
-    t.add_argument("--lr-schedule", choices=["constant", "cosine"], default="cosine",
+    t.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
                    help="cosine: decay from --lr to 0.05 --lr over --steps")
     t.add_argument("--shift", type=common.nonneg_int, default=0,
                    help="augment training images by random translations of up to this many pixels")
