@@ -19,7 +19,6 @@ import common  # noqa: E402  first: pins BLAS to one thread before numpy loads
 
 import contextlib  # noqa: E402
 import csv  # noqa: E402
-import math  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -28,6 +27,7 @@ import numpy as np  # noqa: E402
 import npnet  # noqa: E402
 from npnet import datasets  # noqa: E402
 from npnet.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from npnet.clip import NonFiniteError  # noqa: E402
 
 TASK = "names"
 REPO = Path(__file__).resolve().parents[1]
@@ -219,7 +219,7 @@ def _train(cfg, data, out_dir, log, eval_test_each_epoch, t0):
     lr0 = float(cfg["lr"])
     use_val = len(data["val"]) > 0
     best = {"val_accuracy": -1.0, "epoch": 0, "params": None}
-    history, bad, step, stop_reason = [], 0, 0, "epochs"
+    history, bad, step, stop_reason, diverged = [], 0, 0, "epochs", None
     ckpt = None if out_dir is None else out_dir / "checkpoint.npz"
     for epoch in range(1, epochs + 1):
         t_epoch = time.perf_counter()
@@ -228,13 +228,20 @@ def _train(cfg, data, out_dir, log, eval_test_each_epoch, t0):
             x, y, mask = make_batch(data["seqs"], data["labels"], b)
             x = char_dropout(rng, x, mask, cfg["input_dropout"])
             opt.lr = lr0 * cfg["lr_decay"] ** (min(step, total) / total)     # lr_t = lr * decay^(t/total)
-            value = runner.train_step(x, y, mask)
+            try:
+                value = runner.train_step(x, y, mask)
+            except NonFiniteError as exc:                  # parameters untouched by the failed step
+                diverged = str(exc)
+                break
             step += 1
             tot_loss += value * len(b)
             tot_hit += int(np.sum(np.argmax(runner.last_output, axis=-1) == y))
             n_seen += len(b)
             if max_steps is not None and step >= max_steps:
                 break
+        if diverged is not None and n_seen == 0:
+            stop_reason = f"non-finite: {diverged}"
+            break
         rec = {"epoch": epoch, "step": step, "train_loss": tot_loss / n_seen,
                "train_accuracy": tot_hit / n_seen, "lr": float(opt.lr)}
         if use_val:
@@ -259,8 +266,8 @@ def _train(cfg, data, out_dir, log, eval_test_each_epoch, t0):
             + (f"  val acc {rec['val_accuracy']:.4f}" if use_val else "")
             + (f"  test acc {rec['test_accuracy']:.4f}" if eval_test_each_epoch else "")
             + f"  {rec['seconds']:.1f}s" + ("  *" if improved else ""))
-        if not math.isfinite(rec["train_loss"]):
-            stop_reason = "non-finite loss"
+        if diverged is not None:
+            stop_reason = f"non-finite: {diverged}"
             break
         if max_steps is not None and step >= max_steps:
             stop_reason = f"steps {max_steps}"
@@ -274,7 +281,7 @@ def _train(cfg, data, out_dir, log, eval_test_each_epoch, t0):
         if cfg["time_limit"] and time.perf_counter() - t_start > cfg["time_limit"]:
             stop_reason = f"time limit {cfg['time_limit']:g}s"
             break
-    for k, v in best["params"].items():                                      # the best model
+    for k, v in (best["params"] or {}).items():                              # the best model
         model.params[k] = v
     test_loss, test_acc, pred, true = evaluate(model, loss, data, data["test"])
     labels = data["labels"]
@@ -288,7 +295,8 @@ def _train(cfg, data, out_dir, log, eval_test_each_epoch, t0):
         "stopped_early": stop_reason.startswith(("early", "target")),
         "cell": cfg["cell"], "hidden": cfg["hidden"], "layers": cfg["layers"],
         "params": int(model.num_params), "seed": cfg["seed"], "split_seed": cfg["split_seed"],
-        "val_accuracy": best["val_accuracy"] if use_val else None, "best_epoch": best["epoch"],
+        "val_accuracy": best["val_accuracy"] if use_val and best["epoch"] else None,
+        "best_epoch": best["epoch"],
         "epochs_run": len(history), "steps": step, "stop_reason": stop_reason,
         "wall_s": time.perf_counter() - t0, "train_s": time.perf_counter() - t_start,
         "cpu_s": time.process_time() - cpu_start,

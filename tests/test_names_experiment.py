@@ -268,3 +268,23 @@ def test_wall_time_covers_the_whole_run(tiny_run):
     with open(out / "metrics.csv", newline="") as f:
         epoch_seconds = sum(float(r["seconds"]) for r in csv.DictReader(f))
     assert s["wall_s"] >= s["train_s"] >= epoch_seconds > 0
+
+
+def test_divergence_stops_and_keeps_the_best_epoch(tmp_path, monkeypatch):
+    """A NonFiniteError from the runner ends training cleanly; the best epoch so far is reported."""
+    real = npnet.SequenceRunner.train_step
+    calls = {"n": 0}
+
+    def flaky(self, x, y, mask=None):
+        calls["n"] += 1
+        if calls["n"] > 12:                                     # 28 training names: 7 steps per epoch
+            raise npnet.clip.NonFiniteError("loss is nan at step 13")
+        return real(self, x, y, mask)
+
+    monkeypatch.setattr(npnet.SequenceRunner, "train_step", flaky)
+    out = tmp_path / "run"
+    assert names.main(["--data-dir", str(_tiny_names_dir(tmp_path)), "--out", str(out), "--quiet",
+                       "--hidden", "4", "--batch-size", "4", "--epochs", "5"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["stop_reason"].startswith("non-finite") and s["steps"] == 12
+    assert s["best_epoch"] in (1, 2) and (out / "checkpoint.npz").is_file()
