@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import common  # first: pins BLAS to one thread before numpy loads
 
+import argparse
 import functools
 import os
 import time
@@ -33,9 +34,9 @@ def csv_list(kind):
         try:
             vals = [kind(v) for v in text.split(",") if v.strip()]
         except ValueError:
-            raise common.argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}") from None
         if not vals:
-            raise common.argparse.ArgumentTypeError("expected at least one value")
+            raise argparse.ArgumentTypeError("expected at least one value")
         return vals
     return parse
 
@@ -94,7 +95,7 @@ def train_one(args, run=None) -> dict:
 
 def sweep_run(cell: str, seq_len: int, seed: int, base: dict) -> dict:
     """One sweep run (module level, so joblib can ship it to a worker process)."""
-    args = common.argparse.Namespace(**{**base, "cell": cell, "seq_len": seq_len, "seed": seed,
+    args = argparse.Namespace(**{**base, "cell": cell, "seq_len": seq_len, "seed": seed,
                                         "sweep": False, "quiet": True, "out": None})
     t0 = time.perf_counter()
     r = train_one(args)
