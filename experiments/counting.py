@@ -45,7 +45,8 @@ def plot_result(path, pred, y, mode):
         a.imshow(cm, cmap="Blues")
         for i in range(3):
             for j in range(3):
-                a.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=9)
+                a.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=9,
+                       color="white" if cm[i, j] > cm.max() / 2 else "black")
         names = ["first", "second", "equal"]
         a.set_xticks(range(3), names)
         a.set_yticks(range(3), names)
