@@ -798,6 +798,13 @@ def verdicts(rows, peaks) -> list:
 
 
 # ----------------------------------------------------------------------------- main
+def write_json(path, info, peaks, rows, mem, profiles, train, partial=False):
+    with open(path, "w") as f:
+        json.dump({"info": info, "partial": partial, "peaks": peaks, "rows": rows, "memory": mem,
+                   "targets": verdicts(rows, peaks) if rows else [], "profiles": profiles,
+                   "train": train}, f, indent=1)
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description="Time npnet's RNN/LSTM/GRU fast path against the plain reference and PyTorch.",
@@ -959,6 +966,8 @@ def main(argv=None):
                     rows.append(row)
                     if not args.no_memory:
                         mem.append(memory_one(np, name, cls, cfg, dt, args.windows))
+                    if args.json:     # partial results survive an interrupted run
+                        write_json(args.json, info, peaks, rows, mem, [], None, partial=True)
         print()
         print(table_markdown(rows, peaks))
         if any("gemm_fb_s" in r for r in rows):
@@ -990,10 +999,7 @@ def main(argv=None):
         train = train_race(args, np, torch, log)
         print("\nTraining race:", json.dumps(train, indent=1))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"info": info, "peaks": peaks, "rows": rows, "memory": mem,
-                       "targets": verdicts(rows, peaks) if rows else [], "profiles": profiles,
-                       "train": train}, f, indent=1)
+        write_json(args.json, info, peaks, rows, mem, profiles, train)
         log(f"wrote {args.json}")
     if limiter is not None:
         limiter.restore_original_limits()
