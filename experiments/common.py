@@ -45,6 +45,17 @@ def positive_int(text: str) -> int:
     return v
 
 
+def int_list(text: str) -> list[int]:
+    """'5,10,20' -> [5, 10, 20]: comma-separated integers, each >= 1."""
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not vals or min(vals) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
+    return vals
+
+
 def nonneg_int(text: str) -> int:
     try:
         v = int(text)

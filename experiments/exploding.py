@@ -151,16 +151,6 @@ def setting_name(row) -> str:
 
 
 # -- command line ------------------------------------------------------------------------------
-def _int_list(text: str) -> list[int]:
-    try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not vals or min(vals) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
-    return vals
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = common.make_parser(
         TASK, "Exploding gradients in a basic RNN: mean |grad| against sequence length, with and "
@@ -170,11 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "basic RNNs; --hidden H sweeps that one size instead of --hidden-sizes; "
                              "--steps, --lr, --optimizer: the clip on/off training runs; --bptt does not apply; "
                              "--clip: the threshold of the clipped curves)")
-    g.add_argument("--hidden-sizes", type=_int_list, default=None, metavar="H[,H...]",
+    g.add_argument("--hidden-sizes", type=common.int_list, default=None, metavar="H[,H...]",
                    help="hidden sizes to sweep (default 32,128; quick 8,16)")
-    g.add_argument("--vocab", type=_int_list, default=None, metavar="V[,V...]",
+    g.add_argument("--vocab", type=common.int_list, default=None, metavar="V[,V...]",
                    help="input vocabulary sizes (one-hot inputs) to sweep (default 10,100; quick 5)")
-    g.add_argument("--seq-lens", type=_int_list, default=None, metavar="T[,T...]",
+    g.add_argument("--seq-lens", type=common.int_list, default=None, metavar="T[,T...]",
                    help="sequence lengths at which the gradient is measured (default 5,10,20,40,80,160)")
     g.add_argument("--gain", type=common.positive_float, default=1.5,
                    help="random init: W_h entries ~ N(0, gain^2/H), spectral radius ~ gain")

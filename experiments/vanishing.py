@@ -151,16 +151,6 @@ def run_cell(cell, hidden=32, layers=1, seq_len=50, steps=300, batch_size=32, lr
 
 
 # -- command line ------------------------------------------------------------------------------
-def _int_list(text: str) -> list[int]:
-    try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not vals or min(vals) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
-    return vals
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = common.make_parser(
         TASK, "Vanishing gradients in tanh RNN, IRNN, LSTM and GRU, untrained and trained on the "
@@ -170,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "--eval-every, --target, --epochs, --bptt do not apply)")
     g.add_argument("--seq-len", type=common.positive_int, default=50,
                    help="T of the training task and of the dL/dh_t and Jacobian measurements")
-    g.add_argument("--probe-lens", type=_int_list, default=None, metavar="T[,T...]",
+    g.add_argument("--probe-lens", type=common.int_list, default=None, metavar="T[,T...]",
                    help="sequence lengths for ||dL/dx_1|| (default 5,10,20,50,100,200; quick 2,4,8)")
     g.add_argument("--probe-batch", type=common.positive_int, default=32, help="sequences per measurement")
     g.add_argument("--jac-batch", type=common.positive_int, default=4,
