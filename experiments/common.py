@@ -187,36 +187,15 @@ def seed_rng(seed: int, stream: str) -> np.random.Generator:
 UNSCORED = -1
 
 
-class ScoredCrossEntropy:
+def ScoredCrossEntropy(dtype=np.float64):
     """Cross-entropy over the scored steps only, where the *targets* say which steps count.
 
     A model's ``mask`` means padding (the state is carried through a masked step and its
     input ignored), so a task's score mask must not be passed as the model's mask: the
     memory task would hide the very symbols to be stored. Instead the targets hold
-    ``UNSCORED`` (-1) on the steps that are not scored, and this wrapper turns them into
-    the loss's mask. A window of truncated BPTT without any scored step gives loss 0.
+    ``UNSCORED`` (-1) on the steps that are not scored, which the library loss ignores.
     """
-
-    def __init__(self, dtype=np.float64):
-        self.inner = npnet.SoftmaxCrossEntropyLoss(dtype=dtype)
-        self.dtype = self.inner.dtype
-        self._cache = None
-
-    def fprop(self, pred, target, mask=None):
-        scored = target != UNSCORED
-        if mask is not None:
-            scored &= mask
-        self._cache = pred.shape
-        if not scored.any():
-            return self.dtype.type(0.0)
-        self._cache = None
-        return self.inner.fprop(pred, np.where(scored, target, 0), scored)
-
-    def bprop(self):
-        if self._cache is not None:                       # nothing was scored: zero gradient
-            shape, self._cache = self._cache, None
-            return np.zeros(shape, self.dtype)
-        return self.inner.bprop()
+    return npnet.SoftmaxCrossEntropyLoss(dtype=dtype, ignore_index=UNSCORED)
 
 
 def scored_targets(y: np.ndarray, score_mask: np.ndarray) -> np.ndarray:

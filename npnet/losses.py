@@ -111,6 +111,11 @@ class SoftmaxCrossEntropyLoss(Layer):
     ----------
     dtype : float32 or float64
         Logits are cast to it; the loss and gradient keep it.
+    ignore_index : int or None
+        Targets equal to it are not scored (PyTorch's ``ignore_index``): the way to score
+        only some steps of a sequence (a task's score mask) without passing that mask to the
+        model, where a mask means padding. When nothing at all is scored the loss is 0 and its
+        gradient zero (a truncated-BPTT window before the first scored step), instead of 0/0.
 
     Call
     ----
@@ -126,11 +131,15 @@ class SoftmaxCrossEntropyLoss(Layer):
     formed in bprop.
     """
 
-    def __init__(self, dtype=np.float64):
+    def __init__(self, dtype=np.float64, ignore_index: int | None = None):
         super().__init__(dtype, rng=0)
+        self.ignore_index = None if ignore_index is None else int(ignore_index)
 
     def get_config(self) -> dict:
-        return {"dtype": self.dtype.name}
+        cfg = {"dtype": self.dtype.name}
+        if self.ignore_index is not None:
+            cfg["ignore_index"] = self.ignore_index
+        return cfg
 
     def _check_target(self, target, lead: tuple, C: int) -> np.ndarray:
         target = np.asarray(target)
@@ -147,8 +156,18 @@ class SoftmaxCrossEntropyLoss(Layer):
         """pred (..., C) logits, target pred.shape[:-1] ints, mask same shape bool -> scalar loss."""
         pred = check_input(pred, "pred", -1, None, self.dtype)
         lead, C = pred.shape[:-1], pred.shape[-1]
-        target = self._check_target(target, lead, C)
         mask = _check_mask(mask, lead)
+        if self.ignore_index is not None:
+            target = np.asarray(target)
+            scored = target != self.ignore_index                 # (...,) bool
+            mask = scored if mask is None else (mask & scored)
+            target = np.where(scored, target, 0).astype(target.dtype, copy=False)
+            if not mask.any():                                  # nothing scored: L = 0, dL = 0
+                self._check_target(target, lead, C)
+                self._cache = {"p": np.zeros(pred.shape, self.dtype), "target": target,
+                               "mask": mask, "n": 1}
+                return self.dtype.type(0.0)
+        target = self._check_target(target, lead, C)
         n = _count(mask, lead)
         logp = log_softmax(pred, axis=-1)                      # (..., C)
         picked = np.take_along_axis(logp, target[..., None], axis=-1)[..., 0]   # (...,) log p[y]

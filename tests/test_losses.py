@@ -202,3 +202,27 @@ def test_nonfinite_pred_rejected(cls):
 def test_bad_dtype_rejected():
     with pytest.raises(ValueError, match="float32 or float64"):
         MSELoss(dtype=np.int32)
+
+
+def test_cross_entropy_ignore_index_equals_mask(rng):
+    pred = rng.standard_normal((3, 5, 4))
+    target = rng.integers(0, 4, size=(3, 5))
+    scored = rng.random((3, 5)) < 0.5
+    scored[0, 0] = True
+    a = npnet.SoftmaxCrossEntropyLoss()
+    b = npnet.SoftmaxCrossEntropyLoss(ignore_index=-1)
+    la = a.fprop(pred, target, scored)
+    lb = b.fprop(pred, np.where(scored, target, -1))
+    assert la == lb
+    np.testing.assert_array_equal(a.bprop(), b.bprop())
+    errors = npnet.gradcheck(npnet.SoftmaxCrossEntropyLoss(ignore_index=-1), pred, np.where(scored, target, -1))
+    assert max(errors.values()) < 1e-6
+
+
+def test_cross_entropy_ignore_index_nothing_scored_is_zero():
+    loss = npnet.SoftmaxCrossEntropyLoss(ignore_index=-1)
+    assert loss.fprop(np.ones((2, 3, 4)), np.full((2, 3), -1)) == 0.0
+    d = loss.bprop()
+    assert d.shape == (2, 3, 4) and not d.any()
+    with pytest.raises(ValueError, match=r"\[0, 4\)"):
+        loss.fprop(np.ones((2, 4)), np.array([-1, 7]))
