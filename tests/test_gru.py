@@ -400,3 +400,10 @@ TORCH_GRU = {
            -0.1322351361185627],
     'db_hn': [0.18325078810301665, -0.12167746434639404],
 }
+
+
+def test_update_bias_sets_only_the_z_block():
+    cell = npnet.GRUCell(2, 3, update_bias=2.0, rng=0)
+    np.testing.assert_array_equal(cell.params["b"], [0, 0, 0, 2, 2, 2, 0, 0, 0])
+    assert not cell.params["b_hn"].any()
+    assert npnet.GRUCell(**cell.get_config()).params["b"][3:6].tolist() == [2, 2, 2]
