@@ -261,7 +261,10 @@ class DigitSumModel(Layer):
         return np.concatenate(outs, axis=0)
 
 
-npnet.checkpoint.register(DigitSumModel)
+try:
+    npnet.checkpoint.register(DigitSumModel)       # so npnet.load_checkpoint can rebuild it
+except npnet.CheckpointError:                      # this file imported again under another module
+    pass                                           # name: the first copy stays registered
 
 
 class DigitClassifier(Layer):
