@@ -35,7 +35,7 @@ SHARED_NAMES = REPO.parent / "shared" / "data" / "names"      # this machine's c
 METRIC_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                  "test_loss", "test_accuracy", "lr", "seconds")
 
-# Defaults chosen by measurement (docs/experiments_names.md): a 32-wide linear read-in (character
+# Defaults chosen by measurement (docs/experiments.md, "Names"): a 32-wide linear read-in (character
 # embedding), a 1-layer LSTM, H=128, SGD with momentum and weight decay, lr decaying 10x over 15
 # epochs, batches of 32 names bucketed by length, early stopping on a validation split, float32.
 DEFAULTS = dict(cell="lstm", hidden=128, layers=1, batch_size=32, epochs=15, steps=None, lr=0.1,
