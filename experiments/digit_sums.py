@@ -332,16 +332,6 @@ class Objective:
 # ---------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------
-def int_list(text: str) -> list[int]:
-    try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not vals or min(vals) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
-    return vals
-
-
 def fraction(text: str) -> float:
     try:
         v = float(text)
@@ -370,8 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classify: 9L+1 classes of the total; regress: MSE on total/9, rounded")
     t.add_argument("--report", choices=["single", "objectives", "lengths"], default="single",
                    help="single run; 'objectives': classify and regress; 'lengths': one run per --lengths")
-    t.add_argument("--lengths", type=int_list, default=[2, 4, 6, 8], help="lengths for --report lengths")
-    t.add_argument("--conv-channels", type=int_list, default=[16, 32],
+    t.add_argument("--lengths", type=common.int_list, default=[2, 4, 6, 8], help="lengths for --report lengths")
+    t.add_argument("--conv-channels", type=common.int_list, default=[16, 32],
                    help="channels of the 3x3 conv + ReLU + 2x2 max-pool blocks")
     t.add_argument("--features", type=common.positive_int, default=64, help="dense (ReLU) width of the read-in")
     t.add_argument("--digit-steps", type=common.nonneg_int, default=600,

@@ -27,7 +27,7 @@ from .layer import NpnetError, as_float_dtype, as_rng
 __all__ = [
     "DownloadError", "download", "verify_file", "default_cache_dir",
     "NAMES_URL", "NAMES_SHA256", "NAMES_LANGUAGES", "NamesData", "load_names",
-    "ALPHABET", "normalise_name", "encode_names", "decode_name", "pad_sequences", "stratified_split",
+    "ALPHABET", "normalise_name", "encode_names", "decode_name", "stratified_split",
     "MNIST_MIRRORS", "MNIST_FILES", "load_mnist", "read_idx",
 ]
 
@@ -380,27 +380,6 @@ def decode_name(seq) -> str:
     a = np.asarray(seq)
     idx = a.argmax(axis=-1) if a.ndim == 2 else a
     return "".join(ALPHABET[int(i)] for i in idx)
-
-
-def pad_sequences(seqs, dtype=None) -> tuple[np.ndarray, np.ndarray]:
-    """Stack variable-length sequences batch-first with zero padding at the end.
-
-    seqs : list of (T_i, D) or (T_i,) arrays  ->  x (B, T_max, D) or (B, T_max), mask (B, T_max) bool
-    (mask True on real steps; the layout npnet cells take as ``fprop(x, mask=mask)``).
-    """
-    if len(seqs) == 0:
-        raise NpnetError("pad_sequences needs at least one sequence")
-    first = np.asarray(seqs[0])
-    tail = first.shape[1:]
-    lengths = np.array([len(s) for s in seqs], dtype=np.int64)           # (B,)
-    x = np.zeros((len(seqs), int(lengths.max()), *tail), dtype=dtype or first.dtype)  # (B, T_max, ...)
-    for b, s in enumerate(seqs):
-        s = np.asarray(s)
-        if s.shape[1:] != tail:
-            raise NpnetError(f"sequence {b} has shape {s.shape}, expected (T, *{tail})")
-        x[b, :len(s)] = s
-    mask = np.arange(x.shape[1])[None, :] < lengths[:, None]             # (B, T_max)
-    return x, mask
 
 
 def stratified_split(labels, test_fraction: float = 0.2, rng=0) -> tuple[np.ndarray, np.ndarray]:

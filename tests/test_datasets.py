@@ -15,7 +15,7 @@ import pytest
 
 from npnet import datasets as D
 from npnet.datasets import (ALPHABET, DownloadError, decode_name, encode_names, load_mnist,
-                            load_names, normalise_name, pad_sequences, stratified_split)
+                            load_names, normalise_name, stratified_split)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -103,14 +103,15 @@ def test_encode_round_trip_one_hot_and_indices():
         encode_names(["123"])
 
 
-def test_pad_sequences():
+def test_encoded_names_pad_into_a_masked_batch():
+    from npnet import pad_sequences
     seqs = encode_names(["Xu", "Park", "Lee"])
-    x, mask = pad_sequences(seqs)
+    x, mask, _ = pad_sequences(seqs)
     assert x.shape == (3, 4, len(ALPHABET)) and mask.shape == (3, 4) and mask.dtype == bool
     np.testing.assert_array_equal(mask.sum(axis=1), [2, 4, 3])
     np.testing.assert_array_equal(x[0, 2:], 0.0)
     np.testing.assert_array_equal(x[1], seqs[1])
-    xi, _ = pad_sequences(encode_names(["Xu", "Park"], one_hot=False))
+    xi, _, _ = pad_sequences(encode_names(["Xu", "Park"], one_hot=False), dtype=np.int64)
     assert xi.shape == (2, 4) and xi.dtype == np.int64
 
 
