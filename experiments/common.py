@@ -56,6 +56,13 @@ def int_list(text: str) -> list[int]:
     return vals
 
 
+def add_sweep_options(group, jobs_default=-1, jobs_help="joblib worker processes (-1: one per core)"):
+    """--jobs and --dask-scheduler, the two ways a sweep fans out (npnet.sweep.run_sweep)."""
+    group.add_argument("--jobs", type=int, default=jobs_default, help=jobs_help)
+    group.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
+                       help="run the sweep on a Dask cluster, e.g. tcp://host:8786 (see docs/gradients.md)")
+
+
 def nonneg_int(text: str) -> int:
     try:
         v = int(text)

@@ -54,7 +54,7 @@ def parser():
     s.add_argument("--lengths", type=csv_list(int), default=[5, 10, 20, 40], help="sequence lengths")
     s.add_argument("--cells", type=csv_list(str), default=["rnn", "irnn", "lstm", "gru"], help="cell types")
     s.add_argument("--reps", type=common.positive_int, default=3, help="repetitions (seeds) per setting")
-    s.add_argument("--jobs", type=int, default=-1, help="worker processes (-1: one per core)")
+    common.add_sweep_options(s)
     s.add_argument("--solved", type=float, default=0.9,
                    help="a length counts as solved when the mean test accuracy reaches this")
     return p
@@ -144,7 +144,8 @@ def main_sweep(args):
             if k not in ("cell", "seq_len", "seed", "lengths", "cells", "reps", "jobs", "solved")}
     configs = [{"cell": c, "seq_len": L, "seed": args.seed + r}
                for c in args.cells for L in args.lengths for r in range(args.reps)]
-    rows = run_sweep(functools.partial(sweep_run, base=base), configs, run.path("sweep.csv"), n_jobs=args.jobs, progress=not args.quiet)
+    rows = run_sweep(functools.partial(sweep_run, base=base), configs, run.path("sweep.csv"), n_jobs=args.jobs,
+                     dask_scheduler=args.dask_scheduler, progress=not args.quiet)
     solved_at, best = {}, {}
     for c in args.cells:
         for L in args.lengths:

@@ -167,10 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sequences whose state Jacobians are computed (cost ~ B * (2H)^2 per step)")
     g.add_argument("--record-every", type=common.positive_int, default=10,
                    help="training steps between rows of the heat map")
-    g.add_argument("--jobs", type=int, default=None,
-                   help="joblib worker processes (default -1: one per core; 1 with --quick)")
-    g.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
-                   help="run the cells on a Dask cluster, e.g. tcp://host:8786 (see docs/gradients.md)")
+    common.add_sweep_options(g, jobs_default=None,
+                             jobs_help="joblib worker processes (default -1: one per core; 1 with --quick)")
     g.add_argument("--quick", action="store_true", help="tiny run for the test suite (a few seconds)")
     return p
 
