@@ -35,14 +35,24 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad")
 
 
 # -- argument types: a bad value becomes argparse's usage error (exit code 2) ------------
-def positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
-    return v
+def _number(kind, low, strict: bool, what: str):
+    """An argparse type: ``kind(text)`` that must be finite and > low (strict) or >= low."""
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not (np.isfinite(v) and (v > low if strict else v >= low)):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {v}")
+        return v
+    parse.__name__ = kind.__name__                   # argparse names the type in its messages
+    return parse
+
+
+positive_int = _number(int, 0, True, "an integer >= 1")
+nonneg_int = _number(int, 0, False, "an integer >= 0")
+positive_float = _number(float, 0.0, True, "a finite number > 0")
+nonneg_float = _number(float, 0.0, False, "a finite number >= 0")
 
 
 def int_list(text: str) -> list[int]:
@@ -56,41 +66,16 @@ def int_list(text: str) -> list[int]:
     return vals
 
 
-def add_sweep_options(group, jobs_default=-1, jobs_help="joblib worker processes (-1: one per core)"):
-    """--jobs and --dask-scheduler, the two ways a sweep fans out (npnet.sweep.run_sweep)."""
+def add_sweep_options(group, jobs_default=-1):
+    """--jobs and --dask-scheduler, the two ways a sweep fans out (npnet.sweep.run_sweep).
+
+    ``jobs_default=None`` means "one per core, but 1 with --quick" (the script decides).
+    """
+    jobs_help = ("joblib worker processes (-1: one per core)" if jobs_default is not None else
+                 "joblib worker processes (default -1: one per core; 1 with --quick)")
     group.add_argument("--jobs", type=int, default=jobs_default, help=jobs_help)
     group.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
                        help="run the sweep on a Dask cluster, e.g. tcp://host:8786 (see docs/gradients.md)")
-
-
-def nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
-    return v
-
-
-def positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not (np.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return v
-
-
-def nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (np.isfinite(v) and v >= 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return v
 
 
 def make_parser(task: str, description: str, *, hidden=64, layers=1, cell="lstm", batch_size=64,

@@ -172,8 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batches averaged per sequence length")
     g.add_argument("--train-seq-len", type=common.positive_int, default=40,
                    help="sequence length of the training runs")
-    common.add_sweep_options(g, jobs_default=None,
-                             jobs_help="joblib worker processes (default -1: one per core; 1 with --quick)")
+    common.add_sweep_options(g, jobs_default=None)
     g.add_argument("--quick", action="store_true", help="tiny sweep for the test suite (a few seconds)")
     return p
 

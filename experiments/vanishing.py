@@ -167,8 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sequences whose state Jacobians are computed (cost ~ B * (2H)^2 per step)")
     g.add_argument("--record-every", type=common.positive_int, default=10,
                    help="training steps between rows of the heat map")
-    common.add_sweep_options(g, jobs_default=None,
-                             jobs_help="joblib worker processes (default -1: one per core; 1 with --quick)")
+    common.add_sweep_options(g, jobs_default=None)
     g.add_argument("--quick", action="store_true", help="tiny run for the test suite (a few seconds)")
     return p
 
