@@ -122,11 +122,12 @@ class BasicRNNCell(RecurrentCell):
         dA = self._act_grad(O)                                 # (T, B, H) act', then da in place
         dO = dout.transpose(1, 0, 2)                           # (T, B, H) view, read only
         track = self._start_tracking(B, T)
+        keep = None if m is None else ~m                       # (T, B, 1) padded steps, inverted once
         for t in range(T - 1, -1, -1):
             g = dO[t] + dh                                     # total dL/dh_t
             if m is not None:
                 carry = dh
-                carry *= ~m[t]                                 # padded rows pass dh straight through
+                carry *= keep[t]                               # padded rows pass dh straight through
                 g *= m[t]
             if track:
                 self._record_norms("h", t, g if m is None else g + carry)
