@@ -4,6 +4,7 @@
 import json
 
 import numpy as np
+from scipy.special import expit
 import pytest
 
 import npnet
@@ -123,26 +124,43 @@ def test_fast_path_equals_reference(shape, masked):
         assert_close(grads[k], r_grads[k], what=k)
 
 
-@pytest.mark.parametrize("kernel", ["tanh", "expit"])
-def test_both_activation_kernels_equal_reference(kernel):
-    """The float64 default is the expit kernel, float32's the tanh one: check both in float64."""
-    B, T, D, H = 3, 4, 2, 3
-    cell = make_cell(D, H, scale=1.5)
-    cell._set_kernel(kernel)
-    x, (h0, c0), mask = make_inputs(B, T, D, H, mask_p=0.3)
-    dout = np.random.default_rng(8).standard_normal((B, T, H))
-    out, (h, c), dx, (dh0, dc0), grads = run_fast(cell, x, (h0, c0), mask, dout, None)
-    r_out, (r_h, r_c), caches = lstm_forward(x, h0, c0, cell.params, mask)
-    r_dx, (r_dh0, r_dc0), r_grads, _ = lstm_backward(dout, np.zeros((B, H)), np.zeros((B, H)), caches, cell.params)
-    for name, a, b in [("out", out, r_out), ("c_T", c, r_c), ("dx", dx, r_dx), ("dc_0", dc0, r_dc0)]:
-        assert_close(a, b, what=name)
-    for k in cell.params:
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gate_kernel_at_saturation(dtype):
+    """The exp kernel (gates = n / (1 + exp(k a))) overflows exp to inf on purpose for large
+    pre-activations: the gates must then be exactly their limits (0, 1, -1), with no warning
+    (warnings are errors under pytest), and agree with the plain reference everywhere."""
+    B, D, H = 4, 3, 5
+    cell = npnet.LSTMCell(D, H, dtype=dtype, rng=3)
+    a = np.array([[-1e4, -800.0, -100.0, -1.0, 0.0], [1e-3, 1.0, 100.0, 800.0, 1e4],
+                  [-50.0, 50.0, -1e5, 1e5, 3.0], [0.5, -0.5, 20.0, -20.0, 0.0]], dtype)   # (B, H)
+    a4 = np.concatenate([a, -a, a[::-1], a[:, ::-1]], axis=1) * cell._k                   # a' = k a, (B, 4H)
+    with np.errstate(over="ignore"):
+        gates = cell._gates(a4.copy())
+    pre = np.concatenate([a, -a, a[::-1], a[:, ::-1]], axis=1).astype(np.float64)
+    want = expit(pre)                                                  # SciPy's stable sigmoid
+    want[:, 2 * H:3 * H] = np.tanh(pre[:, 2 * H:3 * H])
+    assert gates.dtype == dtype
+    tol = 1e-15 if dtype == np.float64 else 1e-7
+    np.testing.assert_allclose(gates, want, rtol=0, atol=tol)
+    sat = np.abs(pre) > 100
+    assert np.array_equal(gates[sat], np.round(want[sat]).astype(dtype))  # exact limits: 0, 1, -1
+    c = np.array([[-1e5, -400.0, -0.3, 0.0, 1e-8], [0.3, 400.0, 1e5, 5.0, -5.0]] * 2, dtype)
+    with np.errstate(over="ignore"):
+        tc = cell._tanh(c, out=np.empty_like(c))
+    np.testing.assert_allclose(tc, np.tanh(c.astype(np.float64)), rtol=0, atol=tol)
+    # The whole cell, forward and backward, at saturating scale against the reference.
+    big = npnet.LSTMCell(D, H, dtype=np.float64, rng=4)
+    for k in big.params:
+        big.params[k] *= 300.0
+    x, (h0, c0), mask = make_inputs(B, 6, D, H, mask_p=0.3)
+    dout = np.random.default_rng(8).standard_normal((B, 6, H))
+    out, (h, c_T), dx, (dh0, dc0), grads = run_fast(big, x, (h0, c0), mask, dout, None)
+    r_out, (r_h, r_c), caches = lstm_forward(x, h0, c0, big.params, mask)
+    r_dx, (r_dh0, r_dc0), r_grads, _ = lstm_backward(dout, np.zeros((B, H)), np.zeros((B, H)), caches, big.params)
+    for name, u, v in [("out", out, r_out), ("c_T", c_T, r_c), ("dx", dx, r_dx), ("dc_0", dc0, r_dc0)]:
+        assert_close(u, v, what=name)
+    for k in big.params:
         assert_close(grads[k], r_grads[k], what=k)
-    h_s, (_, c_s) = cell.step(x[:, 0], (h0, c0))
-    r_h1, r_c1, _ = lstm_step_forward(x[:, 0], h0, c0, cell.params["W_x"], cell.params["W_h"], cell.params["b"])
-    assert_close(h_s, r_h1, what="step h")
-    assert_close(c_s, r_c1, what="step c")
-    assert max(npnet.gradcheck(cell, x, (h0, c0), mask).values()) < GRAD_TOL
 
 
 @pytest.mark.parametrize("masked", [False, True])
