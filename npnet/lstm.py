@@ -258,7 +258,7 @@ class LSTMCell(RecurrentCell):
                            for d in dstate)
         return self._unpack(dstate, batch, "dstate")
 
-    def _backward_factors(self, G, C, TC, E, F4):
+    def _backward_factors(self, G4, C, TC, E, S4, f_raw):
         """Everything in the backward step that does not depend on the running (dh, dc).
 
         Computed for a block of K steps at once, so the sequential loop in ``bprop``
@@ -268,25 +268,27 @@ class LSTMCell(RecurrentCell):
             F = [g i(1-i) | c_{t-1} f(1-f) | i (1-g^2) | tanh(c) o(1-o)]
                                                             da_t = F_t * [dc_t | dc_t | dc_t | dh_t]
 
-        In: G (K, B, 4H) gates, C (K+1, B, H) cells c_{t-1}..c_t, TC (K, B, H) tanh(c~).
-        Out (written in place): E (K, B, H), F4 (K, B, 4, H). The cache is not modified.
+        In: G4 (K, B, 4, H) gates [i, f, g, o], C (K+1, B, H) cells c_{t-1}..c_t, TC (K, B, H)
+        tanh(c~). Out, in place: E (K, B, H); F over the gates in G4 (bprop spends the cache:
+        G's memory becomes da, so backward allocates no (T, B, 4H) array of its own); f_raw
+        (K, B, H) the forget gates themselves, which the dc chain still needs. S4 (K, B, 4, H)
+        is scratch.
         """
-        K, B, _ = G.shape
-        H = self.hidden_size
-        G4 = G.reshape(K, B, 4, H)
-        i, g, o = G4[:, :, 0], G4[:, :, 2], G4[:, :, 3]
+        i, f, g, o = G4[:, :, 0], G4[:, :, 1], G4[:, :, 2], G4[:, :, 3]
+        np.copyto(f_raw, f)
         np.multiply(TC, TC, out=E)
         np.subtract(1.0, E, out=E)
         E *= o
-        np.subtract(1.0, G4, out=F4)                              # 1 - gate, then F
-        F4 *= G4                                                  # s' = s (1 - s) on i, f, o
-        F4[:, :, 0] *= g
-        F4[:, :, 1] *= C[:-1]
-        np.multiply(g, g, out=F4[:, :, 2])
-        np.subtract(1.0, F4[:, :, 2], out=F4[:, :, 2])
-        F4[:, :, 2] *= i
-        F4[:, :, 3] *= TC
-        return E, F4
+        np.subtract(1.0, G4, out=S4)                              # 1 - gate, then F
+        S4 *= G4                                                  # s' = s (1 - s) on i, f, o
+        S4[:, :, 0] *= g
+        S4[:, :, 1] *= C[:-1]
+        np.multiply(g, g, out=S4[:, :, 2])
+        np.subtract(1.0, S4[:, :, 2], out=S4[:, :, 2])
+        S4[:, :, 2] *= i
+        S4[:, :, 3] *= TC
+        np.copyto(G4, S4)
+        return E, G4
 
     # Steps per block of the backward pass: the block's factor arrays (about 6H numbers
     # per row and step) should stay in a 256 KiB L2 cache while the loop uses them.
@@ -319,16 +321,16 @@ class LSTMCell(RecurrentCell):
         dh = dh.copy()                                            # (B, H) running dL/dh_t from step t+1
         dc = dc.copy()                                            # (B, H) running dL/dc_t from step t+1
 
-        K = int(min(T, max(1, self._BLOCK_BYTES // (6 * B * H * self.dtype.itemsize))))
-        dA = np.empty((T, B, 4 * H), self.dtype)                  # (T, B, 4H) da_t, kept for the weight GEMMs;
-        dA4 = dA.reshape(T, B, 4, H)                              #   a block's factors F are written here first
+        K = int(min(T, max(1, self._BLOCK_BYTES // (10 * B * H * self.dtype.itemsize))))
+        dA = G                                                    # (T, B, 4H) da_t in G's memory (the cache
+        dA4 = dA.reshape(T, B, 4, H)                              #   is spent); F first, see _backward_factors
         E = np.empty((K, B, H), self.dtype)                       # (K, B, H) block factor, see _backward_factors
-        f = G.reshape(T, B, 4, H)[:, :, 1]                        # (T, B, H) forget gates (view)
+        S4 = np.empty((K, B, 4, H), self.dtype)                   # (K, B, 4, H) scratch for the factors
+        fR = np.empty((K, B, H), self.dtype)                      # (K, B, H) forget gates of the block
         dO = dout.transpose(1, 0, 2)                              # (T, B, H) view, read only
         if m is not None:
             mf = m.astype(self.dtype)                             # (T, B, 1) 1.0 real / 0.0 padded
             keepf = 1.0 - mf
-            fK = np.empty((K, B, H), self.dtype)                  # (K, B, H) f, := 1 on padded rows
             dOK = np.empty((K, B, H), self.dtype)                 # (K, B, H) dout, := 0 on padded rows
             carry = np.empty((B, H), self.dtype)                  # (B, H) (1 - m) dh
         WhT = np.ascontiguousarray(self.params["W_h"].T)          # (4H, H) contiguous: BLAS is faster on it
@@ -340,13 +342,14 @@ class LSTMCell(RecurrentCell):
         for t1 in range(T, 0, -K):                                # blocks [t0, t1), last block first
             t0 = max(0, t1 - K)
             n = t1 - t0
-            Ek, Fk = self._backward_factors(G[t0:t1], C[t0:t1 + 1], TC[t0:t1], E[:n], dA4[t0:t1])
+            Ek, Fk = self._backward_factors(dA4[t0:t1], C[t0:t1 + 1], TC[t0:t1], E[:n], S4[:n], fR[:n])
+            fk = fR[:n]
             if m is None:
-                fk, dOk, kk = f[t0:t1], dO[t0:t1], repeat(None, n)
+                dOk, kk = dO[t0:t1], repeat(None, n)
             else:                                                 # padded rows: no gate gradient, dc
                 Ek *= mf[t0:t1]                                   # passes unchanged (f := 1), dout ignored
                 Fk *= mf[t0:t1, :, :, None]
-                fk = np.multiply(f[t0:t1], mf[t0:t1], out=fK[:n])
+                fk *= mf[t0:t1]
                 fk += keepf[t0:t1]
                 dOk = np.multiply(dO[t0:t1], mf[t0:t1], out=dOK[:n])
                 kk = keepf[t0:t1][rev]

@@ -90,9 +90,10 @@ def test_gradcheck_catches_a_planted_bug(monkeypatch):
     x, state, _ = make_inputs(2, 4, 2, 3)
     good = LSTMCell._backward_factors
 
-    def dropped_term(self, G, C, TC, E, F):
-        good(self, G, C, TC, E, F)
-        E[...] = G.reshape(G.shape[0], G.shape[1], 4, -1)[:, :, 3]   # o instead of o (1 - tanh^2 c)
+    def dropped_term(self, G4, C, TC, E, S4, f_raw):
+        o = G4[:, :, 3].copy()                                        # the factors overwrite the gates
+        E, F = good(self, G4, C, TC, E, S4, f_raw)
+        E[...] = o                                                    # o instead of o (1 - tanh^2 c)
         return E, F
 
     monkeypatch.setattr(LSTMCell, "_backward_factors", dropped_term)
