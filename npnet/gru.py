@@ -210,58 +210,80 @@ class GRUCell(RecurrentCell):
             self._cache = cache                                 # a bad call does not lose the forward pass
             raise
         dh = dh.copy()                                          # (B, H) running dL/dh_t; never the caller's array
-        r, z, n = G[..., :H], G[..., H:2 * H], G[..., 2 * H:]
 
-        # Everything that does not depend on g_t, for all steps at once (few big NumPy calls):
-        # dG_h[t] = F[t] * [g_t, g_t, g_t] with F = [A q r(1-r), (h_{t-1} - n) z(1-z), A r].
-        A = np.multiply(n, n)                                   # (T, B, H) A = (1 - z)(1 - n^2) = da_n / g
-        np.subtract(1.0, A, out=A)
-        omz = np.subtract(1.0, z)                               # (T, B, H) 1 - z
-        A *= omz
-        dGh = np.empty((T, B, 3 * H), self.dtype)               # (T, B, 3H) F, then dG_h in place
-        Fr, Fz, Fn = dGh[..., :H], dGh[..., H:2 * H], dGh[..., 2 * H:]
-        np.multiply(A, Q, out=Fr)
-        Fr *= r
-        np.subtract(1.0, r, out=Fn)                             # Fn as scratch for 1 - r
-        Fr *= Fn
-        np.subtract(S[:-1], n, out=Fz)
-        Fz *= z
-        Fz *= omz
-        np.multiply(A, r, out=Fn)
+        # dG_h[t] = F[t] * [g_t, g_t, g_t] with F = [A q r(1-r), (h_{t-1} - n) z(1-z), A r] and
+        # A = (1 - z)(1 - n^2): F for a block of K steps at a time (sized to stay in cache) is
+        # written over the block's gates in G (the cache is spent), so G's memory ends up
+        # holding dG_h and backward allocates no (T, B, 3H) array. da_n = A g_t goes to DXn.
+        K = int(min(T, max(1, self._BLOCK_BYTES // (4 * B * H * self.dtype.itemsize))))
+        Ak = np.empty((K, B, H), self.dtype)                    # (K, B, H) A of the block
+        Zk = np.empty((K, B, H), self.dtype)                    # (K, B, H) z of the block (G's copy is overwritten)
+        Wk = np.empty((K, B, H), self.dtype)                    # (K, B, H) scratch
+        DXn = np.empty((T, B, H), self.dtype)                   # (T, B, H) da_n = A g_t, the n block of dG_x
         dO = dout.transpose(1, 0, 2)                            # (T, B, H) view, read only
         if m is not None:
-            dO = dO * m                                         # (T, B, H) padded outputs are constants
-            dGh *= m                                            # padded rows: no gate gradients ...
-            A *= m
-            np.copyto(z, 1.0, where=~m)                         # ... and dh_{t-1} = g_t (as if z = 1)
-
-        Gsum = np.empty((T, B, H), self.dtype)                  # (T, B, H) g_t, kept for dG_x's n block
+            mf = m.astype(self.dtype)                           # (T, B, 1) 1.0 real / 0.0 padded
+            dOK = np.empty((K, B, H), self.dtype)               # (K, B, H) dout, := 0 on padded rows
+        g = np.empty((B, H), self.dtype)                        # (B, H) g_t = dout_t + dh_t
+        g3 = g[:, None, :]                                      # (B, 1, H) view, scales all three blocks
         tmp = np.empty((B, H), self.dtype)                      # (B, H) scratch
         WhT = np.ascontiguousarray(self.params["W_h"].T)        # (3H, H) contiguous: BLAS is faster on it
         track = self._start_tracking(B, T)
-        for t in range(T - 1, -1, -1):
-            g = Gsum[t]
-            np.add(dO[t], dh, out=g)                            # g_t = dout_t + dh_t
-            if track:
-                self._record_norms("h", t, g)
-            dg = dGh[t]
-            np.multiply(dg.reshape(B, 3, H), g[:, None, :], out=dg.reshape(B, 3, H))  # dG_h[t]
-            np.dot(dg, WhT, out=dh)                             # the one GEMM per step
-            np.multiply(g, z[t], out=tmp)
-            dh += tmp                                           # dh_{t-1} = dG_h W_h^T + g z
+        for t1 in range(T, 0, -K):                              # blocks [t0, t1), last block first
+            t0 = max(0, t1 - K)
+            k = t1 - t0
+            Gk = G[t0:t1]                                       # (k, B, 3H) gates [r, z, n] -> F
+            r, z, n = Gk[..., :H], Gk[..., H:2 * H], Gk[..., 2 * H:]
+            A, Z, W = Ak[:k], Zk[:k], Wk[:k]
+            np.copyto(Z, z)
+            np.subtract(1.0, z, out=W)                          # 1 - z
+            np.multiply(n, n, out=A)
+            np.subtract(1.0, A, out=A)
+            A *= W                                              # A = (1 - z)(1 - n^2)
+            z *= W                                              # F_z = (h_{t-1} - n) z (1 - z)
+            np.subtract(S[t0:t1], n, out=W)
+            z *= W
+            np.multiply(A, r, out=n)                            # F_n = A r
+            np.subtract(1.0, r, out=W)                          # F_r = A q r (1 - r)
+            r *= W
+            r *= A
+            r *= Q[t0:t1]
+            dOk = dO[t0:t1]
+            if m is not None:                                   # padded rows: no gate gradients, dout
+                mk = mf[t0:t1]                                  # ignored, dh_{t-1} = g_t (as if z = 1)
+                Gk *= mk
+                A *= mk
+                np.copyto(Z, 1.0, where=mk == 0.0)
+                dOk = np.multiply(dOk, mk, out=dOK[:k])
+            for j in range(k - 1, -1, -1):
+                t = t0 + j
+                np.add(dOk[j], dh, out=g)                       # g_t = dout_t + dh_t
+                if track:
+                    self._record_norms("h", t, g)
+                dg = G[t]                                       # (B, 3H) F_t -> dG_h[t]
+                np.multiply(dg.reshape(B, 3, H), g3, out=dg.reshape(B, 3, H))
+                np.multiply(A[j], g, out=DXn[t])                # da_n
+                np.dot(dg, WhT, out=dh)                         # the one GEMM per step
+                np.multiply(g, Z[j], out=tmp)
+                dh += tmp                                       # dh_{t-1} = dG_h W_h^T + g z
 
-        # dG_x equals dG_h except in the n block (da_n = dq / r); G's memory is free now.
-        dGx = G                                                 # (T, B, 3H)
-        dGx[..., :2 * H] = dGh[..., :2 * H]
-        np.multiply(A, Gsum, out=dGx[..., 2 * H:])
-        dGx2 = dGx.reshape(T * B, 3 * H)                        # (T*B, 3H)
-        dGh2 = dGh.reshape(T * B, 3 * H)                        # (T*B, 3H)
-        self.grads["W_x"] += X.reshape(T * B, D).T @ dGx2
-        self.grads["W_h"] += S[:-1].reshape(T * B, H).T @ dGh2
-        self.grads["b"] += dGx2.sum(axis=0)
-        self.grads["b_hn"] += dGh2[:, 2 * H:].sum(axis=0)
-        dX = (dGx2 @ self.params["W_x"].T).reshape(T, B, D)     # (T, B, D)
-        return np.ascontiguousarray(dX.transpose(1, 0, 2)), dh
+        # Weight and input gradients, one GEMM per block of columns: dG_x = [dG_h r,z | DXn].
+        dGh = G.reshape(T * B, 3 * H)                           # (T*B, 3H) dG_h
+        dGrz = dGh[:, :2 * H]                                   # (T*B, 2H) strided view, no copy
+        dXn = DXn.reshape(T * B, H)                             # (T*B, H)
+        X2, Wx = X.reshape(T * B, D), self.params["W_x"]
+        self.grads["W_x"][:, :2 * H] += X2.T @ dGrz
+        self.grads["W_x"][:, 2 * H:] += X2.T @ dXn
+        self.grads["W_h"] += S[:-1].reshape(T * B, H).T @ dGh
+        self.grads["b"][:2 * H] += dGrz.sum(axis=0)
+        self.grads["b"][2 * H:] += dXn.sum(axis=0)
+        self.grads["b_hn"] += dGh[:, 2 * H:].sum(axis=0)
+        dX = dGrz @ Wx[:, :2 * H].T                             # (T*B, D)
+        dX += dXn @ Wx[:, 2 * H:].T
+        return np.ascontiguousarray(dX.reshape(T, B, D).transpose(1, 0, 2)), dh
+
+    # Steps per block of the backward pass: a block's arrays should stay in a 256 KiB L2 cache.
+    _BLOCK_BYTES = 1 << 18
 
     def step(self, x_t, state=None):
         """One step without caching (closed-loop generation).
