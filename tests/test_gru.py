@@ -83,6 +83,30 @@ def test_fast_path_equals_reference(masked, shape, rng):
         np.testing.assert_allclose(grads[k], r_grads[k], rtol=0, atol=1e-12, err_msg=k)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_backward_blocks_equal_reference(masked, rng):
+    """bprop computes its factors per block of K steps; every K (1, one that does not divide
+    T, all of T) must give the reference's gradients and the same state-gradient norms."""
+    B, T, D, H = 3, 7, 2, 4
+    x, h0 = data(rng, B, T, D, H)
+    mask = (rng.random((B, T)) < 0.6) if masked else None
+    dout, dhT = rng.standard_normal((B, T, H)), rng.standard_normal((B, H))
+    r_out, r_hT, caches = gru_forward(x, h0, make(D, H).params, mask)
+    r_dx, r_dh0, r_grads = gru_backward(dout, dhT, caches, make(D, H).params, mask)
+    norms = []
+    for K in (T, 1, 3):
+        cell = make(D, H)
+        cell._BLOCK_BYTES = K * 4 * B * H * 8
+        cell.track_state_grads = True
+        out, hT, dx, dh0, grads = run(cell, x, h0, mask, dout, dhT)
+        for got, want in [(out, r_out), (dx, r_dx), (dh0, r_dh0)]:
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+        for k in PARAMS:
+            np.testing.assert_allclose(grads[k], r_grads[k], rtol=0, atol=1e-12, err_msg=f"{k}, K={K}")
+        norms.append(cell.state_grad_norms["h"])
+    assert all(np.array_equal(n, norms[0]) for n in norms[1:])
+
+
 def test_matches_pytorch_values():
     """torch.nn.GRU (float64) with weight_ih = W_x.T, weight_hh = W_h.T, bias_ih = b, bias_hh = [0, 0, b_hn]."""
     f = {k: np.array(v) for k, v in TORCH_GRU.items()}
