@@ -378,13 +378,15 @@ def bench_one(np, torch, name, cls, cfg_name, dtype, args, ref_fns, log):
         for k, (fwd, fb) in contenders.items():
             if k == "ref" and rnd >= args.ref_repeats:
                 continue
-            t0 = _now()
-            fwd()
-            t1 = _now()
-            fb()
-            t2 = _now()
-            samples[k][0].append(t1 - t0)
-            samples[k][1].append(t2 - t1)
+            for rep in range(args.block):       # the first pair of a block is not recorded: it
+                t0 = _now()                     # absorbs the previous contender's still-spinning
+                fwd()                           # BLAS / OpenMP threads (they slowed the next
+                t1 = _now()                     # library's calls by up to 1.5x when interleaved
+                fb()                            # call by call; see docs/performance.md)
+                t2 = _now()
+                if rep > 0 or args.block == 1:
+                    samples[k][0].append(t1 - t0)
+                    samples[k][1].append(t2 - t1)
     for k, (sf, sb) in samples.items():
         row[f"{k}_fwd_s"] = statistics.median(sf)
         row[f"{k}_fb_s"] = statistics.median(sb)
@@ -813,7 +815,10 @@ def parse_args(argv=None):
     p.add_argument("--cells", default="rnn,lstm,gru", help="comma list of rnn,lstm,gru (default all)")
     p.add_argument("--configs", default="A,B,C,D", help="comma list of A,B,C,D (default all)")
     p.add_argument("--dtypes", default="float32,float64", help="comma list (default both)")
-    p.add_argument("--repeats", type=int, default=9, help="timed rounds per measurement (default 9)")
+    p.add_argument("--repeats", type=int, default=5, help="rounds per measurement (default 5)")
+    p.add_argument("--block", type=int, default=3,
+                   help="forward + forward-backward pairs per contender per round, the first not "
+                        "recorded (default 3: 2 timed pairs per round; 1 = interleave call by call)")
     p.add_argument("--ref-repeats", type=int, default=3,
                    help="timed rounds for the slow reference column (default 3)")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
@@ -851,7 +856,7 @@ def parse_args(argv=None):
                    help="extra arguments passed on to experiments/memory.py (must come last)")
     args = p.parse_args(argv)
     if args.quick:   # smaller defaults; options given explicitly still win
-        for name, value in (("configs", "A,D"), ("dtypes", "float32"), ("repeats", 3), ("warmup", 1),
+        for name, value in (("configs", "A,D"), ("dtypes", "float32"), ("repeats", 3), ("block", 2), ("warmup", 1),
                             ("ref_repeats", 1), ("peak_n", 1024)):
             if getattr(args, name) == p.get_default(name):
                 setattr(args, name, value)
@@ -870,8 +875,8 @@ def parse_args(argv=None):
     for d in args.dtypes:
         if d not in DTYPES:
             p.error(f"unknown dtype {d!r}; choose from {', '.join(DTYPES)}")
-    if args.repeats < 1 or args.threads < 1:
-        p.error("--repeats and --threads must be >= 1")
+    if args.repeats < 1 or args.threads < 1 or args.block < 1:
+        p.error("--repeats, --threads and --block must be >= 1")
     return args
 
 
@@ -914,7 +919,7 @@ def main(argv=None):
             **cpu_info(), "blas": blas_info(np),
             "torch": (torch.__version__ if torch is not None else None),
             "torch_threads": (torch.get_num_threads() if torch is not None else None),
-            "repeats": args.repeats, "ref_repeats": args.ref_repeats, "clock": args.clock, "warmup": args.warmup, "load_start": load_average()}
+            "repeats": args.repeats, "block": args.block, "ref_repeats": args.ref_repeats, "clock": args.clock, "warmup": args.warmup, "load_start": load_average()}
     print(f"# npnet RNN benchmark, {info['date']}, commit {info['commit']}")
     print(f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs"
           f" ({info['physical_cores']} physical cores), Python {info['python']}, NumPy {info['numpy']}")
@@ -929,7 +934,8 @@ def main(argv=None):
     if args.clock == "cpu" and args.threads > 1:
         log("warning: --clock cpu with --threads > 1 sums the CPU time of all threads (spin-waits too)")
     print(f"timing: {args.clock} clock, median of {args.repeats} interleaved rounds "
-          f"({args.ref_repeats} for the reference) after {args.warmup} warm-up rounds; "
+          f"({args.ref_repeats} for the reference) of {args.block} calls per contender, the first "
+          f"not recorded, after {args.warmup} warm-up rounds; "
           "backward loss = sum(out * fixed random tensor)")
 
     peaks = {}
