@@ -106,9 +106,11 @@ def test_gradcheck_catches_a_planted_bug(monkeypatch):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("masked", [False, True])
-def test_fast_path_equals_reference(shape, masked):
+@pytest.mark.parametrize("exp_tanh_min", [0, 10 ** 9])     # float64 tanh(c) through exp / np.tanh
+def test_fast_path_equals_reference(shape, masked, exp_tanh_min):
     B, T, D, H = shape
     cell = make_cell(D, H, scale=1.0)
+    cell._EXP_TANH_MIN = exp_tanh_min
     x, (h0, c0), mask = make_inputs(B, T, D, H, seed=2, mask_p=0.3 if masked else None)
     rng = np.random.default_rng(3)
     dout = rng.standard_normal((B, T, H))
