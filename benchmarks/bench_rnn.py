@@ -398,13 +398,14 @@ def bench_one(np, torch, name, cls, cfg_name, dtype, args, ref_fns, log):
         for k, (fwd, fb) in contenders.items():
             if k == "ref" and rnd >= args.ref_repeats:
                 continue
-            for rep in range(args.block):       # the first pair of a block is not recorded: it
+            block = 1 if k == "ref" else args.block   # the slow reference: one pair per round
+            for rep in range(block):            # the first pair of a block is not recorded: it
                 t0 = _now()                     # absorbs the previous contender's still-spinning
                 fwd()                           # BLAS / OpenMP threads (they slowed the next
                 t1 = _now()                     # library's calls by up to 1.5x when interleaved
                 fb()                            # call by call; see docs/performance.md)
                 t2 = _now()
-                if rep > 0 or args.block == 1:
+                if rep > 0 or block == 1:
                     samples[k][0].append(t1 - t0)
                     samples[k][1].append(t2 - t1)
     for k, (sf, sb) in samples.items():
