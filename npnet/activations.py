@@ -25,6 +25,36 @@ def tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return np.tanh(x, out=out)
 
 
+def sigmoid_from_negated(an: np.ndarray) -> np.ndarray:
+    """In place: an = -a  ->  sigmoid(a) = 1 / (1 + exp(-a)). Returns ``an``.
+
+    The fast form the cells use in their loops: NumPy's ``exp`` is vectorised (AVX2), SciPy's
+    ``expit`` is not (float32: 1.5 against 4.0 ns per element, float64 5.6 against 7.3,
+    measured). Callers produce -a directly (sign-flipped weights, exact). exp overflows to inf
+    for -a > 709 (float64) or 88 (float32), giving 1 / inf = 0, the exact limit: call under
+    ``np.errstate(over="ignore")``.
+    """
+    np.exp(an, out=an)
+    an += 1.0
+    np.reciprocal(an, out=an)
+    return an
+
+
+def tanh_from_scaled(a2: np.ndarray) -> np.ndarray:
+    """In place: a2 = -2 a  ->  tanh(a) = 2 / (1 + exp(-2 a)) - 1. Returns ``a2``.
+
+    For float64 on large blocks: NumPy's float64 ``tanh`` is scalar code, 2.7x the cost of
+    this (13.5 against 5 ns per element); its float32 ``tanh`` is vectorised and one call
+    beats these four. exp overflows to inf for large -2a, giving tanh = -1 exactly: call
+    under ``np.errstate(over="ignore")``.
+    """
+    np.exp(a2, out=a2)
+    a2 += 1.0
+    np.divide(2.0, a2, out=a2)
+    a2 -= 1.0
+    return a2
+
+
 def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """max(x, 0); derivative 1 where the output is positive, else 0."""
     return np.maximum(x, 0.0, out=out)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import init as initializers
-from .activations import sigmoid
+from .activations import sigmoid, sigmoid_from_negated, tanh_from_scaled
 from .cell import RecurrentCell
 from .layer import check_input
 
@@ -158,17 +158,12 @@ class GRUCell(RecurrentCell):
                 np.dot(S[t], Wh_s, out=gh)                      # the one recurrent GEMM
                 np.add(gh_n, b_hn, out=Q[t])                    # q_t, kept for da_r
                 rz += gh_rz                                     # -a_r, -a_z
-                np.exp(rz, out=rz)                              # r_t, z_t = 1 / (1 + exp(-a))
-                rz += 1.0
-                np.reciprocal(rz, out=rz)
+                sigmoid_from_negated(rz)                        # r_t, z_t
                 np.multiply(r, Q[t], out=gh_n)                  # r_t * q_t (gh_n is free now)
                 n += gh_n                                       # a_n
-                if exp_tanh:                                    # n_t = tanh(a_n) = 2 / (1 + exp(-2 a_n)) - 1:
-                    n *= -2.0                                   # NumPy's float64 tanh is scalar code,
-                    np.exp(n, out=n)                            # 2.7x the cost of this on big blocks;
-                    n += 1.0                                    # its float32 tanh is vectorised
-                    np.divide(2.0, n, out=n)
-                    n -= 1.0
+                if exp_tanh:                                    # n_t = tanh(a_n), through exp on big
+                    n *= -2.0                                   # float64 blocks
+                    tanh_from_scaled(n)
                 else:
                     np.tanh(n, out=n)
                 h = S[t + 1]

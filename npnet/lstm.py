@@ -11,6 +11,7 @@ from itertools import repeat
 import numpy as np
 
 from . import init as initializers
+from .activations import tanh_from_scaled
 from .cell import RecurrentCell
 from .layer import check_input
 
@@ -150,11 +151,7 @@ class LSTMCell(RecurrentCell):
         if self.dtype == np.float32:
             return np.tanh(c, out=out)
         np.multiply(c, -2.0, out=out)
-        np.exp(out, out=out)
-        out += 1.0
-        np.divide(2.0, out, out=out)
-        out -= 1.0
-        return out
+        return tanh_from_scaled(out)
 
     # float64 tanh(c) through exp (5 NumPy calls instead of 1) pays from about this many
     # elements per step (B * H); below it the per-call overhead dominates (config D).
@@ -222,10 +219,7 @@ class LSTMCell(RecurrentCell):
                         np.tanh(c, out=tc)                        # vectorised, its float64 one is not
                     else:                                         # tanh(c) = 2 / (1 + exp(-2c)) - 1
                         np.multiply(c, -2.0, out=tc)
-                        np.exp(tc, out=tc)
-                        tc += 1.0
-                        np.divide(2.0, tc, out=tc)
-                        tc -= 1.0
+                        tanh_from_scaled(tc)
                     np.multiply(o, tc, out=h)                     # h = o * tanh(c)
             else:
                 keep = ~m                                         # (T, B, 1) padded rows keep their state

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import init as initializers
+from .activations import tanh_from_scaled
 from .cell import RecurrentCell
 from .layer import NpnetError, ShapeError, check_input
 
@@ -106,10 +107,7 @@ class BasicRNNCell(RecurrentCell):
                 for h_prev, h, a in zip(S[:-1], S[1:], A):
                     np.dot(h_prev, Wh, out=h)
                     h += a                                     # a' = -2 a_t
-                    np.exp(h, out=h)
-                    h += 1.0
-                    np.divide(2.0, h, out=h)
-                    h -= 1.0                                   # h_t = tanh(a_t)
+                    tanh_from_scaled(h)                        # h_t = tanh(a_t)
             O = S[1:]
         elif m is None:
             act = np.tanh if self.nonlinearity == "tanh" else self._relu
@@ -126,10 +124,7 @@ class BasicRNNCell(RecurrentCell):
                 a += A[t]
                 if exp_tanh:
                     with np.errstate(over="ignore"):
-                        np.exp(a, out=a)
-                    a += 1.0
-                    np.divide(2.0, a, out=a)
-                    a -= 1.0
+                        tanh_from_scaled(a)
                 else:
                     self._act(a, out=a)
                 np.copyto(S[t + 1], S[t])

@@ -25,3 +25,23 @@ def test_out_argument_in_place():
     out = np.empty(2)
     assert act.relu(x, out=out) is out
     np.testing.assert_array_equal(out, [0.0, 2.0])
+
+
+def test_exp_forms_equal_sigmoid_and_tanh_with_exact_limits():
+    """The cells' loop kernels: in place, dtype kept, equal to expit / tanh, and 0, 1, -1 exactly
+    where exp overflows (no warning under errstate(over="ignore"))."""
+    from scipy.special import expit
+    x64 = np.array([-1e5, -800.0, -50.0, -3.0, -1e-9, 0.0, 1e-9, 0.5, 3.0, 50.0, 800.0, 1e5])
+    for dtype, tol in ((np.float64, 2e-16), (np.float32, 2e-7)):
+        x = x64.astype(dtype)
+        with np.errstate(over="ignore"):
+            s = -x
+            r = act.sigmoid_from_negated(s)
+            t = -2.0 * x
+            u = act.tanh_from_scaled(t)
+        assert r is s and u is t and r.dtype == dtype and u.dtype == dtype
+        np.testing.assert_allclose(r, expit(x64), rtol=0, atol=tol)
+        np.testing.assert_allclose(u, np.tanh(x64), rtol=0, atol=2 * tol)
+        big = np.abs(x64) > 100
+        assert np.array_equal(r[big], (x64[big] > 0).astype(dtype))
+        assert np.array_equal(u[big], np.sign(x64[big]).astype(dtype))
