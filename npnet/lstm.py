@@ -145,10 +145,10 @@ class LSTMCell(RecurrentCell):
         return a
 
     def _tanh(self, c: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """out = tanh(c): ``np.tanh`` in float32 (vectorised), else 2 / (1 + exp(-2 c)) - 1
-        (NumPy's float64 tanh is scalar code, about 2.7x the cost). Call under
-        ``np.errstate(over="ignore")``."""
-        if self.dtype == np.float32:
+        """out = tanh(c): ``np.tanh`` in float32 (vectorised) and on small blocks (one call beats
+        five), else 2 / (1 + exp(-2 c)) - 1 (NumPy's float64 tanh is scalar code, about 2.7x
+        the cost). Call under ``np.errstate(over="ignore")``."""
+        if self.dtype == np.float32 or c.size < self._EXP_TANH_MIN:
             return np.tanh(c, out=out)
         np.multiply(c, -2.0, out=out)
         return tanh_from_scaled(out)
@@ -156,11 +156,6 @@ class LSTMCell(RecurrentCell):
     # float64 tanh(c) through exp (5 NumPy calls instead of 1) pays from about this many
     # elements per step (B * H); below it the per-call overhead dominates (config D).
     _EXP_TANH_MIN = 4096
-
-    # Above this size the bias is added step by step (while a step's slice of G is in cache)
-    # rather than in one pass over all of G, which then streams from memory (measured: the one
-    # pass cost 5 % of an LSTM-B forward+backward).
-    _BIAS_BULK_BYTES = 1 << 22
 
     def fprop(self, x, state=None, mask=None):
         """Run the cell over a sequence.
@@ -186,9 +181,7 @@ class LSTMCell(RecurrentCell):
 
         X = x.transpose(1, 0, 2).copy()                           # (T, B, D) own copy: x may change later
         G = (X.reshape(T * B, D) @ Wx_s).reshape(T, B, 4 * H)     # (T, B, 4H) k * (x W_x), all steps in one GEMM
-        if G.nbytes <= self._BIAS_BULK_BYTES:                      # small: add b to all steps at once; large:
-            G += b_s                                              # add it to h W_h per step, while G[t] is in cache
-            b_s = None
+        G += b_s
         Hs = np.empty((T + 1, B, H), self.dtype)                  # (T+1, B, H) h states, Hs[0] = h0
         C = np.empty((T + 1, B, H), self.dtype)                   # (T+1, B, H) c states, C[0] = c0
         TC = np.empty((T, B, H), self.dtype)                      # (T, B, H) tanh(c~_t)
@@ -200,13 +193,11 @@ class LSTMCell(RecurrentCell):
         steps = zip(G, G4[:, :, 0], G4[:, :, 1], G4[:, :, 2], G4[:, :, 3],   # per-step views, made by
                     Hs[:-1], Hs[1:], C[:-1], C[1:], TC)                      # iteration (cheaper than indexing)
         nk = self._n
-        np_tanh = self.dtype == np.float32 or B * H < self._EXP_TANH_MIN
+        np_tanh = self.dtype == np.float32 or B * H < self._EXP_TANH_MIN   # as in _tanh
         with np.errstate(over="ignore"):                          # exp may overflow to inf: see _set_kernel
             if m is None:
                 for a, i, f, g, o, h_prev, h, c_prev, c, tc in steps:
                     np.dot(h_prev, Wh_s, out=hW)                  # the one recurrent GEMM
-                    if b_s is not None:
-                        hW += b_s
                     a += hW                                       # a' = k * a_t   (B, 4H)
                     np.exp(a, out=a)                              # gates = n / (1 + exp(a')) - [0,0,1,0]
                     a += 1.0
@@ -227,8 +218,6 @@ class LSTMCell(RecurrentCell):
                 O = np.empty((T, B, H), self.dtype)               # (T, B, H) outputs (0 on padded steps)
                 for (a, i, f, g, o, h_prev, h, c_prev, c, tc), m_t, k_t, out_t in zip(steps, mf, keep, O):
                     np.dot(h_prev, Wh_s, out=hW)
-                    if b_s is not None:
-                        hW += b_s
                     a += hW
                     self._gates(a)
                     np.multiply(f, c_prev, out=c)                 # c~

@@ -1,6 +1,8 @@
 """BasicRNNCell: the vanilla (Elman) recurrent cell with tanh or ReLU, and its BPTT."""
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 
 from . import init as initializers
@@ -119,17 +121,17 @@ class BasicRNNCell(RecurrentCell):
         else:
             O = A                                              # reuse A's memory for outputs
             a = np.empty((B, H), self.dtype)                   # (B, H) scratch
-            for t in range(T):
-                np.dot(S[t], Wh, out=a)
-                a += A[t]
-                if exp_tanh:
-                    with np.errstate(over="ignore"):
+            with np.errstate(over="ignore") if exp_tanh else nullcontext():   # ReLU keeps its warnings
+                for t in range(T):
+                    np.dot(S[t], Wh, out=a)
+                    a += A[t]
+                    if exp_tanh:
                         tanh_from_scaled(a)
-                else:
-                    self._act(a, out=a)
-                np.copyto(S[t + 1], S[t])
-                np.copyto(S[t + 1], a, where=m[t])
-                np.multiply(a, m[t], out=O[t])
+                    else:
+                        self._act(a, out=a)
+                    np.copyto(S[t + 1], S[t])
+                    np.copyto(S[t + 1], a, where=m[t])
+                    np.multiply(a, m[t], out=O[t])
         self._cache = {"X": X, "S": S, "O": O, "m": m}
         out = O.transpose(1, 0, 2).copy()                    # (B, T, H) never a view of the cache
         return out, S[T].copy()
