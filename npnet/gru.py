@@ -1,7 +1,8 @@
 """GRUCell: the gated recurrent unit in the form PyTorch and cuDNN use, with its BPTT.
 
 The forward pass is one input GEMM for the whole sequence plus one recurrent
-GEMM per step; the backward pass is one GEMM per step plus one GEMM per weight.
+GEMM per step; the backward pass is one GEMM per step plus one GEMM per weight
+(column) block after the loop.
 The plain step-by-step version it is tested against lives in tests/reference_gru.py.
 """
 from __future__ import annotations
@@ -78,7 +79,8 @@ class GRUCell(RecurrentCell):
     Cache: X (T, B, D) for dW_x; the states S (T+1, B, H) for dW_h and the
     (h_{t-1} - n_t) factor; the gates G = [r, z, n] (T, B, 3H) for every
     derivative; q (T, B, H) for da_r. Pre-activations are never stored (the
-    sigmoid and tanh derivatives come from their outputs).
+    sigmoid and tanh derivatives come from their outputs). bprop spends the
+    cache: it writes dG_h over G.
     """
 
     state_names = ("h",)

@@ -1,8 +1,9 @@
 """LSTMCell: the long short-term memory cell (gate order i, f, g, o as PyTorch) and its BPTT.
 
 Written for speed in pure NumPy: time-major buffers, one input-projection GEMM for the
-whole sequence, one recurrent GEMM and 10-13 NumPy calls per step (7 in backward). The plain step-by-step
-version it is tested against lives in tests/reference_lstm.py.
+whole sequence, one recurrent GEMM, one exp for all four gates and about 15 NumPy calls per
+step (7 in the backward loop). The plain step-by-step version it is tested against lives in
+tests/reference_lstm.py.
 """
 from __future__ import annotations
 
@@ -71,6 +72,7 @@ class LSTMCell(RecurrentCell):
     tanh' = 1 - tanh^2, so pre-activations are never kept); the states H (T+1, B, H) for dW_h
     and C (T+1, B, H) for da_f; tanh(c_t) (T, B, H), kept rather than recomputed because
     backward needs it twice (da_o and the dc path) and a tanh is the dearest op per element.
+    bprop spends the cache: it writes the gate gradients over G.
     """
 
     state_names = ("h", "c")
@@ -91,9 +93,9 @@ class LSTMCell(RecurrentCell):
         else:
             b[0:H], b[H:2 * H] = initializers.chrono_forget_bias(self.chrono_t_max, self.rng, H, self.dtype)
         self.add_param("b", b)
-        self._set_kernel()
+        self._gate_constants()
 
-    def _set_kernel(self) -> None:
+    def _gate_constants(self) -> None:
         """Constants of the gate nonlinearities: all four blocks in ONE exp call per step.
 
         With per-column constants k and n over the blocks (i, f, g, o), the pre-activations
@@ -135,7 +137,7 @@ class LSTMCell(RecurrentCell):
         return self.params["W_x"] * k, self.params["W_h"] * k, self.params["b"] * k
 
     def _gates(self, a: np.ndarray) -> np.ndarray:
-        """In place: a' = k * a (B, 4H) -> [i | f | g | o] (see :meth:`_set_kernel`).
+        """In place: a' = k * a (B, 4H) -> [i | f | g | o] (see :meth:`_gate_constants`).
 
         Call under ``np.errstate(over="ignore")``."""
         np.exp(a, out=a)
@@ -194,7 +196,7 @@ class LSTMCell(RecurrentCell):
                     Hs[:-1], Hs[1:], C[:-1], C[1:], TC)                      # iteration (cheaper than indexing)
         nk = self._n
         np_tanh = self.dtype == np.float32 or B * H < self._EXP_TANH_MIN   # as in _tanh
-        with np.errstate(over="ignore"):                          # exp may overflow to inf: see _set_kernel
+        with np.errstate(over="ignore"):                          # exp may overflow to inf: see _gate_constants
             if m is None:
                 for a, i, f, g, o, h_prev, h, c_prev, c, tc in steps:
                     np.dot(h_prev, Wh_s, out=hW)                  # the one recurrent GEMM
@@ -382,7 +384,7 @@ class LSTMCell(RecurrentCell):
         a += self.params["b"]                                     # sum by s afterwards is exact (powers of 2)
         a += h @ self.params["W_h"]                               # and saves copying the weights every step
         a *= self._k
-        with np.errstate(over="ignore"):                          # see _set_kernel
+        with np.errstate(over="ignore"):                          # see _gate_constants
             g4 = self._gates(a).reshape(B, 4, H)
             c = g4[:, 1] * c + g4[:, 0] * g4[:, 2]                # (B, H)
             h = g4[:, 3] * self._tanh(c, out=np.empty_like(c))    # (B, H)
