@@ -814,18 +814,31 @@ def memory_markdown(mem) -> str:
 
 
 def verdicts(rows, peaks) -> list:
+    """One entry per target. With ``--gemm-floor`` each also carries ``bound``: the same measure
+    for the GEMMs + exp lower bound (see :func:`gemm_floor`), and ``reachable``: whether any
+    NumPy implementation could meet the target on this machine by that bound."""
     out = []
     for r in rows:
+        least = r["gemm_fb_s"] + r["exp_s"] if "gemm_fb_s" in r else None
         if "ratio_fb" in r:
             tr = target_ratio(r["cell"], r["dtype"], r["config"])
-            out.append({"cell": r["cell"], "config": r["config"], "dtype": r["dtype"], "kind": "ratio f+b",
-                        "value": round(r["ratio_fb"], 3), "target": f"<= {tr:g}", "met": r["ratio_fb"] <= tr})
+            v = {"cell": r["cell"], "config": r["config"], "dtype": r["dtype"], "kind": "ratio f+b",
+                 "value": round(r["ratio_fb"], 3), "target": f"<= {tr:g}", "met": r["ratio_fb"] <= tr}
+            if least is not None:
+                v["bound"] = round(least / r["torch_fb_s"], 3)
+                v["reachable"] = v["bound"] <= tr
+            out.append(v)
         pk = peaks.get(r["dtype"], {}).get("median_gflops")
         if r["config"] in PEAK_TARGET and pk:
             frac = r["gflops_fb"] / pk
-            out.append({"cell": r["cell"], "config": r["config"], "dtype": r["dtype"], "kind": "% GEMM peak",
-                        "value": round(100 * frac, 1), "target": f">= {100 * PEAK_TARGET[r['config']]:.0f}%",
-                        "met": frac >= PEAK_TARGET[r["config"]]})
+            v = {"cell": r["cell"], "config": r["config"], "dtype": r["dtype"], "kind": "% GEMM peak",
+                 "value": round(100 * frac, 1), "target": f">= {100 * PEAK_TARGET[r['config']]:.0f}%",
+                 "met": frac >= PEAK_TARGET[r["config"]]}
+            if least is not None:
+                f_fb = flops((r["B"], r["T"], r["D"], r["H"]), CELLS[r["cell"]][1])[1]
+                v["bound"] = round(100 * f_fb / least / 1e9 / pk, 1)
+                v["reachable"] = v["bound"] >= 100 * PEAK_TARGET[r["config"]]
+            out.append(v)
     return out
 
 
@@ -1021,8 +1034,12 @@ def main(argv=None):
             print(f"\nTargets met: {met} of {len(vs)}")
             for v in vs:
                 if not v["met"]:
+                    bound = ""
+                    if "bound" in v:
+                        bound = (f"; NumPy lower bound {v['bound']}: "
+                                 + ("reachable in principle" if v["reachable"] else "unreachable here"))
                     print(f"  MISS {LABEL[v['cell']]} {v['config']} {v['dtype']} {v['kind']}: "
-                          f"{v['value']} (target {v['target']})")
+                          f"{v['value']} (target {v['target']}{bound})")
     if args.profile or args.profile_only:
         for name, cls in classes.items():
             for cfg in args.profile_configs:

@@ -42,3 +42,26 @@ def test_bad_options_are_refused():
     assert r.returncode == 2 and "unknown config 'Z'" in r.stderr
     r = run("--block", "0", "--no-torch")
     assert r.returncode == 2 and "--block" in r.stderr
+
+
+def test_verdicts_carry_the_numpy_lower_bound():
+    """With --gemm-floor a target's verdict says whether GEMMs + exp alone already miss it."""
+    sys.path.insert(0, os.path.dirname(SCRIPT))
+    try:
+        import bench_rnn
+    finally:
+        sys.path.pop(0)
+    B, T, D, H = bench_rnn.CONFIGS["B"]
+    f_fb = bench_rnn.flops((B, T, D, H), 4)[1]
+    peaks = {"float64": {"median_gflops": 100.0}}
+    row = {"cell": "lstm", "config": "B", "dtype": "float64", "B": B, "T": T, "D": D, "H": H,
+           "ratio_fb": 0.9, "torch_fb_s": 1.0, "gemm_fb_s": 0.65, "exp_s": 0.05,
+           "gflops_fb": f_fb / 1.2 / 1e9}
+    ratio, peak = bench_rnn.verdicts([row], peaks)
+    assert ratio["kind"] == "ratio f+b" and not ratio["met"]
+    assert ratio["bound"] == 0.7 and ratio["reachable"] is False        # 0.70 > 0.6
+    assert peak["kind"] == "% GEMM peak"
+    assert peak["bound"] == round(100 * f_fb / 0.7 / 1e9 / 100.0, 1)
+    assert peak["reachable"] == (peak["bound"] >= 75)
+    del row["gemm_fb_s"], row["exp_s"]
+    assert all("bound" not in v for v in bench_rnn.verdicts([row], peaks))
