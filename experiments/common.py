@@ -17,6 +17,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -204,6 +205,16 @@ def scored_accuracy(pred, y, mask=None) -> float:
 
 
 # -- the run folder ------------------------------------------------------------------
+def json_floats(values) -> str:
+    """JSON of a (nested) list of floats at 5 significant digits, NaN and inf kept: how the
+    sweeps store arrays in CSV cells (``npnet.sweep.read_results`` raises the csv module's
+    field limit to read them back)."""
+    if isinstance(values, (list, tuple)):
+        return "[" + ", ".join(json_floats(v) for v in values) + "]"
+    v = float(values)
+    return json.dumps(float(f"{v:.5g}") if math.isfinite(v) else v)
+
+
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,

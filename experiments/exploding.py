@@ -29,16 +29,7 @@ NONLINEARITIES = ("tanh", "relu")
 INITS = ("random", "identity")
 
 
-def _js(values) -> str:
-    """JSON of a (nested) list of floats at 5 significant digits: arrays ride in CSV cells."""
-    if isinstance(values, (list, tuple)):
-        return "[" + ", ".join(_js(v) for v in values) + "]"
-    v = float(values)
-    return json.dumps(float(f"{v:.5g}") if math.isfinite(v) else v)
-
-
-# CSV cells holding those arrays can exceed the csv module's default field limit (128 KiB)
-csv.field_size_limit(1 << 30)
+_js = common.json_floats
 
 
 # -- one setting of the sweep (runs in a worker process) --------------------------------------
