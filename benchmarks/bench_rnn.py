@@ -402,7 +402,7 @@ def bench_one(np, torch, name, cls, cfg_name, dtype, args, ref_fns, log):
             for rep in range(block):            # the first pair of a block is not recorded: it
                 t0 = _now()                     # absorbs the previous contender's still-spinning
                 fwd()                           # BLAS / OpenMP threads (they slowed the next
-                t1 = _now()                     # library's calls by up to 1.5x when interleaved
+                t1 = _now()                     # library's calls by up to 1.6x when interleaved
                 fb()                            # call by call; see docs/performance.md)
                 t2 = _now()
                 if rep > 0 or block == 1:
