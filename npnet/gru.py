@@ -7,6 +7,8 @@ The plain step-by-step version it is tested against lives in tests/reference_gru
 """
 from __future__ import annotations
 
+from itertools import repeat
+
 import numpy as np
 
 from . import init as initializers
@@ -153,27 +155,26 @@ class GRUCell(RecurrentCell):
         gh_rz, gh_n = gh[:, :2 * H], gh[:, 2 * H:]
         pad = None if m is None else ~m                         # (T, B, 1) True on padded steps
         exp_tanh = self.dtype != np.float32 and B * H >= self._EXP_TANH_MIN   # see the loop
+        steps = zip(G[:, :, :2 * H], G[:, :, :H], G[:, :, H:2 * H], G[:, :, 2 * H:],   # per-step views,
+                    Q, S[:-1], S[1:], repeat(None) if pad is None else pad)          # made by iteration
         with np.errstate(over="ignore"):                        # exp(-a) may be inf: s(a) = 1 / inf = 0, exact
-            for t in range(T):
-                g = G[t]
-                rz, r, z, n = g[:, :2 * H], g[:, :H], g[:, H:2 * H], g[:, 2 * H:]
-                np.dot(S[t], Wh_s, out=gh)                      # the one recurrent GEMM
-                np.add(gh_n, b_hn, out=Q[t])                    # q_t, kept for da_r
+            for rz, r, z, n, q, h_prev, h, pad_t in steps:
+                np.dot(h_prev, Wh_s, out=gh)                    # the one recurrent GEMM
+                np.add(gh_n, b_hn, out=q)                       # q_t, kept for da_r
                 rz += gh_rz                                     # -a_r, -a_z
                 sigmoid_from_negated(rz)                        # r_t, z_t
-                np.multiply(r, Q[t], out=gh_n)                  # r_t * q_t (gh_n is free now)
+                np.multiply(r, q, out=gh_n)                     # r_t * q_t (gh_n is free now)
                 n += gh_n                                       # a_n
                 if exp_tanh:                                    # n_t = tanh(a_n), through exp on big
                     n *= -2.0                                   # float64 blocks
                     tanh_from_scaled(n)
                 else:
                     np.tanh(n, out=n)
-                h = S[t + 1]
-                np.subtract(S[t], n, out=h)                     # h_t = n + z (h_{t-1} - n)
+                np.subtract(h_prev, n, out=h)                   # h_t = n + z (h_{t-1} - n)
                 h *= z
                 h += n
-                if pad is not None:
-                    np.copyto(h, S[t], where=pad[t])            # padded rows keep h_{t-1} exactly
+                if pad_t is not None:
+                    np.copyto(h, h_prev, where=pad_t)           # padded rows keep h_{t-1} exactly
         # Cache for bprop: X for dW_x; S for dW_h and (h_{t-1} - n_t); G = [r, z, n] for every
         # derivative (sigmoid' and tanh' from the outputs); Q for da_r; m for the padded rows.
         self._cache = {"X": X, "S": S, "G": G, "Q": Q, "m": m}
