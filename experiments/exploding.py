@@ -224,6 +224,17 @@ def _panels(rows, sharey: bool):
             yield i, j, axes[i, j], nl, init, panel, colors
 
 
+def _style(ax, i, j, title, xlabel, ylabel):
+    """Log y axis, grid, title; axis labels on the bottom row and left column only."""
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.3)
+    if i == 1:
+        ax.set_xlabel(xlabel)
+    if j == 0:
+        ax.set_ylabel(ylabel)
+
+
 def _save(fig, path):
     import matplotlib.pyplot as plt
     fig.tight_layout()
@@ -243,13 +254,9 @@ def plot_mean_abs(rows, path, clip):
                 ax.plot(T, np.where(y > 0, y, np.nan), ls="--" if clipped else "-", marker="o", ms=3,
                         color=colors[key], alpha=0.7 if clipped else 1.0,
                         label=f"H={key[0]}, V={key[1]}" + (f", clipped at {clip:g}" if clipped else ""))
-        ax.set_yscale("log")
-        ax.set_title(f"{nl}, {init} W_h" + (" (IRNN)" if (nl, init) == ("relu", "identity") else ""))
-        ax.grid(True, which="major", alpha=0.3)
-        if i == 1:
-            ax.set_xlabel("sequence length T (steps from the first input to the loss)")
-        if j == 0:
-            ax.set_ylabel("mean |dL/dθ| over all parameters")
+        _style(ax, i, j, f"{nl}, {init} W_h" + (" (IRNN)" if (nl, init) == ("relu", "identity") else ""),
+               "sequence length T (steps from the first input to the loss)",
+               "mean |dL/dθ| over all parameters")
     axes[0, 0].legend(fontsize=7, loc="upper left")
     fig.suptitle("Basic RNN at initialisation: mean |gradient| against sequence length\n"
                  "(solid: raw gradient; dashed: after global-norm clipping, what the optimiser receives)",
@@ -276,14 +283,9 @@ def plot_training(rows, path, clip):
                     if last.size:
                         ax.plot(steps[last[-1]], shown[last[-1]], "x", ms=9, mew=2, color=colors[key])
         ax.axhline(clip, color="red", lw=0.8, ls=":")
-        ax.set_yscale("log")
         ax.set_xscale("log")
-        ax.set_title(f"{nl}, {init} W_h")
-        ax.grid(True, which="major", alpha=0.3)
-        if i == 1:
-            ax.set_xlabel("training step (log scale)")
-        if j == 0:
-            ax.set_ylabel("global gradient norm before clipping")
+        _style(ax, i, j, f"{nl}, {init} W_h", "training step (log scale)",
+               "global gradient norm before clipping")
     axes[0, 0].legend(fontsize=7, loc="upper left")
     fig.suptitle(f"Gradient norm during training (first-token task), clipping off (solid) and on (dashed, "
                  f"threshold {clip:g} dotted red); x: run overflowed", fontsize=10)
