@@ -40,7 +40,7 @@ TESTS = os.path.join(ROOT, "tests")
 # name -> (npnet class, gate blocks G, reference module, torch class)
 CELLS = {
     "rnn": ("BasicRNNCell", 1, "reference_rnn", "RNN"),
-    "lstm": ("LSTMCell", 4, "reference_lstm", "LSTM"),
+    "lstm": ("LSTMCell", 4, "npnet.cells.reference", "LSTM"),
     "gru": ("GRUCell", 3, "reference_gru", "GRU"),
 }
 LABEL = {"rnn": "RNN tanh", "lstm": "LSTM", "gru": "GRU"}
@@ -242,7 +242,7 @@ def make_cell(cls, name: str, D: int, H: int, dtype: str):
 # same shape: fwd(p, x) -> (out, trace) and bwd(p, trace, dout).
 REFERENCE_API = {
     "rnn": ("reference_rnn", "reference_forward", "reference_backward"),
-    "lstm": ("reference_lstm", "lstm_forward", "lstm_backward"),
+    "lstm": ("npnet.cells.reference", "lstm_forward", "lstm_backward"),
     "gru": ("reference_gru", "gru_forward", "gru_backward"),
 }
 
@@ -290,26 +290,6 @@ def load_reference(name: str):
     return (fwd, bwd), None
 
 
-def cache_bytes(np, cache) -> int:
-    """Bytes of distinct memory the cache keeps alive (views are charged to their base once)."""
-    seen, total = set(), 0
-    stack = [cache]
-    while stack:
-        obj = stack.pop()
-        if isinstance(obj, dict):
-            stack.extend(obj.values())
-        elif isinstance(obj, (list, tuple)):
-            stack.extend(obj)
-        elif isinstance(obj, np.ndarray):
-            root = obj
-            while isinstance(root.base, np.ndarray):
-                root = root.base
-            if id(root) not in seen:
-                seen.add(id(root))
-                total += root.nbytes
-    return total
-
-
 def torch_module(torch, name: str, D: int, H: int, dtype: str, cell=None):
     cls = getattr(torch.nn, CELLS[name][3])
     kw = {"nonlinearity": "tanh"} if name == "rnn" else {}
@@ -355,7 +335,7 @@ def bench_one(np, torch, name, cls, cfg_name, dtype, args, ref_fns, log):
             out_ref, trace = rf(p, x)
             rb(p, trace, dout)                                   # fails here, not mid-timing
             out_np = cell.fprop(x)[0]
-            cell._cache = None
+            cell.clear_cache()
             tol = 1e-3 if dtype == "float32" else 1e-8
             row["ref_max_abs_diff"] = float(np.max(np.abs(out_ref - out_np)))
             if row["ref_max_abs_diff"] > tol:
@@ -378,7 +358,7 @@ def bench_one(np, torch, name, cls, cfg_name, dtype, args, ref_fns, log):
         with torch.no_grad():
             out_t = m(tx)[0].numpy()
         out_np = cell.fprop(x)[0]
-        cell._cache = None
+        cell.clear_cache()
         row["torch_max_abs_diff"] = float(np.max(np.abs(out_t - out_np)))
 
         def t_fwd():   # a training forward (autograd records the graph), like npnet's cached fprop
@@ -426,7 +406,7 @@ def bench_one(np, torch, name, cls, cfg_name, dtype, args, ref_fns, log):
         row["npnet_fb_over_gemm"] = row["npnet_fb_s"] / row["gemm_fb_s"]
         row["gemm_gflops_fb"] = f_fb / row["gemm_fb_s"] / 1e9
     row["notes"] = notes
-    cell._cache = None
+    cell.clear_cache()
     return row
 
 
@@ -443,19 +423,18 @@ def memory_one(np, name, cls, cfg_name, dtype, windows):
     cell = make_cell(cls, name, D, H, dtype)
     res = {"cell": name, "config": cfg_name, "dtype": dtype}
     cell.fprop(x)
-    res["cache_bytes"] = cache_bytes(np, cell._cache)
-    res["cache_keys"] = sorted(cell._cache.keys()) if isinstance(cell._cache, dict) else None
+    res["cache_bytes"] = cell.cache_nbytes()
     res["floor_bytes"] = T * B * (G + 2) * H * item
     res["input_bytes"] = T * B * D * item
-    cell._cache = None
+    cell.clear_cache()
     res["windows"] = {}
     for k in windows:
         if k >= T:
             continue
         cell.fprop(x[:, :k])
-        res["windows"][str(k)] = {"cache_bytes": cache_bytes(np, cell._cache),
+        res["windows"][str(k)] = {"cache_bytes": cell.cache_nbytes(),
                                   "floor_bytes": k * B * (G + 2) * H * item}
-        cell._cache = None
+        cell.clear_cache()
     tracemalloc.start()
     tracemalloc.reset_peak()
     base = tracemalloc.get_traced_memory()[0]
@@ -540,7 +519,7 @@ def profile_one(np, name, cls, cfg_name, dtype, iters=3, top=14):
 
     # un-instrumented split of time between fprop and bprop
     tf = statistics.median(median_time(lambda: cell.fprop(x), 0, 5))
-    cell._cache = None
+    cell.clear_cache()
     tb = []
     for _ in range(5):
         cell.fprop(x)

@@ -168,7 +168,7 @@ class ConvReadIn(Layer):
 
     def clear_cache(self) -> None:
         for layer in self.layers:
-            layer._cache = None
+            layer.clear_cache()
 
 
 class DigitSumModel(Layer):

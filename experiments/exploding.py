@@ -296,7 +296,7 @@ def plot_training(rows, path, clip):
 def main(argv=None) -> int:
     args = common.parse(build_parser(), argv, check)
     run = common.Run(args)
-    from npnet.sweep import run_sweep
+    from npnet.training.sweep import run_sweep
     out = Path(run.dir)
     configs = make_configs(args)
     run.write_config(settings=len(configs), sweep_csv="sweep.csv")

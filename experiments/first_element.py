@@ -133,7 +133,7 @@ def plot_sweep(path, rows, cells, lengths, solved_at, threshold):
 
 
 def main_sweep(args):
-    from npnet.sweep import run_sweep
+    from npnet.training.sweep import run_sweep
 
     run = common.Run(args)
     run.write_config()

@@ -14,7 +14,7 @@ import common  # first: pins BLAS to one thread before numpy loads
 import numpy as np
 
 from npnet import tasks
-from npnet.learner import accuracy
+from npnet.training.learner import accuracy
 
 
 def parser():

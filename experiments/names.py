@@ -26,8 +26,8 @@ import numpy as np  # noqa: E402
 
 import npnet  # noqa: E402
 from npnet import datasets  # noqa: E402
-from npnet.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from npnet.clip import NonFiniteError  # noqa: E402
+from npnet.training.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from npnet.training.clip import NonFiniteError  # noqa: E402
 
 TASK = "names"
 REPO = Path(__file__).resolve().parents[1]
@@ -159,7 +159,7 @@ def evaluate(model, loss, data, idx, batch_size: int = 512):
         out, _ = model.fprop(x, None, mask)                                 # (B, K)
         model.clear_cache()
         tot += float(loss.fprop(out, y)) * len(b)
-        loss._cache = None                                                  # no bprop follows
+        loss.clear_cache()                                                 # no bprop follows
         preds.append(np.argmax(out, axis=-1))
         order.append(b)
     model.train()
@@ -474,7 +474,7 @@ def report_table(base: dict, out: Path, data_dir, jobs: int = 1) -> list:
     Runs through npnet.sweep.run_sweep (``jobs`` processes; results resume from table.csv).
     No time limit: the bigger models get the same epochs as the small ones.
     """
-    from npnet.sweep import run_sweep
+    from npnet.training.sweep import run_sweep
     configs = []
     for c in TABLE_CONFIGS:
         name = f"{c['cell']}-L{c['layers']}-H{c['hidden']}"

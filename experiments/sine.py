@@ -25,7 +25,7 @@ import numpy as np
 
 import npnet
 from npnet import tasks
-from npnet.clip import check_finite, clip_grad_norm, global_norm
+from npnet.training.clip import check_finite, clip_grad_norm, global_norm
 
 PRIME = 30
 
@@ -96,7 +96,7 @@ def step_clones(model, n):
         c.cells_reverse = [copy.copy(cell) for cell in model.cells_reverse]
         c.read_in = copy.copy(model.read_in) if model.read_in is not None else None
         c.read_out = copy.copy(model.read_out) if model.read_out is not None else None
-        c._cache = None
+        c.clear_cache()
         clones.append(c)
     return clones
 

@@ -302,7 +302,7 @@ def plot_jacobians(rows, path):
 def main(argv=None) -> int:
     args = common.parse(build_parser(), argv, check)
     run = common.Run(args)
-    from npnet.sweep import run_sweep
+    from npnet.training.sweep import run_sweep
     out = Path(run.dir)
     configs = make_configs(args, out)
     run.write_config(cells=[c["cell"] for c in configs], sweep_csv="sweep.csv",

@@ -6,6 +6,7 @@ Nothing here changes how a model trains; it reads what the cells record when ask
 """
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
 
 import numpy as np
@@ -128,29 +129,27 @@ def state_jacobians(cell, x: np.ndarray, state=None) -> np.ndarray:
     H = cell.hidden_size
     k = len(cell.state_names)
     S = k * H
-    st = cell._unpack(state, B)
+    st = cell.unpack_state(state, B)
     J = np.empty((T, B, S, S), dtype=np.float64)
     eye = np.eye(S, dtype=cell.dtype)                            # (S, S) unit upstream gradients
-    saved_cache = cell._cache
-    saved_grads = {n: g.copy() for n, g in cell.grads.items()}
-    try:
-        for t in range(T):
-            # replicate every batch row S times: row (b, i) carries the unit gradient e_i
-            xt = np.repeat(x[:, t:t + 1], S, axis=0)              # (B*S, 1, D)
-            s_rep = tuple(np.repeat(p, S, axis=0) for p in st)   # each (B*S, H)
-            cell.fprop(xt, cell._pack(s_rep))
-            up = np.tile(eye, (B, 1))                             # (B*S, S)
-            dstate = tuple(up[:, j * H:(j + 1) * H] for j in range(k))
-            _, d0 = cell.bprop(np.zeros((B * S, 1, H), cell.dtype), cell._pack(dstate))
-            d0 = d0 if isinstance(d0, tuple) else (d0,)
-            J[t] = np.concatenate(d0, axis=1).reshape(B, S, S)    # row i: d s_t[i] / d s_{t-1}
-            _, new = cell.fprop(x[:, t:t + 1], cell._pack(st))    # advance the trajectory
-            cell._cache = None
-            st = new if isinstance(new, tuple) else (new,)
-    finally:
-        cell._cache = saved_cache
-        for n, g in saved_grads.items():
-            cell.grads[n][...] = g
+    # A shallow copy shares the weights but has its own cache and gradients, so the cell's
+    # pending fprop (if any) and its accumulated gradients are left as they were.
+    scratch = copy.copy(cell)
+    scratch.grads = {n: np.zeros_like(g) for n, g in cell.grads.items()}
+    scratch.track_state_grads = False
+    for t in range(T):
+        # replicate every batch row S times: row (b, i) carries the unit gradient e_i
+        xt = np.repeat(x[:, t:t + 1], S, axis=0)                  # (B*S, 1, D)
+        s_rep = tuple(np.repeat(p, S, axis=0) for p in st)       # each (B*S, H)
+        scratch.fprop(xt, cell.pack_state(s_rep))
+        up = np.tile(eye, (B, 1))                                 # (B*S, S)
+        dstate = tuple(up[:, j * H:(j + 1) * H] for j in range(k))
+        _, d0 = scratch.bprop(np.zeros((B * S, 1, H), cell.dtype), cell.pack_state(dstate))
+        d0 = d0 if isinstance(d0, tuple) else (d0,)
+        J[t] = np.concatenate(d0, axis=1).reshape(B, S, S)        # row i: d s_t[i] / d s_{t-1}
+        _, new = scratch.fprop(x[:, t:t + 1], cell.pack_state(st))  # advance the trajectory
+        scratch.clear_cache()
+        st = new if isinstance(new, tuple) else (new,)
     return J
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .gru import GRUCell
+from .cells.gru import GRUCell
 from .layer import NpnetError
-from .lstm import LSTMCell
-from .rnn import BasicRNNCell
+from .cells.lstm import LSTMCell
+from .cells.rnn import BasicRNNCell
 
 __all__ = ["load_torch_state_dict", "torch_state_dict", "cell_kind", "reorder_gates"]
 

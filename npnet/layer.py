@@ -7,6 +7,8 @@ Nothing here knows about sequences; see :mod:`npnet.cell` for recurrent cells.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 
@@ -73,6 +75,27 @@ def check_input(x, name: str, ndim: int | tuple, last: int | None, dtype: np.dty
     return x
 
 
+def _nbytes(obj) -> int:
+    """Total bytes of the distinct arrays inside a cache (arrays, dicts, sequences, dataclasses)."""
+    seen, total, todo = set(), 0, [obj]
+    while todo:
+        o = todo.pop()
+        if isinstance(o, np.ndarray):
+            root = o
+            while isinstance(root.base, np.ndarray):                 # a view is charged to its base
+                root = root.base
+            if id(root) not in seen:
+                seen.add(id(root))
+                total += root.nbytes
+        elif isinstance(o, dict):
+            todo.extend(o.values())
+        elif isinstance(o, (list, tuple)):
+            todo.extend(o)
+        elif dataclasses.is_dataclass(o) and not isinstance(o, type):
+            todo.extend(getattr(o, f.name) for f in dataclasses.fields(o))
+    return total
+
+
 class Layer:
     """Base class: parameter and gradient dictionaries plus cache bookkeeping.
 
@@ -121,6 +144,19 @@ class Layer:
         raise NotImplementedError
 
     # -- cache ------------------------------------------------------------
+    def clear_cache(self) -> None:
+        """Drop what the last ``fprop`` kept for ``bprop`` (call when no bprop will follow)."""
+        self._cache = None
+
+    @property
+    def has_cache(self) -> bool:
+        """Whether an ``fprop`` is waiting for its ``bprop``."""
+        return self._cache is not None
+
+    def cache_nbytes(self) -> int:
+        """Bytes held by the arrays the last ``fprop`` cached (0 when nothing is cached)."""
+        return _nbytes(self._cache)
+
     def _take_cache(self):
         """Return and clear the cache of the last fprop, or raise if there is none."""
         cache = self._cache

@@ -11,7 +11,7 @@ import numpy as np
 
 from .layer import Layer, NpnetError, ShapeError, check_input
 from .linear import LinearLayer
-from .rnn import BasicRNNCell
+from .cells.rnn import BasicRNNCell
 
 CELL_TYPES = ("lstm", "gru", "rnn", "irnn")
 
@@ -19,10 +19,10 @@ CELL_TYPES = ("lstm", "gru", "rnn", "irnn")
 def make_cell(kind: str, input_size: int, hidden_size: int, dtype, rng, **kwargs):
     """Build one cell by name: "lstm", "gru", "rnn" (tanh) or "irnn" (ReLU, identity W_h)."""
     if kind == "lstm":
-        from .lstm import LSTMCell
+        from .cells.lstm import LSTMCell
         return LSTMCell(input_size, hidden_size, dtype=dtype, rng=rng, **kwargs)
     if kind == "gru":
-        from .gru import GRUCell
+        from .cells.gru import GRUCell
         return GRUCell(input_size, hidden_size, dtype=dtype, rng=rng, **kwargs)
     if kind == "rnn":
         return BasicRNNCell(input_size, hidden_size, dtype=dtype, rng=rng, **kwargs)
@@ -240,7 +240,7 @@ class SequenceModel(Layer):
         """Drop the caches of the last fprop (after inference), here and in every sub-layer."""
         self._cache = None
         for _, layer in self._named_layers():
-            layer._cache = None
+            layer.clear_cache()
 
     def _split_state(self, state, what: str) -> list:
         n = len(self.cells) * (2 if self.bidirectional else 1)

@@ -15,7 +15,7 @@ def flat_step(cell, x_t, s_flat):
     """One step on a flat state vector (the finite-difference side of the test)."""
     H = cell.hidden_size
     parts = tuple(s_flat[:, i * H:(i + 1) * H] for i in range(len(cell.state_names)))
-    _, new = cell.step(x_t, cell._pack(parts))
+    _, new = cell.step(x_t, cell.pack_state(parts))
     new = new if isinstance(new, tuple) else (new,)
     return np.concatenate(new, axis=1)
 

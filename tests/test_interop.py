@@ -18,9 +18,9 @@ def make_cell(kind, D, H, dtype=np.float64, rng=0):
     if kind.startswith("rnn"):
         return npnet.BasicRNNCell(D, H, nonlinearity=kind[4:], dtype=dtype, rng=rng)
     if kind == "lstm":
-        from npnet.lstm import LSTMCell
+        from npnet.cells.lstm import LSTMCell
         return LSTMCell(D, H, dtype=dtype, rng=rng)
-    from npnet.gru import GRUCell
+    from npnet.cells.gru import GRUCell
     return GRUCell(D, H, dtype=dtype, rng=rng)
 
 

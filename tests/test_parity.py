@@ -31,10 +31,10 @@ def make_cell(fx):
     if kind == "rnn":
         cell = npnet.BasicRNNCell(D, H, nonlinearity=str(fx["nonlinearity"]), rng=0)
     elif kind == "lstm":
-        from npnet.lstm import LSTMCell
+        from npnet.cells.lstm import LSTMCell
         cell = LSTMCell(D, H, rng=0)
     else:
-        from npnet.gru import GRUCell
+        from npnet.cells.gru import GRUCell
         cell = GRUCell(D, H, rng=0)
     sd = {k[3:]: v for k, v in fx.items() if k.startswith("sd.")}
     load_torch_state_dict(cell, sd)

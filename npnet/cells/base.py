@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layer import Layer, ShapeError, check_input
+from ..layer import Layer, ShapeError, check_input
 
 
 class RecurrentCell(Layer):
@@ -44,12 +44,13 @@ class RecurrentCell(Layer):
     def init_state(self, batch_size: int):
         """Zero state for a batch, in the public structure (array or tuple)."""
         zs = tuple(np.zeros((batch_size, self.hidden_size), self.dtype) for _ in self.state_names)
-        return self._pack(zs)
+        return self.pack_state(zs)
 
-    def _pack(self, parts: tuple):
+    def pack_state(self, parts: tuple):
+        """Tuple of (B, H) arrays -> the public state: ``h`` alone, or the tuple ``(h, c)``."""
         return parts[0] if len(parts) == 1 else tuple(parts)
 
-    def _unpack(self, state, batch: int, what: str = "state") -> tuple:
+    def unpack_state(self, state, batch: int, what: str = "state") -> tuple:
         """Validate a public state (array or tuple) and return a tuple of (B, H) arrays."""
         n = len(self.state_names)
         want = f"({batch}, {self.hidden_size})"

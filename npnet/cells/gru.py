@@ -11,10 +11,10 @@ from itertools import repeat
 
 import numpy as np
 
-from . import init as initializers
-from .activations import sigmoid, sigmoid_from_negated, tanh_from_scaled
-from .cell import RecurrentCell
-from .layer import check_input
+from .. import init as initializers
+from ..activations import sigmoid, sigmoid_from_negated, tanh_from_scaled
+from .base import RecurrentCell
+from ..layer import check_input
 
 
 class GRUCell(RecurrentCell):
@@ -139,7 +139,7 @@ class GRUCell(RecurrentCell):
         x = self._check_x(x)
         B, T, D = x.shape
         H = self.hidden_size
-        (h0,) = self._unpack(state, B)
+        (h0,) = self.unpack_state(state, B)
         m = self._check_mask(mask, B, T)                        # (T, B, 1) bool or None
         Wx, Wh, b, b_hn = self.params["W_x"], self.params["W_h"], self.params["b"], self.params["b_hn"]
 
@@ -203,7 +203,7 @@ class GRUCell(RecurrentCell):
         H = self.hidden_size
         try:
             dout = self._check_dout(dout, B, T)
-            (dh,) = self._unpack(dstate, B, "dstate")
+            (dh,) = self.unpack_state(dstate, B, "dstate")
         except Exception:
             self._cache = cache                                 # a bad call does not lose the forward pass
             raise
@@ -297,7 +297,7 @@ class GRUCell(RecurrentCell):
             The output, which is also the new state (returned twice, as ``(h, h)``).
         """
         x_t = check_input(x_t, "x_t", 2, self.input_size, self.dtype)
-        (h,) = self._unpack(state, x_t.shape[0])
+        (h,) = self.unpack_state(state, x_t.shape[0])
         H = self.hidden_size
         gx = x_t @ self.params["W_x"]                           # (B, 3H)
         gx += self.params["b"]

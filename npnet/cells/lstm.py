@@ -11,10 +11,10 @@ from itertools import repeat
 
 import numpy as np
 
-from . import init as initializers
-from .activations import tanh_from_scaled
-from .cell import RecurrentCell
-from .layer import check_input
+from .. import init as initializers
+from ..activations import tanh_from_scaled
+from .base import RecurrentCell
+from ..layer import check_input
 
 
 class LSTMCell(RecurrentCell):
@@ -177,7 +177,7 @@ class LSTMCell(RecurrentCell):
         x = self._check_x(x)
         B, T, D = x.shape
         H = self.hidden_size
-        h0, c0 = self._unpack(state, B)
+        h0, c0 = self.unpack_state(state, B)
         m = self._check_mask(mask, B, T)                          # (T, B, 1) bool or None
         Wx_s, Wh_s, b_s = self._scaled_weights()
 
@@ -241,7 +241,7 @@ class LSTMCell(RecurrentCell):
         if isinstance(dstate, (tuple, list)) and len(dstate) == 2:
             dstate = tuple(np.zeros((batch, self.hidden_size), self.dtype) if d is None else d
                            for d in dstate)
-        return self._unpack(dstate, batch, "dstate")
+        return self.unpack_state(dstate, batch, "dstate")
 
     def _backward_factors(self, G4, C, TC, E, S4, f_raw):
         """Everything in the backward step that does not depend on the running (dh, dc).
@@ -379,7 +379,7 @@ class LSTMCell(RecurrentCell):
         x_t = check_input(x_t, "x_t", 2, self.input_size, self.dtype)
         B = x_t.shape[0]
         H = self.hidden_size
-        h, c = self._unpack(state, B)
+        h, c = self.unpack_state(state, B)
         a = x_t @ self.params["W_x"]                              # (B, 4H) same sums as fprop; scaling the
         a += self.params["b"]                                     # sum by s afterwards is exact (powers of 2)
         a += h @ self.params["W_h"]                               # and saves copying the weights every step

@@ -5,10 +5,10 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from . import init as initializers
-from .activations import tanh_from_scaled
-from .cell import RecurrentCell
-from .layer import NpnetError, ShapeError, check_input
+from .. import init as initializers
+from ..activations import tanh_from_scaled
+from .base import RecurrentCell
+from ..layer import NpnetError, ShapeError, check_input
 
 
 class BasicRNNCell(RecurrentCell):
@@ -88,7 +88,7 @@ class BasicRNNCell(RecurrentCell):
         x = self._check_x(x)
         B, T, D = x.shape
         H = self.hidden_size
-        (h0,) = self._unpack(state, B)
+        (h0,) = self.unpack_state(state, B)
         m = self._check_mask(mask, B, T)                      # (T, B, 1) bool or None
         Wx, Wh, b = self.params["W_x"], self.params["W_h"], self.params["b"]
 
@@ -144,7 +144,7 @@ class BasicRNNCell(RecurrentCell):
         T, B, D = X.shape
         H = self.hidden_size
         dout = self._check_dout(dout, B, T)                    # checked before the cache is spent
-        (dh,) = self._unpack(dstate, B, "dstate")
+        (dh,) = self.unpack_state(dstate, B, "dstate")
         self._take_cache()
         dh = dh.copy()                                         # (B, H) running dL/dh_t
         WhT = np.ascontiguousarray(self.params["W_h"].T)       # (H, H) contiguous: BLAS is faster on it
@@ -183,7 +183,7 @@ class BasicRNNCell(RecurrentCell):
     def step(self, x_t, state=None):
         """One step without caching (closed-loop generation): x_t (B, D) -> (h (B, H), h)."""
         x_t = check_input(x_t, "x_t", 2, self.input_size, self.dtype)
-        (h,) = self._unpack(state, x_t.shape[0])
+        (h,) = self.unpack_state(state, x_t.shape[0])
         a = x_t @ self.params["W_x"]
         a += h @ self.params["W_h"]
         a += self.params["b"]

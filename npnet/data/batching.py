@@ -11,7 +11,9 @@ import itertools
 
 import numpy as np
 
-from .layer import NpnetError, ShapeError, as_rng
+__all__ = ["pad_sequences", "Stream", "minibatches", "take"]
+
+from ..layer import NpnetError, ShapeError, as_rng
 
 
 def pad_sequences(seqs, dtype=np.float64, maxlen: int | None = None, value=0):

@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .layer import NpnetError, as_float_dtype, as_rng
+from ..layer import NpnetError, as_float_dtype, as_rng
 
 __all__ = [
     "DownloadError", "download", "verify_file", "default_cache_dir",

@@ -12,7 +12,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from .layer import NpnetError, as_float_dtype, as_rng
+from ..layer import NpnetError, as_float_dtype, as_rng
 
 __all__ = [
     "Batch", "memory_batch", "memory_task", "memory_layout", "sine_batch", "sine_task",

@@ -18,7 +18,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import optim
-from .layer import NpnetError
+from ..layer import NpnetError
 
 __all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint", "load_into",
            "read_meta", "register", "FORMAT", "VERSION", "LOOSE_CONFIG_KEYS"]

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from .layer import NpnetError
+from ..layer import NpnetError
 
 __all__ = ["NonFiniteError", "global_norm", "clip_grad_norm", "clip_grad_value", "check_finite"]
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from . import optim as optim_mod
 from .checkpoint import load_checkpoint, save_checkpoint
-from .layer import NpnetError
-from .losses import MSELoss, SoftmaxCrossEntropyLoss
+from ..layer import NpnetError
+from ..losses import MSELoss, SoftmaxCrossEntropyLoss
 from .runner import SequenceRunner
 
 CSV_FIELDS = ("step", "epoch", "loss", "metric", "grad_norm", "eval_loss", "eval_metric", "lr", "seconds")
@@ -41,7 +41,7 @@ def mse(pred, y, mask=None) -> float:
 _METRICS = {"accuracy": accuracy, "mse": mse}
 
 
-def _unpack(batch):
+def _unpack_batch(batch):
     if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
         raise NpnetError(f"a batch must be a tuple (x, y) or (x, y, mask), got {type(batch).__name__}"
                          + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""))
@@ -245,7 +245,7 @@ class Learner:
                             stop = self._log({"step": self.step, "epoch": self.epoch},
                                              eval_batches, callbacks)
                     continue
-                x, y, mask = _unpack(batch)
+                x, y, mask = _unpack_batch(batch)
                 t0 = time.perf_counter()
                 value = self.runner.train_step(x, y, mask)
                 self.step += 1
@@ -330,7 +330,7 @@ class Learner:
         tot_loss = tot_metric = 0.0
         count = 0
         for batch in batches:
-            x, y, mask = _unpack(batch)
+            x, y, mask = _unpack_batch(batch)
             value = self.runner.eval_step(x, y, mask)
             lm = self._loss_mask(mask)
             out = self.runner.last_output

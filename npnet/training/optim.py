@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .layer import NpnetError
+from ..layer import NpnetError
 
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "Adagrad", "get", "from_config"]
 

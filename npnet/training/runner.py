@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .clip import NonFiniteError, check_finite, clip_grad_norm, clip_grad_value, global_norm
-from .layer import NpnetError, ShapeError
+from ..layer import NpnetError, ShapeError
 
 CLIP_MODES = ("norm", "value", None)
 
@@ -189,7 +189,7 @@ class SequenceRunner:
         self.last_output = out
         loss_mask = mask if getattr(model, "return_sequences", True) else None
         value = float(self.loss.fprop(out, y, loss_mask))
-        self.loss._cache = None                                   # no bprop follows
+        self.loss.clear_cache()                                  # no bprop follows
         return value
 
 

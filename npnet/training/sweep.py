@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .layer import NpnetError
+from ..layer import NpnetError
 
 
 def run_key(config: dict) -> str:

@@ -9,8 +9,8 @@ import pytest
 
 import npnet
 from npnet.layer import NotForwardedError
-from npnet.lstm import LSTMCell
-from reference_lstm import lstm_backward, lstm_forward, lstm_step_forward
+from npnet.cells.lstm import LSTMCell
+from npnet.cells.reference import lstm_backward, lstm_forward, lstm_step_forward
 
 GRAD_TOL = 1e-6     # float64 central differences
 EXACT_TOL = 1e-12   # fast path vs reference: same math, different summation order

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from npnet import datasets as D
-from npnet.datasets import (ALPHABET, DownloadError, decode_name, encode_names, load_mnist,
+from npnet.data.datasets import (ALPHABET, DownloadError, decode_name, encode_names, load_mnist,
                             load_names, normalise_name, stratified_split)
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 

@@ -9,7 +9,7 @@ import pytest
 import npnet
 from npnet import checkpoint as ck
 from npnet import optim
-from npnet.checkpoint import CheckpointError, load_checkpoint, load_into, save_checkpoint
+from npnet.training.checkpoint import CheckpointError, load_checkpoint, load_into, save_checkpoint
 
 
 def trained(model, opt, steps=2, seed=0):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import npnet
-from npnet.clip import NonFiniteError, check_finite, clip_grad_norm, clip_grad_value, global_norm
+from npnet.training.clip import NonFiniteError, check_finite, clip_grad_norm, clip_grad_value, global_norm
 
 
 def grads_345(dtype=np.float64):

@@ -11,7 +11,7 @@ import pytest
 import npnet
 from npnet.data import Stream, minibatches, take
 from npnet.layer import NpnetError
-from npnet.learner import Learner, accuracy
+from npnet.training.learner import Learner, accuracy
 
 
 def running_sum(rng, B=8, T=10):

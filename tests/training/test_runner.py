@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 import npnet
-from npnet.clip import NonFiniteError, global_norm
+from npnet.training.clip import NonFiniteError, global_norm
 from npnet.layer import NpnetError, ShapeError
 from npnet.losses import MSELoss, SoftmaxCrossEntropyLoss
 from npnet.model import SequenceModel
-from npnet.optim import SGD, Adam
-from npnet.runner import SequenceRunner
+from npnet.training.optim import SGD, Adam
+from npnet.training.runner import SequenceRunner
 
 
 def _mask(B, T, lengths):
