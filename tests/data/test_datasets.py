@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import npnet.data.names
 from npnet import datasets as D
 from npnet.data.datasets import (ALPHABET, DownloadError, decode_name, encode_names, load_mnist,
                             load_names, normalise_name, stratified_split)
@@ -320,7 +321,7 @@ def test_oversized_archive_member_refused(http_root, tmp_path, monkeypatch):
     root, base = http_root
     blob = names_zip()
     (root / "data.zip").write_bytes(blob)
-    monkeypatch.setattr(D, "_NAMES_MEMBER_LIMIT", 10)
+    monkeypatch.setattr(npnet.data.names, "_NAMES_MEMBER_LIMIT", 10)
     cache = tmp_path / "cache"
     with pytest.raises(DownloadError, match="more than a names file"):
         load_names(cache_dir=cache, url=f"{base}/data.zip", sha256=sha256(blob))
