@@ -1,9 +1,10 @@
-"""pad_sequences, Stream, minibatches, take: shapes, values, seeding and capturable RNG state."""
+"""pad_sequences, Stream, minibatches, take, bucket_by_length, stratified_split: shapes, values,
+seeding and capturable RNG state."""
 import numpy as np
 import pytest
 
 import npnet
-from npnet.data import Stream, minibatches, pad_sequences, take
+from npnet.data import Stream, bucket_by_length, minibatches, pad_sequences, stratified_split, take
 from npnet.layer import NpnetError, ShapeError
 
 
@@ -95,3 +96,108 @@ def test_take_does_not_consume_more_than_asked():
     assert next(it) == 3
     with pytest.raises(NpnetError, match="factory"):
         Stream(42)
+
+
+# -- stratified split ------------------------------------------------------------------------------
+def test_stratified_split_deterministic_and_proportional():
+    labels = np.repeat(np.arange(5), [100, 50, 7, 2, 1])
+    rng = np.random.default_rng(0)
+    labels = labels[rng.permutation(labels.size)]
+    tr1, te1 = stratified_split(labels, 0.2, rng=42)
+    tr2, te2 = stratified_split(labels, 0.2, rng=42)
+    np.testing.assert_array_equal(tr1, tr2)
+    np.testing.assert_array_equal(te1, te2)
+    tr3, te3 = stratified_split(labels, 0.2, rng=43)
+    assert not np.array_equal(te1, te3)
+    # a partition of range(N)
+    np.testing.assert_array_equal(np.sort(np.concatenate([tr1, te1])), np.arange(labels.size))
+    assert np.all(np.diff(tr1) > 0) and np.all(np.diff(te1) > 0)
+    # per class: round(0.2 n_c) in test, at least one kept for training
+    np.testing.assert_array_equal(np.bincount(labels[te1], minlength=5), [20, 10, 1, 0, 0])
+    np.testing.assert_array_equal(np.bincount(labels[tr1], minlength=5), [80, 40, 6, 2, 1])
+    tr, te = stratified_split(labels, 0.0, rng=0)
+    assert te.size == 0 and tr.size == labels.size
+    with pytest.raises(ValueError):
+        stratified_split(labels, 1.0)
+    with pytest.raises(ValueError):
+        stratified_split(labels.reshape(-1, 2))
+
+
+
+
+# -- bucketing by length ---------------------------------------------------------------------------
+def _padding(batches, lengths):
+    """Padded steps: sum over batches of b * max(T) - sum(T)."""
+    return sum(len(i) * lengths[i].max() - lengths[i].sum() for i in batches)
+
+
+def test_bucket_by_length_is_a_seeded_partition(rng):
+    lengths = rng.integers(1, 40, size=203)
+    a = list(bucket_by_length(np.random.default_rng(7), lengths, batch_size=16, pool_batches=4))
+    b = list(bucket_by_length(np.random.default_rng(7), lengths, batch_size=16, pool_batches=4))
+    c = list(bucket_by_length(np.random.default_rng(8), lengths, batch_size=16, pool_batches=4))
+    assert len(a) == 13 and all(i.dtype == np.int64 for i in a)
+    assert [len(i) for i in a].count(16) == 12 and sorted(len(i) for i in a)[0] == 203 - 12 * 16
+    np.testing.assert_array_equal(np.sort(np.concatenate(a)), np.arange(203))    # each index once
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+    full = list(bucket_by_length(np.random.default_rng(7), lengths, batch_size=16, drop_last=True))
+    assert len(full) == 12 and all(len(i) == 16 for i in full)
+    assert len(np.unique(np.concatenate(full))) == 192
+
+
+def test_bucket_by_length_one_pool_gives_slices_of_the_sorted_lengths(rng):
+    lengths = rng.integers(0, 100, size=96)
+    batches = list(bucket_by_length(rng, lengths, batch_size=8, pool_batches=12))   # one pool
+    got = sorted(tuple(np.sort(lengths[i])) for i in batches)
+    want = sorted(tuple(s) for s in np.sort(lengths).reshape(12, 8))
+    assert got == want
+    # shuffle=False: the whole set sorted (stable), shortest batch first, rng untouched
+    state = rng.bit_generator.state
+    plain = list(bucket_by_length(rng, lengths, batch_size=8, shuffle=False))
+    assert rng.bit_generator.state == state
+    np.testing.assert_array_equal(np.concatenate(plain), np.argsort(lengths, kind="stable"))
+
+
+def test_bucket_by_length_pads_less_than_random_batches(rng):
+    lengths = rng.integers(1, 60, size=640)
+    random = list(minibatches(np.random.default_rng(0), np.arange(640), np.arange(640), batch_size=32))
+    random = [x for x, _ in random]
+    bucketed = list(bucket_by_length(np.random.default_rng(0), lengths, batch_size=32, pool_batches=5))
+    # 5 batches per pool: lengths within a batch span about a fifth of the range or less
+    assert _padding(bucketed, lengths) < 0.25 * _padding(random, lengths)
+    # batch order is shuffled: not shortest first within each pool
+    firsts = [lengths[i].max() for i in bucketed]
+    assert firsts != sorted(firsts)
+
+
+def test_bucket_by_length_in_a_stream_with_collate_resumes_from_rng_state():
+    rng = np.random.default_rng(3)
+    seqs = [np.full((n, 2), float(n)) for n in rng.integers(1, 12, size=50)]
+    lengths = [len(s) for s in seqs]
+    stream = Stream(bucket_by_length, 5, lengths, batch_size=8,
+                    collate=lambda i: pad_sequences([seqs[j] for j in i]))
+    first = list(stream)
+    x, mask, lens = first[0]
+    assert x.shape[0] == len(lens) <= 8 and x.shape[1] == lens.max() and mask.sum() == lens.sum()
+    state = stream.rng.bit_generator.state
+    second = list(stream)                                  # a new pass: a new order
+    assert any(a[0].shape != b[0].shape or not np.array_equal(a[0], b[0]) for a, b in zip(first, second))
+    stream.rng.bit_generator.state = state
+    again = list(stream)
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(second, again))
+
+
+def test_bucket_by_length_errors_name_the_argument():
+    g = np.random.default_rng(0)
+    with pytest.raises(ShapeError, match="1-D array of ints"):
+        bucket_by_length(g, [[1, 2]], batch_size=2)
+    with pytest.raises(ShapeError, match="1-D array of ints"):
+        bucket_by_length(g, [1.5, 2.0], batch_size=2)
+    with pytest.raises(ShapeError, match=">= 0"):
+        bucket_by_length(g, [3, -1], batch_size=2)
+    with pytest.raises(ShapeError, match="batch_size and pool_batches"):
+        bucket_by_length(g, [3, 1], batch_size=0)
+    with pytest.raises(ShapeError, match="batch_size and pool_batches"):
+        bucket_by_length(g, [3, 1], pool_batches=0)
+    assert list(bucket_by_length(g, np.zeros(0, np.int64), batch_size=4)) == []

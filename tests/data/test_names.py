@@ -1,63 +1,17 @@
-"""Tests of npnet.datasets: name normalisation and encoding, the stratified split, the names and
-MNIST loaders on the shared copies (skipped only if absent) and on generated files, and verified
-downloads against a local HTTP server (good checksum loads; a mismatch leaves nothing behind)."""
-import functools
-import gzip
+"""npnet.data.names: name normalisation and encoding, load_names on the shared copy and on small
+folders, and downloads of the names archive from a local HTTP server (verified by the archive's
+digest or by the pinned content digest; unsafe archive members are never unpacked)."""
 import hashlib
-import http.server
 import io
-import threading
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import npnet.data.names
 from npnet import datasets as D
-from npnet.data.datasets import (ALPHABET, DownloadError, decode_name, encode_names, load_mnist,
-                            load_names, normalise_name, stratified_split)
-
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
-MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-
-
-@pytest.fixture
-def shared_names_dir():
-    path = SHARED / "names"
-    if not path.is_dir():
-        pytest.skip(f"shared names data not found at {path}")
-    return path
-
-
-@pytest.fixture
-def shared_mnist_dir():
-    path = SHARED / "mnist"
-    if not (path / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"shared MNIST data not found at {path}")
-    return path
-
-
-# -- helpers that write small data sets ---------------------------------------------------------
-def idx_bytes(array: np.ndarray, magic: int) -> bytes:
-    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
-
-
-def tiny_mnist(n=7, seed=0):
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-    labels = rng.integers(0, 10, size=n, dtype=np.uint8)
-    return images, labels
-
-
-def write_idx(folder: Path, prefix: str, images, labels, gz: bool):
-    for stem, data in ((f"{prefix}-images-idx3-ubyte", idx_bytes(images, 2051)),
-                       (f"{prefix}-labels-idx1-ubyte", idx_bytes(labels, 2049))):
-        if gz:
-            (folder / (stem + ".gz")).write_bytes(gzip.compress(data))
-        else:
-            (folder / stem).write_bytes(data)
+from npnet.data.datasets import (ALPHABET, DownloadError, decode_name, encode_names, load_names,
+                                 normalise_name)
 
 
 def sha256(data: bytes) -> str:
@@ -114,31 +68,6 @@ def test_encoded_names_pad_into_a_masked_batch():
     np.testing.assert_array_equal(x[1], seqs[1])
     xi, _, _ = pad_sequences(encode_names(["Xu", "Park"], one_hot=False), dtype=np.int64)
     assert xi.shape == (2, 4) and xi.dtype == np.int64
-
-
-# -- stratified split ---------------------------------------------------------------------------
-def test_stratified_split_deterministic_and_proportional():
-    labels = np.repeat(np.arange(5), [100, 50, 7, 2, 1])
-    rng = np.random.default_rng(0)
-    labels = labels[rng.permutation(labels.size)]
-    tr1, te1 = stratified_split(labels, 0.2, rng=42)
-    tr2, te2 = stratified_split(labels, 0.2, rng=42)
-    np.testing.assert_array_equal(tr1, tr2)
-    np.testing.assert_array_equal(te1, te2)
-    tr3, te3 = stratified_split(labels, 0.2, rng=43)
-    assert not np.array_equal(te1, te3)
-    # a partition of range(N)
-    np.testing.assert_array_equal(np.sort(np.concatenate([tr1, te1])), np.arange(labels.size))
-    assert np.all(np.diff(tr1) > 0) and np.all(np.diff(te1) > 0)
-    # per class: round(0.2 n_c) in test, at least one kept for training
-    np.testing.assert_array_equal(np.bincount(labels[te1], minlength=5), [20, 10, 1, 0, 0])
-    np.testing.assert_array_equal(np.bincount(labels[tr1], minlength=5), [80, 40, 6, 2, 1])
-    tr, te = stratified_split(labels, 0.0, rng=0)
-    assert te.size == 0 and tr.size == labels.size
-    with pytest.raises(ValueError):
-        stratified_split(labels, 1.0)
-    with pytest.raises(ValueError):
-        stratified_split(labels.reshape(-1, 2))
 
 
 # -- names ---------------------------------------------------------------------------------------
@@ -210,79 +139,6 @@ def test_download_with_wrong_content_refused(http_root, tmp_path, shared_names_d
     assert list(cache.iterdir()) == []                                   # nothing kept
 
 
-# -- MNIST -----------------------------------------------------------------------------------------
-def test_load_mnist_shared(shared_mnist_dir):
-    images, labels = load_mnist(shared_mnist_dir)
-    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
-    assert labels.shape == (10000,) and labels.dtype == np.uint8
-    np.testing.assert_array_equal(np.bincount(labels, minlength=10), MNIST_TEST_COUNTS)
-    assert images.max() == 255 and images.min() == 0
-    all_images, all_labels = load_mnist(shared_mnist_dir, kind="all")   # no train files: test only
-    assert all_images.shape == (10000, 28, 28)
-    with pytest.raises(ValueError, match="train-images-idx3-ubyte"):
-        load_mnist(shared_mnist_dir, kind="train")
-
-
-@pytest.mark.parametrize("gz", [True, False])
-def test_load_mnist_generated_idx(tmp_path, gz):
-    test_images, test_labels = tiny_mnist(7, seed=0)
-    train_images, train_labels = tiny_mnist(5, seed=1)
-    write_idx(tmp_path, "t10k", test_images, test_labels, gz)
-    images, labels = load_mnist(tmp_path)
-    np.testing.assert_array_equal(images, test_images)
-    np.testing.assert_array_equal(labels, test_labels)
-    write_idx(tmp_path, "train", train_images, train_labels, gz)
-    images, labels = load_mnist(tmp_path, kind="train")
-    np.testing.assert_array_equal(images, train_images)
-    images, labels = load_mnist(tmp_path, kind="all")            # train then test
-    np.testing.assert_array_equal(images, np.concatenate([train_images, test_images]))
-    np.testing.assert_array_equal(labels, np.concatenate([train_labels, test_labels]))
-
-
-def test_load_mnist_refuses_bad_files(tmp_path):
-    images, labels = tiny_mnist(4)
-    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(images, 2049))      # labels magic
-    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(labels, 2049))
-    with pytest.raises(ValueError, match="bad magic number 2049, expected 2051"):
-        load_mnist(tmp_path)
-    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(images, 2051)[:-10])  # truncated
-    with pytest.raises(ValueError, match="body has"):
-        load_mnist(tmp_path)
-    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(images[:3], 2051))    # 3 vs 4
-    with pytest.raises(ValueError, match="3 images but"):
-        load_mnist(tmp_path)
-    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(images, 2051))
-    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(labels + 10, 2049))
-    with pytest.raises(ValueError, match="digits 0-9"):
-        load_mnist(tmp_path)
-    with pytest.raises(ValueError, match="kind"):
-        load_mnist(tmp_path, kind="validation")
-
-
-# -- verified downloads against a local server ----------------------------------------------------
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def http_root(tmp_path, monkeypatch):
-    """(folder, base_url): an HTTP server on 127.0.0.1 (ephemeral port) serving ``folder``."""
-    root = tmp_path / "www"
-    root.mkdir()
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             functools.partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
 
 def names_zip() -> bytes:
     """An archive shaped like the tutorial's data.zip, plus members that must never be unpacked."""
@@ -351,54 +207,3 @@ def test_download_checksum_mismatch_leaves_nothing(http_root, tmp_path):
     assert list(dest.parent.iterdir()) == []
 
 
-def test_download_both_checksums_and_verify_file(http_root, tmp_path):
-    root, base = http_root
-    blob = b"npnet" * 1000
-    (root / "blob.bin").write_bytes(blob)
-    dest = D.download(f"{base}/blob.bin", tmp_path / "blob.bin", sha256=sha256(blob),
-                      md5=hashlib.md5(blob).hexdigest())
-    assert dest.read_bytes() == blob
-    assert D.verify_file(dest, md5=hashlib.md5(blob).hexdigest()) == dest
-    with pytest.raises(DownloadError, match="expected sha256"):
-        D.verify_file(dest, sha256="f" * 64)
-
-
-def test_download_mnist_from_mirrors(http_root, tmp_path):
-    root, base = http_root
-    images, labels = tiny_mnist(6, seed=3)
-    (root / "good").mkdir()
-    write_idx(root / "good", "t10k", images, labels, gz=True)
-    sums = {name: {"sha256": sha256((root / "good" / name).read_bytes())}
-            for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
-    (root / "bad").mkdir()                                           # a mirror serving other bytes
-    write_idx(root / "bad", "t10k", images[::-1], labels[::-1], gz=True)
-    cache = tmp_path / "cache"
-    mirrors = [f"{base}/nowhere/", f"{base}/bad/", f"{base}/good/"]
-    got_images, got_labels = load_mnist(cache_dir=cache, mirrors=mirrors, checksums=sums)
-    np.testing.assert_array_equal(got_images, images)
-    np.testing.assert_array_equal(got_labels, labels)
-    assert sorted(p.name for p in (cache / "mnist").iterdir()) == sorted(sums)
-    # only bad mirrors: refused, and nothing left under the final names
-    cache2 = tmp_path / "cache2"
-    with pytest.raises(DownloadError, match="any mirror"):
-        load_mnist(cache_dir=cache2, mirrors=[f"{base}/bad/"], checksums=sums)
-    assert list((cache2 / "mnist").iterdir()) == []
-    # a tampered cached file is refused, not used
-    (cache / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels[::-1], 2049)))
-    with pytest.raises(DownloadError, match="checksum mismatch"):
-        load_mnist(cache_dir=cache, mirrors=mirrors, checksums=sums)
-    with pytest.raises(DownloadError, match="no pinned checksum"):
-        load_mnist(cache_dir=tmp_path / "cache3", mirrors=mirrors, checksums={})
-
-
-def test_default_cache_dir_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("NPNET_DATA", str(tmp_path / "d"))
-    assert D.default_cache_dir() == tmp_path / "d"
-    monkeypatch.delenv("NPNET_DATA")
-    assert D.default_cache_dir() == Path.home() / ".cache" / "npnet"
-
-
-def test_pinned_mnist_checksums_match_shared_copy(shared_mnist_dir):
-    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        sums = D.MNIST_FILES[name]
-        D.verify_file(shared_mnist_dir / name, sha256=sums["sha256"], md5=sums["md5"])
