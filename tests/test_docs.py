@@ -93,3 +93,17 @@ def test_doc_block_runs_alone(path, line, code, tmp_path):
     if proc.returncode != 0:
         pytest.fail(f"{where}: the block fails when run on its own (exit {proc.returncode}):\n"
                     f"{proc.stderr[-3000:]}", pytrace=False)
+
+
+def test_a_failing_block_is_reported_at_its_markdown_line(tmp_path):
+    """The runner itself: blocks and their first lines are found (indented ones too), and an error
+    in a block is reported at the Markdown file's own line."""
+    doc = tmp_path / "doc.md"
+    doc.write_text("# t\n\n```python\nx = 1\n```\n\n- item\n\n  ```python\n  y = 2\n  assert y == 3, 'boom'\n  ```\n",
+                   encoding="utf-8")
+    blocks = python_blocks(doc)
+    assert [line for line, _ in blocks] == [4, 10] and blocks[1][1] == "y = 2\nassert y == 3, 'boom'\n"
+    proc = subprocess.run([sys.executable, "-c", _DRIVER, str(doc), "10"], input=blocks[1][1],
+                          capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=TIMEOUT)
+    assert proc.returncode != 0
+    assert f'File "{doc}", line 11' in proc.stderr and "AssertionError: boom" in proc.stderr
