@@ -299,6 +299,8 @@ class Learner:
                 self._schedulers.append(cb)
             elif isinstance(cb, Callback):
                 hooks.append(cb)
+                if type(cb).state_dict is Callback.state_dict:       # keeps no state (a logger, ...)
+                    continue
             elif callable(cb):
                 hooks.append(LambdaCallback(cb))
                 continue
