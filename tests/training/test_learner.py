@@ -271,3 +271,18 @@ def test_resume_float32_stateful_truncated(tmp_path):
     second.fit(make(), steps=2)
     _same_params(whole.model, second.model)
     assert all(p.dtype == np.float32 for p in second.model.params.values())
+
+
+def test_progress_bar_total_and_eval_postfix(capsys):
+    data = take(Stream(running_sum, 1), 3)                        # a list: len() known
+    ev = take(Stream(running_sum, 2), 1)
+    L = Learner(_model(), "mse", "adam", progress=True)
+    L.fit(data, epochs=2, eval_batches=ev)
+    err = capsys.readouterr().err
+    assert "0/6" in err                                           # 2 epochs x 3 batches
+    assert f"eval_loss={L.history[-1]['eval_loss']:.4g}" in err   # shown beside the training loss
+    L.fit(Stream(running_sum, 1), steps=4)
+    assert "0/4" in capsys.readouterr().err
+    L.fit(iter(take(Stream(running_sum, 1), 2)))                 # a one-shot iterator: no len()
+    err = capsys.readouterr().err
+    assert "0step [" in err and "0/" not in err                   # no total
