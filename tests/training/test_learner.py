@@ -286,3 +286,30 @@ def test_progress_bar_total_and_eval_postfix(capsys):
     L.fit(iter(take(Stream(running_sum, 1), 2)))                 # a one-shot iterator: no len()
     err = capsys.readouterr().err
     assert "0step [" in err and "0/" not in err                   # no total
+
+
+class DoubledLoss(npnet.SequenceRunner):
+    """A custom training mode through the override point: the gradient of 2 * loss."""
+
+    def compute_gradients(self, x, y, mask=None):
+        value = super().compute_gradients(x, y, mask)
+        for g in self.model.grads.values():
+            g *= 2
+        return 2 * value
+
+
+def test_runner_class_trains_through_the_one_train_step(tmp_path):
+    """SGD on 2 * loss with lr equals SGD on loss with 2 lr, bit for bit (doubling is exact)."""
+    custom = Learner(_model(dropout=0.0), "mse", "sgd", lr=0.05, clip=None, progress=False,
+                     runner_class=DoubledLoss)
+    plain = Learner(_model(dropout=0.0), "mse", "sgd", lr=0.1, clip=None, progress=False)
+    custom.fit(Stream(running_sum, 4), steps=3)
+    plain.fit(Stream(running_sum, 4), steps=3)
+    assert type(custom.runner) is DoubledLoss and custom.runner.steps == 3
+    _same_params(custom.model, plain.model)
+    assert [r["loss"] for r in custom.history] == [2 * r["loss"] for r in plain.history]
+    custom.save(tmp_path / "ck.npz")
+    again = Learner.resume(tmp_path / "ck.npz", "mse", progress=False, runner_class=DoubledLoss)
+    assert type(again.runner) is DoubledLoss and again.runner.steps == 3
+    with pytest.raises(NpnetError, match="runner_class"):
+        Learner(_model(), "mse", runner_class=object)
