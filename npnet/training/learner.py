@@ -319,13 +319,14 @@ class Learner:
                 raise NpnetError(f"callbacks must be npnet.Callback objects, lr schedulers or functions "
                                  f"(learner, record) -> bool, got {type(cb).__name__}")
             self._stateful.append(cb)
-        if self._resume_callbacks is not None:
-            states, self._resume_callbacks = self._resume_callbacks, None
-            self._load_callback_states(states)
+        if self._resume_callbacks:                     # a resumed run: continue its callbacks
+            self._load_callback_states(self._resume_callbacks)
+        self._resume_callbacks = None
         self._hooks = hooks + self._loggers
         return self._hooks
 
     def _load_callback_states(self, states: list) -> None:
+        """Load the saved states into fit's stateful callbacks (same classes, same order)."""
         saved = [s["class"] for s in states]
         given = [type(cb).__name__ for cb in self._stateful]
         if saved != given:

@@ -168,3 +168,23 @@ def test_resume_needs_the_same_callbacks(tmp_path):
     resumed = npnet.Learner.resume(tmp_path / "ck.npz", "mse", progress=False)
     with pytest.raises(NpnetError, match=r"\['EarlyStopping'\], but fit got \['StepLR'\]"):
         _fit(resumed, 1, [sch.StepLR(resumed.optimizer, step_size=2)])
+
+
+def test_a_wrong_list_can_be_corrected_and_a_plain_run_can_gain_a_schedule(tmp_path):
+    first, first_es = _new_learner(), npnet.EarlyStopping()
+    with pytest.raises(Crash):
+        _fit(first, N, [first_es, SaveThenCrash(K, tmp_path / "ck.npz")])
+    resumed = npnet.Learner.resume(tmp_path / "ck.npz", "mse", progress=False)
+    with pytest.raises(NpnetError, match="fit got"):
+        _fit(resumed, 1, [])
+    es = npnet.EarlyStopping()
+    _fit(resumed, 0, [es])                                     # the saved state is still there
+    assert es.best_step in (2, 4)
+    _assert_same_state(es.state_dict(), first_es.state_dict())
+    plain = _new_learner()
+    _fit(plain, 2, [])
+    plain.save(tmp_path / "plain.npz")
+    again = npnet.Learner.resume(tmp_path / "plain.npz", "mse", progress=False)
+    sched = sch.StepLR(again.optimizer, step_size=1, gamma=0.5)     # no saved state: starts fresh
+    _fit(again, 2, [sched])
+    assert [r["lr"] for r in again.history[2:]] == [2e-2, 1e-2]
