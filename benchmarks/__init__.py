@@ -13,5 +13,8 @@ Modules, in the order the CLI uses them (each one idea, each at most 300 lines):
     race        experiments/memory.py against a PyTorch twin, to a target recall
     report      the markdown tables, the verdicts against the targets, the JSON file
 
+``compare.py`` is a second CLI on the same pieces: the before/after table of npnet's cell
+times, this checkout against an older one, timed interleaved in one process.
+
 This file imports nothing, so that ``import benchmarks.threads`` runs before NumPy loads.
 """

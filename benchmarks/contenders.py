@@ -60,11 +60,11 @@ def case_inputs(case: Case) -> tuple:
     return x, dout
 
 
-def npnet_contender(cell, x: np.ndarray, dout: np.ndarray) -> Contender:
+def npnet_contender(cell, x: np.ndarray, dout: np.ndarray, name: str = "npnet") -> Contender:
     def fb():
         cell.fprop(x)
         cell.bprop(dout)
-    return Contender("npnet", lambda: cell.fprop(x), fb)
+    return Contender(name, lambda: cell.fprop(x), fb)
 
 
 def reference_functions(name: str) -> tuple:

@@ -28,7 +28,8 @@ def fmt_ms(v: Optional[float]) -> str:
     return f"{v * 1e3:.2f}" if v < 10 else f"{v * 1e3:.0f}"
 
 
-def _md(cells: list) -> str:
+def md_row(cells: list) -> str:
+    """One row of a markdown table."""
     return "| " + " | ".join(cells) + " |"
 
 
@@ -48,7 +49,7 @@ def table_markdown(rows: list, peaks: dict) -> str:
         pct = f"{100 * r['gflops_fb'] / pk:.0f}%" if pk else "-"
         if r["config"] in PEAK_TARGET and pk:
             pct += " ok" if r["gflops_fb"] / pk >= PEAK_TARGET[r["config"]] else " MISS"
-        lines.append(_md([
+        lines.append(md_row([
             LABEL[r["cell"]], cfg, r["dtype"], fmt_ms(r.get("npnet_fwd_s")), fmt_ms(r.get("npnet_fb_s")),
             fmt_ms(r.get("ref_fwd_s")), fmt_ms(r.get("ref_fb_s")), fmt_ms(r.get("torch_fwd_s")),
             fmt_ms(r.get("torch_fb_s")),
@@ -73,13 +74,13 @@ def floor_markdown(rows: list, peaks: dict) -> str:
         pk = peaks.get(r["dtype"], {}).get("median_gflops")
         f_fb = flops((r["B"], r["T"], r["D"], r["H"]), CELLS[r["cell"]].gates)[1]
         least = r["gemm_fb_s"] + r["exp_s"]
-        lines.append(_md([LABEL[r["cell"]], r["config"], r["dtype"], fmt_ms(r["npnet_fb_s"]),
-                          fmt_ms(r["gemm_fb_s"]), f"{r['npnet_fb_over_gemm']:.2f}",
-                          f"{r['gemm_gflops_fb']:.1f}",
-                          f"{100 * r['gemm_gflops_fb'] / pk:.0f}%" if pk else "-",
-                          fmt_ms(r["exp_s"]), fmt_ms(least),
-                          f"{100 * f_fb / least / 1e9 / pk:.0f}%" if pk else "-",
-                          f"{least / r['torch_fb_s']:.2f}" if "torch_fb_s" in r else "-"]))
+        lines.append(md_row([LABEL[r["cell"]], r["config"], r["dtype"], fmt_ms(r["npnet_fb_s"]),
+                             fmt_ms(r["gemm_fb_s"]), f"{r['npnet_fb_over_gemm']:.2f}",
+                             f"{r['gemm_gflops_fb']:.1f}",
+                             f"{100 * r['gemm_gflops_fb'] / pk:.0f}%" if pk else "-",
+                             fmt_ms(r["exp_s"]), fmt_ms(least),
+                             f"{100 * f_fb / least / 1e9 / pk:.0f}%" if pk else "-",
+                             f"{least / r['torch_fb_s']:.2f}" if "torch_fb_s" in r else "-"]))
     return "\n".join(lines)
 
 
@@ -90,13 +91,13 @@ def memory_markdown(mem: list) -> str:
     ks = sorted({int(k) for m in mem for k in m["windows"]})
     head = ["cell", "cfg", "dtype", "cache MB (full BPTT)", "floor T*B*(G+2)*H MB", "cache/floor",
             "x itself MB"] + [f"cache MB k={k}" for k in ks] + ["peak MB fprop+bprop (tracemalloc)"]
-    lines = [_md(head), "|" + "|".join(["---"] * len(head)) + "|"]
+    lines = [md_row(head), "|" + "|".join(["---"] * len(head)) + "|"]
     mb = 1 / 2 ** 20
     for m in mem:
         w = [f"{m['windows'][str(k)]['cache_bytes'] * mb:.2f}" if str(k) in m["windows"] else "-" for k in ks]
-        lines.append(_md([LABEL[m["cell"]], m["config"], m["dtype"], f"{m['cache_bytes'] * mb:.2f}",
-                          f"{m['floor_bytes'] * mb:.2f}", f"{m['cache_bytes'] / m['floor_bytes']:.2f}",
-                          f"{m['input_bytes'] * mb:.2f}"] + w + [f"{m['peak_fb_bytes'] * mb:.2f}"]))
+        lines.append(md_row([LABEL[m["cell"]], m["config"], m["dtype"], f"{m['cache_bytes'] * mb:.2f}",
+                             f"{m['floor_bytes'] * mb:.2f}", f"{m['cache_bytes'] / m['floor_bytes']:.2f}",
+                             f"{m['input_bytes'] * mb:.2f}"] + w + [f"{m['peak_fb_bytes'] * mb:.2f}"]))
     return "\n".join(lines)
 
 

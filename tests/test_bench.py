@@ -18,7 +18,7 @@ SCRIPT = os.path.join(ROOT, "benchmarks", "bench_rnn.py")
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from benchmarks import contenders, floor, profiling, report, threads, timing  # noqa: E402
+from benchmarks import bench_rnn, compare, contenders, floor, profiling, report, threads, timing  # noqa: E402
 from benchmarks.spec import CONFIGS, Case, flops  # noqa: E402
 
 SMOKE = ("--cells", "rnn,lstm,gru", "--configs", "D", "--dtypes", "float32,float64", "--repeats", "1",
@@ -90,11 +90,19 @@ def test_a_missing_reference_skips_the_column_with_a_message(monkeypatch):
     assert functions is None and "npnet.no_such_reference not importable" in why
 
 
-def test_bad_options_are_refused():
-    r = run("--configs", "Z", "--no-torch")
-    assert r.returncode == 2 and "unknown config 'Z'" in r.stderr
-    r = run("--block", "0", "--no-torch")
-    assert r.returncode == 2 and "--block" in r.stderr
+@pytest.mark.parametrize("argv, message", [(["--configs", "Z"], "unknown config 'Z'"),
+                                           (["--block", "0"], "--block"),
+                                           (["--cells", "lstm,tcn"], "unknown cell 'tcn'")])
+def test_bad_options_are_refused(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        bench_rnn.parse_args(argv + ["--no-torch"])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_quick_shrinks_only_the_defaults():
+    args = bench_rnn.parse_args(["--quick", "--configs", "b", "--threads", "1"])
+    assert args.configs == ["B"] and args.dtypes == ["float32"] and args.repeats == 3
+    assert args.no_reference and args.threads == 1 and args.peak_n == 1024
 
 
 def test_threads_are_read_from_the_command_line_before_numpy():
@@ -161,3 +169,32 @@ def test_profile_counts_one_hit_per_step_on_the_recurrent_loop():
     loop = [r for r in res["lines"] if r["src"].startswith("for ") and abs(r["hits_per_step"] - 1.0) < 0.01]
     assert loop, res["lines"]                    # the time loop, wherever the cell keeps it
     assert "### Profile RNN tanh config D float64" in report.profile_text(res)
+
+
+def test_before_after_compares_two_npnets_interleaved(monkeypatch):
+    """compare.py --before: this checkout loaded a second time is the same code, so the same numbers."""
+    for key in [k for k in sys.modules if k.split(".")[0] == "npnet_before"]:
+        monkeypatch.delitem(sys.modules, key)
+    before = compare.load_before(ROOT)
+    try:
+        assert before.__name__ == "npnet_before" and before.LSTMCell is not __import__("npnet").LSTMCell
+        opts = timing.TimingOptions(repeats=1, block=2, warmup=0)
+        row = compare.compare_case(Case("gru", "D", "float32"), before, opts)
+    finally:
+        for key in [k for k in sys.modules if k.split(".")[0] == "npnet_before"]:
+            del sys.modules[key]
+    assert row["max_abs_diff"] == 0.0 and row["before_fb_s"] > 0 and row["npnet_fb_s"] > 0
+    assert "| GRU | D (1,1000,16,64) | float32 |" in compare.table([row], 0.05)
+
+
+def test_before_after_flags_a_slower_row(tmp_path):
+    def bench_json(path, fwd, fb):
+        row = {"cell": "lstm", "config": "B", "B": 64, "T": 100, "D": 128, "H": 256, "dtype": "float64",
+               "npnet_fwd_s": fwd, "npnet_fb_s": fb}
+        path.write_text(json.dumps({"rows": [row]}))
+        return str(path)
+    old = bench_json(tmp_path / "old.json", 0.010, 0.030)
+    rows = compare.from_tables(old, bench_json(tmp_path / "ok.json", 0.0104, 0.0300))
+    assert rows[0]["before_fb_s"] == 0.030 and compare.table(rows, 0.05).endswith("| - | ok |")
+    rows = compare.from_tables(old, bench_json(tmp_path / "slow.json", 0.010, 0.0320))
+    assert compare.table(rows, 0.05).endswith("| 1.067 | - | SLOWER |")
