@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""Before/after table of npnet's cell times: this checkout's npnet against another one's.
+"""Before/after table of npnet's cell times: a newer checkout's npnet against an older one's.
 
 Two ways:
 
-    python benchmarks/compare.py --before /path/to/old/checkout [--cells ... --configs ... --dtypes ...]
-        loads the old checkout's npnet as the package ``npnet_before`` beside this one and times
+    python benchmarks/compare.py --before OLD_CHECKOUT [--after NEW_CHECKOUT] [--cells/--configs/--dtypes ...]
+        loads the old checkout's npnet as the package ``npnet_before`` beside the new one (by
+        default this checkout's ``npnet``; else NEW_CHECKOUT's, as ``npnet_after``) and times
         both in the same process, interleaved round by round (timing.py), so that load from other
         users of a shared machine hits both alike; also checks that both compute the same out and
         dx (``same numbers``: the largest difference, 0 = bit-identical).
@@ -42,25 +43,25 @@ from benchmarks import contenders, machine, report, timing  # noqa: E402
 from benchmarks.spec import CELLS, CONFIGS, DTYPES, LABEL, Case  # noqa: E402
 
 
-def load_before(checkout: str):
-    """The npnet package of another checkout, imported under the name ``npnet_before``."""
+def load_checkout(checkout: str, name: str = "npnet_before"):
+    """The npnet package of another checkout, imported under the package name ``name``."""
     init = os.path.join(checkout, "npnet", "__init__.py")
     if not os.path.exists(init):
-        raise SystemExit(f"--before: no npnet/__init__.py in {checkout!r}")
-    spec = importlib.util.spec_from_file_location("npnet_before", init,
+        raise SystemExit(f"no npnet/__init__.py in {checkout!r}")
+    spec = importlib.util.spec_from_file_location(name, init,
                                                   submodule_search_locations=[os.path.dirname(init)])
     module = importlib.util.module_from_spec(spec)
-    sys.modules["npnet_before"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
-def compare_case(case: Case, before_pkg, opts: timing.TimingOptions) -> dict:
-    """Time this npnet ("npnet") and the old one ("before") on one case, interleaved."""
+def compare_case(case: Case, before_pkg, after_pkg, opts: timing.TimingOptions) -> dict:
+    """Time the new npnet (columns "npnet_*") and the old one ("before_*") on one case, interleaved."""
     B, T, D, H = case.shape
     x, dout = contenders.case_inputs(case)
     name = CELLS[case.cell].npnet_class
-    after = contenders.make_cell(getattr(npnet, name), case.cell, D, H, case.dtype)
+    after = contenders.make_cell(getattr(after_pkg, name), case.cell, D, H, case.dtype)
     before = contenders.make_cell(getattr(before_pkg, name), case.cell, D, H, case.dtype)
     out_a, out_b = after.fprop(x)[0], before.fprop(x)[0]
     dx_a, dx_b = after.bprop(dout)[0], before.bprop(dout)[0]
@@ -109,6 +110,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 epilog="Configs (B,T,D,H): " + ", ".join(f"{k}={v}" for k, v in CONFIGS.items()))
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--before", metavar="CHECKOUT", help="an older checkout: time both npnets interleaved")
+    p.add_argument("--after", metavar="CHECKOUT", help="the newer checkout (default: the one holding this script)")
     what.add_argument("--tables", nargs=2, metavar=("BEFORE_JSON", "AFTER_JSON"),
                       help="compare two bench_rnn.py --json files instead")
     p.add_argument("--cells", default="rnn,lstm,gru", help="comma list of rnn,lstm,gru (default all)")
@@ -142,10 +144,12 @@ def main(argv=None) -> int:
         rows = from_tables(*args.tables)
     else:
         limiter = threads.limit_blas(args.threads)
-        before_pkg = load_before(args.before)
+        before_pkg = load_checkout(args.before, "npnet_before")
+        after_pkg = load_checkout(args.after, "npnet_after") if args.after else npnet
+        after = args.after or f"{ROOT} at {machine.git_commit()}"
         opts = timing.TimingOptions(repeats=args.repeats, block=args.block, warmup=args.warmup,
                                     clock=args.clock)
-        print(f"# npnet before/after: {args.before} (before) against {ROOT} at {machine.git_commit()} "
+        print(f"# npnet before/after: {args.before} (before) against {after} "
               f"(after); BLAS threads {args.threads}, {args.clock} clock, {args.repeats} rounds of "
               f"{args.block} calls per side, the first not recorded; load {machine.load_average()}")
         rows = []
@@ -153,7 +157,7 @@ def main(argv=None) -> int:
             for cfg in args.configs:
                 for dt in args.dtypes:
                     print(f"timing {LABEL[name]} {cfg} {dt} ...", file=sys.stderr, flush=True)
-                    rows.append(compare_case(Case(name, cfg, dt), before_pkg, opts))
+                    rows.append(compare_case(Case(name, cfg, dt), before_pkg, after_pkg, opts))
         print(f"load at end: {machine.load_average()}")
         if limiter is not None:
             limiter.restore_original_limits()

@@ -175,11 +175,11 @@ def test_before_after_compares_two_npnets_interleaved(monkeypatch):
     """compare.py --before: this checkout loaded a second time is the same code, so the same numbers."""
     for key in [k for k in sys.modules if k.split(".")[0] == "npnet_before"]:
         monkeypatch.delitem(sys.modules, key)
-    before = compare.load_before(ROOT)
+    before = compare.load_checkout(ROOT, "npnet_before")
     try:
         assert before.__name__ == "npnet_before" and before.LSTMCell is not __import__("npnet").LSTMCell
         opts = timing.TimingOptions(repeats=1, block=2, warmup=0)
-        row = compare.compare_case(Case("gru", "D", "float32"), before, opts)
+        row = compare.compare_case(Case("gru", "D", "float32"), before, __import__("npnet"), opts)
     finally:
         for key in [k for k in sys.modules if k.split(".")[0] == "npnet_before"]:
             del sys.modules[key]
