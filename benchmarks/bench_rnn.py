@@ -78,7 +78,7 @@ def measure(case: Case, cls: type, reference: Optional[tuple], use_torch: bool,
     return row
 
 
-def parse_args(argv=None):
+def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Time npnet's RNN/LSTM/GRU fast path against the plain reference and PyTorch.",
         epilog="Configs (B,T,D,H): " + ", ".join(f"{k}={v}" for k, v in CONFIGS.items()) +
@@ -178,7 +178,8 @@ def load_cells(args: argparse.Namespace) -> tuple:
     return classes, refs
 
 
-def time_all(args, info, peaks, classes, refs, use_torch) -> tuple:
+def time_all(args: argparse.Namespace, info: dict, peaks: dict, classes: dict, refs: dict,
+             use_torch: bool) -> tuple:
     """The timing table (and memory table) over every selected case; (rows, mem)."""
     opts = timing.TimingOptions(repeats=args.repeats, block=args.block, ref_repeats=args.ref_repeats,
                                 warmup=args.warmup, clock=args.clock)
@@ -213,7 +214,7 @@ def time_all(args, info, peaks, classes, refs, use_torch) -> tuple:
     return rows, mem
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[list] = None) -> int:
     args = parse_args(argv)
     limiter = threads.limit_blas(args.threads)
     if limiter is None:

@@ -34,6 +34,8 @@ threads.pin_env(threads.requested_threads(sys.argv[1:]))
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
+from types import ModuleType  # noqa: E402
+from typing import Optional  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -43,7 +45,7 @@ from benchmarks import contenders, machine, report, timing  # noqa: E402
 from benchmarks.spec import CELLS, CONFIGS, DTYPES, LABEL, Case  # noqa: E402
 
 
-def load_checkout(checkout: str, name: str = "npnet_before"):
+def load_checkout(checkout: str, name: str = "npnet_before") -> ModuleType:
     """The npnet package of another checkout, imported under the package name ``name``."""
     init = os.path.join(checkout, "npnet", "__init__.py")
     if not os.path.exists(init):
@@ -56,7 +58,8 @@ def load_checkout(checkout: str, name: str = "npnet_before"):
     return module
 
 
-def compare_case(case: Case, before_pkg, after_pkg, opts: timing.TimingOptions) -> dict:
+def compare_case(case: Case, before_pkg: ModuleType, after_pkg: ModuleType,
+                 opts: timing.TimingOptions) -> dict:
     """Time the new npnet (columns "npnet_*") and the old one ("before_*") on one case, interleaved."""
     B, T, D, H = case.shape
     x, dout = contenders.case_inputs(case)
@@ -105,7 +108,7 @@ def table(rows: list, tolerance: float) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Before/after table of npnet's cell times.",
                                 epilog="Configs (B,T,D,H): " + ", ".join(f"{k}={v}" for k, v in CONFIGS.items()))
     what = p.add_mutually_exclusive_group(required=True)
@@ -138,7 +141,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[list] = None) -> int:
     args = parse_args(argv)
     if args.tables:
         rows = from_tables(*args.tables)

@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
 from .spec import CELLS, NONLINEARITY, Case
+
+if TYPE_CHECKING:
+    import torch
+    from npnet import RecurrentCell
 
 REFERENCE_MODULE = "npnet.cells.reference"
 TOLERANCE = {"float32": 1e-3, "float64": 1e-8}     # max |out_ref - out_npnet| before a note
@@ -44,7 +48,7 @@ def load_cell_class(name: str) -> tuple:
     return (cls, None) if cls is not None else (None, f"npnet.{cls_name} not importable")
 
 
-def make_cell(cls: type, name: str, D: int, H: int, dtype: str):
+def make_cell(cls: type, name: str, D: int, H: int, dtype: str) -> RecurrentCell:
     """The cell benchmarked, seeded (rng=0) so every run times the same weights."""
     if name == "rnn":
         return cls(D, H, nonlinearity=NONLINEARITY, dtype=dtype, rng=0)
@@ -60,7 +64,7 @@ def case_inputs(case: Case) -> tuple:
     return x, dout
 
 
-def npnet_contender(cell, x: np.ndarray, dout: np.ndarray, name: str = "npnet") -> Contender:
+def npnet_contender(cell: RecurrentCell, x: np.ndarray, dout: np.ndarray, name: str = "npnet") -> Contender:
     def fb():
         cell.fprop(x)
         cell.bprop(dout)
@@ -79,7 +83,7 @@ def reference_functions(name: str) -> tuple:
     return (forward, backward), None
 
 
-def reference_contender(name: str, functions: tuple, cell, x: np.ndarray,
+def reference_contender(name: str, functions: tuple, cell: RecurrentCell, x: np.ndarray,
                         dout: np.ndarray) -> tuple:
     """(Contender, checks, notes): the reference loops on the cell's own params. A forward and
     a backward run once here (so that a failing reference fails before the timing starts, and
@@ -132,7 +136,7 @@ def torch_threads() -> int:
     return torch.get_num_threads()
 
 
-def copy_weights(module, params: dict, name: str) -> None:
+def copy_weights(module: torch.nn.Module, params: dict, name: str) -> None:
     """Copy an npnet cell's params (W_x (D, G H), W_h (H, G H), b, GRU's b_hn) into a
     one-layer torch.nn.RNN/LSTM/GRU (PyTorch layout: transposed, two bias vectors)."""
     import torch
@@ -146,7 +150,8 @@ def copy_weights(module, params: dict, name: str) -> None:
             module.bias_hh_l0[2 * H:].copy_(torch.from_numpy(params["b_hn"].copy()))
 
 
-def torch_module(name: str, D: int, H: int, dtype: str, cell=None):
+def torch_module(name: str, D: int, H: int, dtype: str,
+                 cell: Optional[RecurrentCell] = None) -> torch.nn.Module:
     """torch.nn.RNN/LSTM/GRU, batch-first, in ``dtype``; with npnet's weights if ``cell`` is given."""
     import torch
     kwargs = {"nonlinearity": NONLINEARITY} if name == "rnn" else {}
@@ -157,7 +162,7 @@ def torch_module(name: str, D: int, H: int, dtype: str, cell=None):
     return m
 
 
-def torch_contender(case: Case, cell, x: np.ndarray, dout: np.ndarray) -> tuple:
+def torch_contender(case: Case, cell: RecurrentCell, x: np.ndarray, dout: np.ndarray) -> tuple:
     """(Contender, checks): PyTorch's module with npnet's weights; x requires grad, so that
     the backward computes dx as npnet's does."""
     import torch

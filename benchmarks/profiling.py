@@ -63,7 +63,7 @@ class LineProfiler:
             sys.settrace(None)
 
 
-def source_files(cell) -> list:
+def source_files(cell: object) -> list:
     """The files the line profiler watches: the cell's module, npnet.activations and the
     private modules in the cell's package (the shared speed tricks)."""
     import npnet.activations

@@ -17,12 +17,15 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from .contenders import copy_weights
 from .machine import ROOT
+
+if TYPE_CHECKING:
+    import torch
 
 Log = Callable[[str], None]
 
@@ -94,7 +97,7 @@ def _run_memory_script(script: str, opts: RaceOptions, log: Log) -> dict:
     return res
 
 
-def _copy_initial_weights(lstm, head, D: int, V: int, opts: RaceOptions, log: Log) -> str:
+def _copy_initial_weights(lstm: torch.nn.LSTM, head: torch.nn.Linear, D: int, V: int, opts: RaceOptions, log: Log) -> str:
     """Give the twin memory.py's initial weights (its model as memory.py --seed 0 builds it);
     the name of the initialisation used."""
     import torch
