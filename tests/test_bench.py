@@ -115,6 +115,20 @@ def test_threads_are_read_from_the_command_line_before_numpy():
     assert {v: os.environ.get(v) for v in threads.ENV_VARS} == before
 
 
+def test_pinning_before_numpy_loads_sets_the_blas_threads():
+    """In a fresh process, --threads read by benchmarks.threads reaches OpenBLAS as it loads."""
+    pytest.importorskip("threadpoolctl")                 # to read the thread count back
+    code = ("import sys; from benchmarks import threads; "
+            "assert threads.pin_env(threads.requested_threads(['--threads', '1'])); "
+            "import numpy; from threadpoolctl import threadpool_info; "
+            "print(sorted({d['num_threads'] for d in threadpool_info() if d['user_api'] == 'blas'}))")
+    env = {k: v for k, v in os.environ.items() if k not in threads.ENV_VARS}
+    env["PYTHONPATH"] = ROOT
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[1]"
+
+
 def test_rounds_interleave_and_drop_the_first_call_of_each_block():
     calls = []
 
