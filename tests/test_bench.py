@@ -33,7 +33,7 @@ def run(*args):
 
 
 def reference_follows_contract() -> bool:
-    """npnet.cells.reference has the sequence loops of HELPERS.md section 1 (it is being rewritten)."""
+    """npnet.cells.reference has the sequence loops of the contract in benchmarks/contenders.py."""
     from npnet.cells import reference
     return all(hasattr(reference, f"{c}_{d}") for c in ("rnn", "lstm", "gru") for d in ("forward", "backward"))
 
