@@ -141,7 +141,7 @@ def torch_memory_train(opts: RaceOptions, log: Log) -> dict:
     head = torch.nn.Linear(H, V).to(tdt)
     init = _copy_initial_weights(lstm, head, D, V, opts, log)
     params = list(lstm.parameters()) + list(head.parameters())
-    opt = torch.optim.Adam(params, lr=opts.lr)
+    torch_opt = torch.optim.Adam(params, lr=opts.lr)
     ex, ey, em = torch.from_numpy(ev.x), torch.from_numpy(ev.y), torch.from_numpy(ev.mask)
 
     def recall():
@@ -155,10 +155,10 @@ def torch_memory_train(opts: RaceOptions, log: Log) -> dict:
         b = next(stream)
         x, y, m = torch.from_numpy(b.x), torch.from_numpy(b.y), torch.from_numpy(b.mask)
         loss = torch.nn.functional.cross_entropy(head(lstm(x)[0])[m], y[m])
-        opt.zero_grad()
+        torch_opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        torch_opt.step()
         step += 1
         if step % opts.eval_every == 0:
             acc = recall()
