@@ -175,8 +175,8 @@ def test_sine_feedback_gradients_match_finite_differences():
     sine = import_experiment("sine")
     import npnet
     model = npnet.SequenceModel(1, 3, output_size=1, rng=0)
-    trainer = sine.FeedbackTrainer(model, None, None, prime=2, mode="free", total_steps=1,
-                                   rng=np.random.default_rng(0))
+    trainer = sine.FeedbackRunner(model, npnet.MSELoss(), None, clip=None, prime=2, mode="free", total_steps=1,
+                                  rng=np.random.default_rng(0))
     x, y, _ = npnet.tasks.sine_batch(2, seq_len=6, period=(4, 8), rng=1)
     fed = trainer.draw_feedback(6, 2)
     assert not fed[:2].any() and fed[2:].all()

@@ -37,5 +37,5 @@ from .cli import (CELLS, OPTIMIZERS, _number, add_sweep_options, int_list, make_
 from .model import (GATES, UNSCORED, _STREAMS, ScoredCrossEntropy, build_model, count_params,  # noqa: E402,F401
                     matched_hidden, scored_accuracy, scored_targets, seed_rng)
 from .plots import confusion_matrix, figure, plot_confusion, plot_learning_curve  # noqa: E402,F401
-from .run import (Run, _git_commit, _jsonable, json_floats,  # noqa: E402,F401
+from .run import (EpochRecords, Run, TargetReached, _git_commit, _jsonable, json_floats, lr_schedule,  # noqa: E402,F401
                   write_json, write_table)

@@ -18,16 +18,16 @@ def figure(width: float = 8, height: float = 3.5, rows: int = 1, cols: int = 1):
 
 def plot_learning_curve(history: list, path: str, metric_name: str, target=None, baseline=None,
                         log_metric: bool = False, x: str = "step", series=TRAIN_AND_HELD_OUT,
-                        loss_name: str = "loss", title: str = "") -> None:
+                        loss_name: str = "loss", title: str = "", metric_key: str = "metric") -> None:
     """Loss and the metric against ``x`` ("step" or "epoch"), one line per series.
 
     ``history`` is a list of records (the Learner's ``history``); a series ``(prefix, style,
-    label)`` draws the keys ``prefix + "loss"`` and ``prefix + "metric"`` of the records that
+    label)`` draws the keys ``prefix + "loss"`` and ``prefix + metric_key`` of the records that
     have them (default: train, and ``eval_`` as "held-out"). ``target``/``baseline``: horizontal
     lines on the metric panel.
     """
     fig, ax = figure(10, 3.6, 1, 2)
-    for col, (key, label) in enumerate((("loss", loss_name), ("metric", metric_name))):
+    for col, (key, label) in enumerate((("loss", loss_name), (metric_key, metric_name))):
         a = ax[0, col]
         for prefix, style, name in series:
             k = prefix + key

@@ -73,12 +73,83 @@ def write_table(path, rows, fields=None) -> None:
         w.writerows(rows)
 
 
+def lr_schedule(optimizer, lr_decay: float, total: int):
+    """``lr_t = lr * lr_decay ** (min(t, total) / total)`` after t optimiser steps, as a PyTorch-style
+    ``LambdaLR`` (the Learner steps it after every optimiser step); None for a constant rate."""
+    if lr_decay == 1.0:
+        return None
+    from npnet.optim.lr_scheduler import LambdaLR
+    return LambdaLR(optimizer, lambda t: lr_decay ** (min(t, total) / total))
+
+
+class TargetReached:
+    """A Learner callback: stop once the held-out metric reaches ``target`` (>=, or <= when lower
+    is better); ``reached`` tells afterwards whether it did."""
+
+    def __init__(self, target: float, higher_is_better: bool = True):
+        self.target, self.higher = float(target), bool(higher_is_better)
+        self.reached = False
+
+    def __call__(self, learner, record) -> bool:
+        m = record.get("eval_metric")
+        if m is not None and (m >= self.target if self.higher else m <= self.target):
+            self.reached = True
+        return self.reached
+
+
+class EpochRecords(npnet.Callback):
+    """A Learner callback (``log_every=1``, evaluation at the end of every pass) that keeps one
+    record per epoch in ``history`` and writes it to ``csv_path`` (npnet.CSVLogger): epoch, step,
+    train_loss and train_<metric> (means over the epoch's examples), val_loss and val_<metric>
+    (the Learner's evaluation at the end of the pass, or where an earlier callback has just set
+    ``stop_training`` mid-epoch: the epoch is closed with an evaluation of ``val`` then),
+    test_loss and test_<metric> (of the ``test`` batches if given: for curves only), the lr of
+    the epoch's last step and seconds. ``max_steps``: stop training there."""
+
+    def __init__(self, val, test=None, max_steps=None, csv_path=None, log=print, metric="accuracy"):
+        self.val, self.test, self.max_steps, self.log, self.m = val, test, max_steps, log, metric
+        self.fields = ("epoch", "step", "train_loss", f"train_{metric}", "val_loss", f"val_{metric}",
+                       "test_loss", f"test_{metric}", "lr", "seconds")
+        self.csv = npnet.CSVLogger(csv_path, fields=self.fields) if csv_path else None
+        self.history, self.stop_reason = [], None
+        self._sums, self._t = [0.0, 0, 0], time.perf_counter()
+
+    def on_log(self, learner, rec):
+        if "loss" in rec:                                              # a training step
+            B = learner.runner.last_output.shape[0]
+            self._sums = [self._sums[0] + rec["loss"] * B, self._sums[1] + rec["metric"] * B, self._sums[2] + B]
+            self._lr = rec["lr"]
+            if self.max_steps is not None and learner.step >= self.max_steps:
+                learner.stop_training, self.stop_reason = True, f"steps {self.max_steps}"
+            if not learner.stop_training:
+                return
+            ev = learner.evaluate(self.val)                            # stopped mid-epoch: close it
+            rec["eval_loss"], rec["eval_metric"] = ev["loss"], ev["metric"]
+        if "eval_loss" not in rec:
+            return
+        tot, hits, n = self._sums
+        m = self.m
+        e = {"epoch": len(self.history) + 1, "step": learner.step, "train_loss": tot / n,
+             f"train_{m}": hits / n, "val_loss": rec["eval_loss"], f"val_{m}": rec["eval_metric"], "lr": self._lr}
+        if self.test is not None:
+            ev = learner.evaluate(self.test)
+            e["test_loss"], e[f"test_{m}"] = ev["loss"], ev["metric"]
+        e["seconds"] = time.perf_counter() - self._t
+        self.history.append(e)
+        if self.csv is not None:
+            self.csv.on_log(learner, e)
+        self.log(f"epoch {e['epoch']:3d}  train loss {e['train_loss']:.4f} {m} {e[f'train_{m}']:.4f}"
+                 f"  val {m} {e[f'val_{m}']:.4f}" + (f"  test {m} {e[f'test_{m}']:.4f}" if self.test else "")
+                 + f"  {e['seconds']:.1f}s")
+        self._sums, self._t = [0.0, 0, 0], time.perf_counter()
+
+
 class Run:
     """One run folder and its clock.
 
     ``Run(args)`` creates ``args.out`` (default ``runs/<task>-<timestamp>``) and starts the
     wall clock; :meth:`write_config` writes config.json; :meth:`train` fits with the Learner
-    (which appends metrics.csv); :meth:`finish` saves the checkpoint and
+    (metrics.csv through ``npnet.CSVLogger``); :meth:`finish` saves the checkpoint and
     summary.json and prints the one-line summary.
     """
 
@@ -116,46 +187,51 @@ class Run:
         return cfg
 
     # -- training -------------------------------------------------------------------
-    def make_learner(self, model, loss, metric, log_every: int = 10):
+    def make_learner(self, model, loss, metric, log_every: int = 10, runner=None):
+        """The Learner of the command line; ``runner`` (a SequenceRunner subclass) replaces its
+        training step's gradient computation (e.g. sine's free-running unroll)."""
         a = self.args
         self.learner = npnet.Learner(model, loss, a.optimizer, lr=a.lr, bptt=a.bptt,
                                      clip=a.clip if a.clip > 0 else None, metric=metric,
-                                     out_dir=self.dir, progress=not self.quiet, log_every=log_every,
-                                     tensorboard=False)
+                                     progress=not self.quiet, log_every=log_every, tensorboard=False)
+        if runner is not None:
+            self.learner.runner = runner(model, self.learner.loss, self.learner.optimizer,
+                                         bptt=a.bptt, clip=a.clip if a.clip > 0 else None)
         return self.learner
 
+    def total_steps(self) -> int:
+        a = self.args
+        return a.epochs * a.epoch_size if a.epochs else a.steps
+
+    def callbacks(self, learner, higher_is_better: bool = True) -> list:
+        """Stop at --target (unless --no-early-stop), the --lr-decay schedule, metrics.csv."""
+        a = self.args
+        self.target = None
+        if a.target is not None and not a.no_early_stop:
+            self.target = TargetReached(a.target, higher_is_better)
+        cbs = [self.target, lr_schedule(learner.optimizer, a.lr_decay, self.total_steps())]
+        if self.dir is not None:
+            cbs.append(npnet.CSVLogger(self.path("metrics.csv")))
+        return [cb for cb in cbs if cb is not None]
+
     def train(self, model, loss, metric, batches, eval_batches, higher_is_better: bool = True,
-              log_every: int = 10):
+              log_every: int = 10, runner=None, callbacks=()):
         """Fit on ``batches(rng, num_batches)`` (a task generator) with early stopping on --target.
 
-        Returns the Learner (its ``history`` holds the records also written to metrics.csv).
+        ``runner``: a SequenceRunner subclass (or a factory with its signature) for a custom
+        unroll; ``callbacks`` run before the stop/schedule/CSV ones (so they may add keys to a
+        record). Returns the Learner (its ``history`` holds the records of metrics.csv).
         """
         a = self.args
-        learner = self.make_learner(model, loss, metric, log_every)
+        learner = self.make_learner(model, loss, metric, log_every, runner)
         per_pass = a.epoch_size if a.epochs else None
         stream = Stream(lambda rng: batches(rng, per_pass), seed_rng(a.seed, "train"))
-        self.stopped_early = False
-
-        def early_stop(lrn, rec):
-            if a.target is None or a.no_early_stop or "eval_metric" not in rec:
-                return False
-            m = rec["eval_metric"]
-            hit = m >= a.target if higher_is_better else m <= a.target
-            if hit:
-                self.stopped_early = True
-            return hit
-
-        total = a.epochs * a.epoch_size if a.epochs else a.steps
-
-        def decay(lrn, rec):                               # lr_t = lr * lr_decay ** (t / total)
-            if a.lr_decay != 1.0:
-                lrn.optimizer.lr = a.lr * a.lr_decay ** (min(lrn.step, total) / total)
-            return False
-
         kw = {"epochs": a.epochs} if a.epochs else {"steps": a.steps}
-        self.train_t0 = time.perf_counter()
-        learner.fit(stream, eval_batches=eval_batches, eval_every=a.eval_every, callbacks=[early_stop, decay], **kw)
-        self.train_s = time.perf_counter() - self.train_t0
+        callbacks = list(callbacks) + self.callbacks(learner, higher_is_better)
+        t0 = time.perf_counter()
+        learner.fit(stream, eval_batches=eval_batches, eval_every=a.eval_every, callbacks=callbacks, **kw)
+        self.train_s = time.perf_counter() - t0
+        self.stopped_early = self.target is not None and self.target.reached
         return learner
 
     # -- the end --------------------------------------------------------------------
