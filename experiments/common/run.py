@@ -82,19 +82,24 @@ def lr_schedule(optimizer, lr_decay: float, total: int):
     return LambdaLR(optimizer, lambda t: lr_decay ** (min(t, total) / total))
 
 
-class TargetReached:
-    """A Learner callback: stop once the held-out metric reaches ``target`` (>=, or <= when lower
-    is better); ``reached`` tells afterwards whether it did."""
+class TargetReached(npnet.Callback):
+    """Stop once the held-out metric reaches ``target`` (>=, or <= when lower is better);
+    ``reached`` tells afterwards whether it did (saved in checkpoints with the callback state)."""
 
     def __init__(self, target: float, higher_is_better: bool = True):
         self.target, self.higher = float(target), bool(higher_is_better)
         self.reached = False
 
-    def __call__(self, learner, record) -> bool:
+    def on_log(self, learner, record) -> None:
         m = record.get("eval_metric")
         if m is not None and (m >= self.target if self.higher else m <= self.target):
-            self.reached = True
-        return self.reached
+            self.reached = learner.stop_training = True
+
+    def state_dict(self) -> dict:
+        return {"reached": self.reached}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.reached = bool(d["reached"])
 
 
 class EpochRecords(npnet.Callback):
