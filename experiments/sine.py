@@ -117,11 +117,17 @@ class FeedbackRunner(npnet.SequenceRunner):
         du_t, ds_{t-1} = model.bprop(dp_t, ds_t)
     """
 
-    def __init__(self, model, loss, optimizer, *, prime, mode, total_steps, rng, **kw):
+    def __init__(self, model, loss, optimizer, *, prime=PRIME, mode="free", total_steps=1, rng=None, **kw):
         super().__init__(model, loss, optimizer, **kw)
         self.prime, self.mode, self.total = prime, mode, total_steps
-        self.rng = rng
+        self.rng = rng                                              # mixed mode: the coin flips
         self.clones = []
+
+    @classmethod
+    def configured(cls, **settings):
+        """A subclass whose constructor takes ``settings`` (prime, mode, total_steps, rng), so that
+        ``Learner(runner_class=...)`` builds it with the Learner's own arguments."""
+        return type(cls.__name__, (cls,), {"__init__": functools.partialmethod(cls.__init__, **settings)})
 
     def feed_probability(self) -> float:
         if self.mode == "free":
@@ -218,12 +224,11 @@ def main(argv=None):
 
     if args.target is None:
         args.target = args.target_ratio * zero_ev
-    runner = None if args.train_mode == "teacher" else functools.partial(
-        FeedbackRunner, prime=args.prime, mode=args.train_mode, total_steps=run.total_steps(),
-        rng=common.seed_rng(args.seed, "model"))
+    runner = npnet.SequenceRunner if args.train_mode == "teacher" else FeedbackRunner.configured(
+        prime=args.prime, mode=args.train_mode, total_steps=run.total_steps(), rng=common.seed_rng(args.seed, "model"))
     x_next = np.concatenate([x_ev[:, 1:], x_ev[:, -1:]], axis=1)    # eval_loss: teacher-forced MSE
     learner = run.train(model, "mse", None, batches, [(x_ev, x_next)], higher_is_better=False,
-                        runner=runner, callbacks=[closed_loop_eval])
+                        runner_class=runner, callbacks=[closed_loop_eval])
     history = learner.history
 
     x = tasks.sine_batch(args.test_size, T, period, rng=common.seed_rng(args.seed, "test"), dtype=dtype).x

@@ -192,16 +192,14 @@ class Run:
         return cfg
 
     # -- training -------------------------------------------------------------------
-    def make_learner(self, model, loss, metric, log_every: int = 10, runner=None):
-        """The Learner of the command line; ``runner`` (a SequenceRunner subclass) replaces its
-        training step's gradient computation (e.g. sine's free-running unroll)."""
+    def make_learner(self, model, loss, metric, log_every: int = 10, runner_class=npnet.SequenceRunner):
+        """The Learner of the command line; ``runner_class`` (a SequenceRunner subclass) computes
+        the gradients of its training step differently (e.g. sine's free-running unroll)."""
         a = self.args
         self.learner = npnet.Learner(model, loss, a.optimizer, lr=a.lr, bptt=a.bptt,
                                      clip=a.clip if a.clip > 0 else None, metric=metric,
-                                     progress=not self.quiet, log_every=log_every, tensorboard=False)
-        if runner is not None:
-            self.learner.runner = runner(model, self.learner.loss, self.learner.optimizer,
-                                         bptt=a.bptt, clip=a.clip if a.clip > 0 else None)
+                                     progress=not self.quiet, log_every=log_every, tensorboard=False,
+                                     runner_class=runner_class)
         return self.learner
 
     def total_steps(self) -> int:
@@ -220,15 +218,14 @@ class Run:
         return [cb for cb in cbs if cb is not None]
 
     def train(self, model, loss, metric, batches, eval_batches, higher_is_better: bool = True,
-              log_every: int = 10, runner=None, callbacks=()):
+              log_every: int = 10, runner_class=npnet.SequenceRunner, callbacks=()):
         """Fit on ``batches(rng, num_batches)`` (a task generator) with early stopping on --target.
 
-        ``runner``: a SequenceRunner subclass (or a factory with its signature) for a custom
-        unroll; ``callbacks`` run before the stop/schedule/CSV ones (so they may add keys to a
+        ``runner_class``: a SequenceRunner subclass for a custom unroll; ``callbacks`` run before the stop/schedule/CSV ones (so they may add keys to a
         record). Returns the Learner (its ``history`` holds the records of metrics.csv).
         """
         a = self.args
-        learner = self.make_learner(model, loss, metric, log_every, runner)
+        learner = self.make_learner(model, loss, metric, log_every, runner_class)
         per_pass = a.epoch_size if a.epochs else None
         stream = Stream(lambda rng: batches(rng, per_pass), seed_rng(a.seed, "train"))
         kw = {"epochs": a.epochs} if a.epochs else {"steps": a.steps}
