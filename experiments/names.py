@@ -270,15 +270,17 @@ def main(argv=None) -> int:
 
     cfg = config_from_args(a)
     out = Path(a.out) if a.out else Path("runs") / f"{TASK}-{time.strftime('%Y%m%d-%H%M%S')}"
-    data_dir = a.data_dir
-    out.mkdir(parents=True, exist_ok=True)
     say = (lambda *x: None) if a.quiet else print
-    if a.report is not None:
-        names_tools.report(a, cfg, out, data_dir)
-        print(f"names report {a.report} -> {out} ({time.perf_counter() - t0:.0f} s)")
-        return 0
-
-    data = prepare_data(data_dir, cfg["split_seed"], cfg["val_fraction"], cfg["dedup"], cfg["dtype"])
+    try:                                        # the data: --data-dir, $NPNET_DATA/names or the cache
+        if a.report is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            names_tools.report(a, cfg, out, a.data_dir)
+            print(f"names report {a.report} -> {out} ({time.perf_counter() - t0:.0f} s)")
+            return 0
+        data = prepare_data(a.data_dir, cfg["split_seed"], cfg["val_fraction"], cfg["dedup"], cfg["dtype"])
+    except npnet.NpnetError as exc:
+        p.exit(1, f"names: {exc}\n  give --data-dir DIR, or set NPNET_DATA to the folder that holds names/\n")
+    out.mkdir(parents=True, exist_ok=True)
     say(f"{len(data['labels'])} examples ({data['n_lines']} lines{', deduplicated' if cfg['dedup'] else ''}), "
         f"{len(data['languages'])} languages; train {len(data['train'])}, val {len(data['val'])}, "
         f"test {len(data['test'])}")

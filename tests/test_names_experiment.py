@@ -285,3 +285,13 @@ def test_divergence_stops_and_keeps_the_best_epoch(tmp_path, monkeypatch):
     s = json.loads((out / "summary.json").read_text())
     assert s["stop_reason"].startswith("non-finite") and s["steps"] == 12
     assert s["best_epoch"] in (1, 2) and (out / "checkpoint.npz").is_file()
+
+
+def test_missing_data_is_a_clean_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as exc:
+        names.main(["--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "run"), "--steps", "1"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "no Language.txt" in err and "NPNET_DATA" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()                              # nothing written
