@@ -117,7 +117,10 @@ class EpochRecords(npnet.Callback):
                        "test_loss", f"test_{metric}", "lr", "seconds")
         self.csv = npnet.CSVLogger(csv_path, fields=self.fields) if csv_path else None
         self.history, self.stop_reason = [], None
-        self._sums, self._t = [0.0, 0, 0], time.perf_counter()
+        self._sums, self._t = [0.0, 0.0, 0], time.perf_counter()
+
+    def on_train_begin(self, learner) -> None:
+        self._t = time.perf_counter()
 
     def on_log(self, learner, rec):
         if "loss" in rec:                                              # a training step
@@ -132,10 +135,10 @@ class EpochRecords(npnet.Callback):
             rec["eval_loss"], rec["eval_metric"] = ev["loss"], ev["metric"]
         if "eval_loss" not in rec:
             return
-        tot, hits, n = self._sums
+        loss_sum, metric_sum, n = self._sums                           # sums of value x batch size
         m = self.m
-        e = {"epoch": len(self.history) + 1, "step": learner.step, "train_loss": tot / n,
-             f"train_{m}": hits / n, "val_loss": rec["eval_loss"], f"val_{m}": rec["eval_metric"], "lr": self._lr}
+        e = {"epoch": len(self.history) + 1, "step": learner.step, "train_loss": loss_sum / n,
+             f"train_{m}": metric_sum / n, "val_loss": rec["eval_loss"], f"val_{m}": rec["eval_metric"], "lr": self._lr}
         if self.test is not None:
             ev = learner.evaluate(self.test)
             e["test_loss"], e[f"test_{m}"] = ev["loss"], ev["metric"]
@@ -146,7 +149,7 @@ class EpochRecords(npnet.Callback):
         self.log(f"epoch {e['epoch']:3d}  train loss {e['train_loss']:.4f} {m} {e[f'train_{m}']:.4f}"
                  f"  val {m} {e[f'val_{m}']:.4f}" + (f"  test {m} {e[f'test_{m}']:.4f}" if self.test else "")
                  + f"  {e['seconds']:.1f}s")
-        self._sums, self._t = [0.0, 0, 0], time.perf_counter()
+        self._sums, self._t = [0.0, 0.0, 0], time.perf_counter()
 
 
 class Run:
