@@ -1,0 +1,149 @@
+"""Embedding: lookup, row-accumulating backward (fast path == np.add.at reference), padding_idx,
+PyTorch's N(0, 1) init, gradcheck on the table through a downstream layer, and clear errors."""
+import numpy as np
+import pytest
+
+import npnet
+from npnet.embedding import Embedding, accumulate_rows, accumulate_rows_reference
+
+
+class _IdsThenLinear:
+    """Embedding -> LinearLayer as one layer for gradcheck, which hands fprop a float64 copy of
+    the input: the ids are cast back to ints here (they are never perturbed: check_input=False)."""
+
+    def __init__(self, emb, lin):
+        self.emb, self.lin, self.dtype = emb, lin, emb.dtype
+        self.params = {"emb.W": emb.params["W"], **{f"lin.{k}": v for k, v in lin.params.items()}}
+        self.grads = {"emb.W": emb.grads["W"], **{f"lin.{k}": v for k, v in lin.grads.items()}}
+
+    def zero_grad(self):
+        self.emb.zero_grad()
+        self.lin.zero_grad()
+
+    def fprop(self, x):
+        return self.lin.fprop(self.emb.fprop(np.asarray(x).astype(np.int64)))
+
+    def bprop(self, dy):
+        return self.emb.bprop(self.lin.bprop(dy))
+
+
+@pytest.mark.parametrize("shape", [(2, 5), (1, 1), (7,), (2, 3, 4)])
+def test_gradcheck_weight_through_linear(shape, rng):
+    emb = Embedding(6, 3, rng=0)
+    ids = rng.integers(0, 6, size=shape)
+    ids.flat[0] = ids.flat[-1] = 2                 # a repeated id: its rows must add up
+    errors = npnet.gradcheck(_IdsThenLinear(emb, npnet.LinearLayer(3, 4, rng=1)), ids, check_input=False)
+    assert set(errors) == {"param emb.W", "param lin.W", "param lin.b"}
+    assert max(errors.values()) < 1e-8, errors
+
+
+def test_gradcheck_with_padding_idx(rng):
+    emb = Embedding(5, 3, padding_idx=0, rng=0)
+    emb.params["W"][0] = rng.standard_normal(3)    # a nonzero padding row: still no gradient
+    ids = rng.integers(0, 5, size=(3, 4))
+    ids[:, -1] = 0
+    layer = _IdsThenLinear(emb, npnet.LinearLayer(3, 2, rng=1))
+    layer.zero_grad()
+    y = layer.fprop(ids)
+    layer.bprop(np.ones_like(y))
+    assert not emb.grads["W"][0].any()
+    assert emb.grads["W"][1:].any()
+
+
+def test_forward_is_lookup_and_keeps_dtype(rng):
+    for dtype in (np.float32, np.float64):
+        emb = Embedding(10, 4, dtype=dtype, rng=0)
+        ids = rng.integers(0, 10, size=(3, 5)).astype(np.int32)
+        y = emb.fprop(ids)
+        assert y.shape == (3, 5, 4) and y.dtype == dtype
+        np.testing.assert_array_equal(y, emb.params["W"][ids])
+        np.testing.assert_array_equal(emb.forward(ids.astype(np.uint8)), y)
+        y[0, 0] = 99.0                              # the output is a copy, not a view of W
+        assert not (emb.params["W"] == 99.0).any()
+        dx = emb.bprop(np.ones((3, 5, 4), dtype))
+        assert dx.shape == (3, 5) and dx.dtype == dtype and not dx.any()
+
+
+def test_backward_adds_rows_of_repeated_ids(rng):
+    emb = Embedding(4, 3, rng=0)
+    ids = np.array([[1, 1, 3], [1, 0, 3]])
+    dy = rng.standard_normal((2, 3, 3))
+    dy_copy = dy.copy()
+    emb.grads["W"][:] = 0.5                         # bprop adds into grads, never assigns
+    emb.fprop(ids)
+    emb.bprop(dy)
+    np.testing.assert_array_equal(dy, dy_copy)
+    want = np.full((4, 3), 0.5)
+    for (b, t), v in np.ndenumerate(ids):           # the independent loop over tokens
+        want[v] += dy[b, t]
+    np.testing.assert_allclose(emb.grads["W"], want, rtol=1e-14, atol=0)
+    assert (emb.grads["W"][2] == 0.5).all()         # an unused id: untouched
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("V,E,N", [(65, 64, 3200), (1000, 16, 500), (3, 1, 1), (5, 2, 0)])
+def test_fast_accumulation_equals_add_at_reference(V, E, N, dtype, rng):
+    ids = rng.integers(0, V, size=N)
+    dy = rng.standard_normal((N, E)).astype(dtype)
+    start = rng.standard_normal((V, E)).astype(dtype)
+    want, got = start.copy(), start.copy()
+    accumulate_rows_reference(want, ids, dy)
+    accumulate_rows(got, ids, dy)
+    np.testing.assert_array_equal(got, want)        # same order of additions: bit-identical
+    if N:
+        assert not np.array_equal(got, start)
+
+
+def test_accumulate_skip_keeps_row_exactly(rng):
+    ids = rng.integers(0, 4, size=50)
+    dy = rng.standard_normal((50, 3))
+    dW = rng.standard_normal((4, 3))
+    before = dW.copy()
+    accumulate_rows(dW, ids, dy, skip=2)
+    np.testing.assert_array_equal(dW[2], before[2])
+    ref = before.copy()
+    keep = ids != 2
+    accumulate_rows_reference(ref, ids[keep], dy[keep])
+    np.testing.assert_array_equal(dW, ref)
+
+
+def test_init_like_pytorch_and_padding_row_zero():
+    emb = Embedding(2000, 50, padding_idx=-1, rng=0)
+    W = emb.params["W"]
+    assert emb.padding_idx == 1999 and not W[1999].any()
+    assert abs(W[:-1].mean()) < 0.01 and abs(W[:-1].std() - 1.0) < 0.01   # N(0, 1): 1e5 draws
+    np.testing.assert_array_equal(Embedding(20, 5, rng=3).params["W"],
+                                  Embedding(20, 5, rng=3).params["W"])
+    assert emb.get_config() == {"num_embeddings": 2000, "embedding_dim": 50, "padding_idx": 1999,
+                                "dtype": "float64"}
+
+
+@pytest.mark.parametrize("ids,match", [
+    (np.array([[0.0, 1.0]]), "integer array"),
+    (np.array([[True, False]]), "integer array"),
+    (np.array([[0, 5]]), r"\[0, 5\)"),
+    (np.array([[-1, 0]]), r"\[0, 5\)"),
+    (np.array(3), "scalar"),
+])
+def test_bad_ids_raise_shape_error(ids, match):
+    emb = Embedding(5, 2, rng=0)
+    with pytest.raises(npnet.ShapeError, match=match):
+        emb.fprop(ids)
+    assert not emb.has_cache
+
+
+@pytest.mark.parametrize("args,kwargs", [((0, 3), {}), ((3, 0), {}), ((3.5, 2), {}), ((True, 2), {}),
+                                         ((4, 2), {"padding_idx": 4}), ((4, 2), {"padding_idx": -5}),
+                                         ((4, 2), {"padding_idx": 1.0}), ((4, 2), {"dtype": np.int64})])
+def test_bad_constructor_arguments(args, kwargs):
+    with pytest.raises(npnet.NpnetError):
+        Embedding(*args, **kwargs)
+
+
+def test_bprop_checks_dy_and_needs_fprop():
+    emb = Embedding(5, 2, rng=0)
+    with pytest.raises(npnet.NotForwardedError):
+        emb.bprop(np.zeros((1, 2)))
+    emb.fprop(np.array([[1, 2, 3]]))
+    with pytest.raises(npnet.ShapeError, match=r"\(1, 3, 2\)"):
+        emb.bprop(np.zeros((3, 2)))
