@@ -105,8 +105,9 @@ class SequenceRunner:
         mask (B, T) bool or None. In stateful mode the final state is kept.
         """
         x = np.asarray(x)
-        if x.ndim != 3:
-            raise ShapeError(f"x must have shape (B, T, D), got {x.shape}")
+        if x.ndim < 3:                                            # (B, T, ...) for a layer read-in
+            raise ShapeError(f"x must have shape (B, T, D) (or (B, T, ...) for a model with a "
+                             f"read-in layer), got {x.shape}")
         B, T = x.shape[:2]
         model = self.model
         model.zero_grad()
