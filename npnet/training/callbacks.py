@@ -103,7 +103,7 @@ class EarlyStopping(Callback):
         self.patience, self.min_delta, self.restore_best = int(patience), float(min_delta), bool(restore_best)
         self.best, self.best_step, self.wait, self.stopped_step = None, None, 0, None
         self.best_params = None
-        self._seen = False
+        self._seen, self._records = False, 0
 
     def _improved(self, value: float) -> bool:
         if self.best is None:
@@ -113,9 +113,10 @@ class EarlyStopping(Callback):
         return value > self.best + self.min_delta
 
     def on_train_begin(self, learner):
-        self._seen = False
+        self._seen, self._records = False, 0
 
     def on_log(self, learner, record):
+        self._records += 1
         if self.monitor not in record:
             return
         self._seen = True
@@ -131,7 +132,7 @@ class EarlyStopping(Callback):
             learner.stop_training = True
 
     def on_train_end(self, learner):
-        if not self._seen and learner.history:
+        if not self._seen and self._records:
             raise NpnetError(f"EarlyStopping monitors {self.monitor!r} but no record of this fit had it; "
                              "pass eval_batches to fit (for eval_loss / eval_metric) or monitor another key")
         if self.restore_best and self.best_params is not None:

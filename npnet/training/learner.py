@@ -1,8 +1,9 @@
-"""Learner: the training loop around a SequenceRunner: data passes, evaluation, logging, checkpoints.
+"""Learner: the training loop around a SequenceRunner: data passes, evaluation, callbacks, checkpoints.
 
 It drives ``runner.train_step`` over batches from Python iterables, records a history,
-writes metrics.csv (and TensorBoard events when tensorboardX is installed), plots the
-curves, and saves/resumes runs bit for bit (model, optimiser, step, RNG states).
+calls the callbacks and learning-rate schedulers of ``fit`` (npnet.training.callbacks,
+npnet.optim.lr_scheduler), plots the curves, and saves/resumes runs bit for bit (model,
+optimiser, step, RNG states, callback states).
 The maths of a step lives in npnet.runner; this file holds only the bookkeeping.
 """
 from __future__ import annotations
@@ -124,12 +125,18 @@ class Learner:
         In stateful mode the carried state is reset at the start of every data pass.
     metric : callable(pred, y, mask) -> float, "accuracy", "mse" or None
     out_dir : str or None
-        Folder for metrics.csv (appended to across fits and resumes) and, when
-        tensorboardX is installed, TensorBoard event files in ``out_dir/tensorboard``.
+        A shorthand for the loggers: ``CSVLogger(out_dir/metrics.csv)`` (appended to
+        across fits and resumes) and, when tensorboardX is installed (and ``tensorboard``),
+        ``TensorBoardLogger(out_dir/tensorboard)``, called after the callbacks of ``fit``.
     progress : bool
         A tqdm progress bar (quiet with False, or when tqdm is missing).
     log_every : int
         Steps between history/CSV records (evaluations are always recorded).
+    tensorboard : bool
+        With ``out_dir``, also write TensorBoard events when tensorboardX is installed.
+    runner_class : SequenceRunner or a subclass
+        The runner to build; a subclass overriding ``compute_gradients`` trains a
+        custom unroll through the same step, loop, callbacks and checkpoints.
 
     Data
     ----
@@ -142,12 +149,14 @@ class Learner:
     Attributes
     ----------
     runner : the SequenceRunner; step : optimiser steps so far; epoch : passes completed;
-    history : list of dicts, one per logged step, with keys from ``CSV_FIELDS``.
+    history : list of dicts, one per logged step, with keys from ``CSV_FIELDS``
+        (``lr`` is the learning rate the step used);
+    stop_training : bool, set by a callback to end the current ``fit`` after the record.
     """
 
     def __init__(self, model, loss, optimizer="adam", bptt=None, clip=5.0, clip_mode="norm",
                  stateful=False, metric=None, out_dir=None, progress=True, log_every=1,
-                 lr=None, optimizer_kwargs=None, tensorboard=True):
+                 lr=None, optimizer_kwargs=None, tensorboard=True, runner_class=SequenceRunner):
         if isinstance(loss, str):
             if loss not in _LOSSES:
                 raise NpnetError(f"loss must be a loss object or one of {sorted(_LOSSES)}, got {loss!r}")
@@ -166,8 +175,10 @@ class Learner:
         if int(log_every) < 1:
             raise NpnetError(f"log_every must be >= 1, got {log_every}")
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        self.runner = SequenceRunner(model, loss, optimizer, bptt=bptt, clip=clip, clip_mode=clip_mode,
-                                     stateful=stateful)
+        if not (isinstance(runner_class, type) and issubclass(runner_class, SequenceRunner)):
+            raise NpnetError(f"runner_class must be SequenceRunner or a subclass, got {runner_class!r}")
+        self.runner = runner_class(model, loss, optimizer, bptt=bptt, clip=clip, clip_mode=clip_mode,
+                                   stateful=stateful)
         self.metric = metric
         self.out_dir = out_dir
         self.progress = bool(progress)
@@ -299,6 +310,8 @@ class Learner:
                 self._schedulers.append(cb)
             elif isinstance(cb, Callback):
                 hooks.append(cb)
+                if type(cb).state_dict is Callback.state_dict:       # keeps no state (a logger, ...)
+                    continue
             elif callable(cb):
                 hooks.append(LambdaCallback(cb))
                 continue
@@ -306,13 +319,14 @@ class Learner:
                 raise NpnetError(f"callbacks must be npnet.Callback objects, lr schedulers or functions "
                                  f"(learner, record) -> bool, got {type(cb).__name__}")
             self._stateful.append(cb)
-        if self._resume_callbacks is not None:
-            states, self._resume_callbacks = self._resume_callbacks, None
-            self._load_callback_states(states)
+        if self._resume_callbacks:                     # a resumed run: continue its callbacks
+            self._load_callback_states(self._resume_callbacks)
+        self._resume_callbacks = None
         self._hooks = hooks + self._loggers
         return self._hooks
 
     def _load_callback_states(self, states: list) -> None:
+        """Load the saved states into fit's stateful callbacks (same classes, same order)."""
         saved = [s["class"] for s in states]
         given = [type(cb).__name__ for cb in self._stateful]
         if saved != given:
