@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from npnet.data import find_data_dir
+
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 120                      # seconds per block; a block that trains trains a few steps
 FENCE = re.compile(r"^(\s*)```python\s*$")
@@ -57,15 +59,17 @@ _DRIVER = ("import sys; code = sys.stdin.read(); "
            "{'__name__': '__main__'})")
 
 
+# A block that loads a data set runs only where that data set is (NPNET_DATA, set by conftest.py
+# when the shared copy exists, or the cache); elsewhere it is skipped rather than downloading.
+NEEDS = {"load_names(": ("names", "*.txt"), "load_mnist(": ("mnist", "t10k-*")}
+
+
 def _env():
-    env = dict(os.environ)
+    env = dict(os.environ)                          # NPNET_DATA as tests/conftest.py set it
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
     env["MPLBACKEND"] = "Agg"
     env.setdefault("OMP_NUM_THREADS", "1")          # small examples: extra BLAS threads only contend
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
-    shared = REPO.parent / "shared" / "data"        # as tests/conftest.py (which sets it at import)
-    if shared.is_dir():
-        env.setdefault("NPNET_DATA", str(shared))
     return env
 
 
@@ -78,6 +82,9 @@ def test_docs_have_examples():
 @pytest.mark.parametrize("path, line, code", BLOCKS, ids=IDS)
 def test_doc_block_runs_alone(path, line, code, tmp_path):
     where = f"{path.relative_to(REPO)}:{line}"
+    for call, (name, pattern) in NEEDS.items():
+        if call in code and not any(find_data_dir(name).glob(pattern)):
+            pytest.skip(f"{where} needs the {name} data, not found at {find_data_dir(name)} (set NPNET_DATA)")
     try:
         proc = subprocess.run([sys.executable, "-c", _DRIVER, str(path), str(line)], input=code,
                               capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=TIMEOUT)
@@ -86,3 +93,17 @@ def test_doc_block_runs_alone(path, line, code, tmp_path):
     if proc.returncode != 0:
         pytest.fail(f"{where}: the block fails when run on its own (exit {proc.returncode}):\n"
                     f"{proc.stderr[-3000:]}", pytrace=False)
+
+
+def test_a_failing_block_is_reported_at_its_markdown_line(tmp_path):
+    """The runner itself: blocks and their first lines are found (indented ones too), and an error
+    in a block is reported at the Markdown file's own line."""
+    doc = tmp_path / "doc.md"
+    doc.write_text("# t\n\n```python\nx = 1\n```\n\n- item\n\n  ```python\n  y = 2\n  assert y == 3, 'boom'\n  ```\n",
+                   encoding="utf-8")
+    blocks = python_blocks(doc)
+    assert [line for line, _ in blocks] == [4, 10] and blocks[1][1] == "y = 2\nassert y == 3, 'boom'\n"
+    proc = subprocess.run([sys.executable, "-c", _DRIVER, str(doc), "10"], input=blocks[1][1],
+                          capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=TIMEOUT)
+    assert proc.returncode != 0
+    assert f'File "{doc}", line 11' in proc.stderr and "AssertionError: boom" in proc.stderr
