@@ -151,12 +151,7 @@ class SequenceModel(Layer):
         self.cell_types = kinds
         self.cell_kwargs = [dict(k) for k in kws]
         self.output_size = None if output_size is None else int(output_size)
-        layer_in = read_in is not None and not isinstance(read_in, (int, np.integer))
-        if layer_in:
-            check_layer(read_in, "read_in")
-            if getattr(read_in, "dtype", None) is not None and np.dtype(read_in.dtype) != self.dtype:
-                raise NpnetError(f"read_in layer has dtype {np.dtype(read_in.dtype)}, the model {self.dtype}; "
-                                 "build both with the same dtype")
+        layer_in = self._is_layer_read_in(read_in)
         self.read_in_size = None if read_in is None or layer_in else int(read_in)
         self.return_sequences = bool(return_sequences)
         self.bidirectional = bool(bidirectional)
@@ -174,15 +169,32 @@ class SequenceModel(Layer):
             if isinstance(v, np.integer):
                 self._config[k] = int(v)
 
-        dirs = 2 if self.bidirectional else 1
         self.read_in = read_in if layer_in else None
         self.read_in_is_layer = layer_in
-        feat = self.input_size
+        self._build_layers()
+        self.params, self.grads = LinkedParams(), LinkedParams()
+        for prefix, layer in self._named_layers():
+            self.params.link(prefix, layer.params)
+            self.grads.link(prefix, layer.grads)
+
+    def _is_layer_read_in(self, read_in) -> bool:
+        """Whether ``read_in`` is a layer object (else an int size or None); refuses a non-layer or another dtype."""
+        if read_in is None or isinstance(read_in, (int, np.integer)):
+            return False
+        check_layer(read_in, "read_in")
+        if getattr(read_in, "dtype", None) is not None and np.dtype(read_in.dtype) != self.dtype:
+            raise NpnetError(f"read_in layer has dtype {np.dtype(read_in.dtype)}, the model {self.dtype}; "
+                             "build both with the same dtype")
+        return True
+
+    def _build_layers(self) -> None:
+        """The int read-in, the cells (and reverse cells) and the read-out, drawn from ``rng`` in that order."""
+        dirs, kinds, feat = 2 if self.bidirectional else 1, self.cell_types, self.input_size
         if self.read_in_size is not None:
             self.read_in = LinearLayer(feat, self.read_in_size, dtype=self.dtype, rng=self.rng)
             feat = self.read_in_size
         self.cells, self.cells_reverse = [], []
-        for l in range(L):
+        for l in range(self.num_layers):
             self.cells.append(make_cell(kinds[l], feat, self.hidden_sizes[l], self.dtype, self.rng,
                                         **self.cell_kwargs[l]))
             if self.bidirectional:
@@ -193,11 +205,6 @@ class SequenceModel(Layer):
         self.read_out = None
         if self.output_size is not None:
             self.read_out = LinearLayer(feat, self.output_size, dtype=self.dtype, rng=self.rng)
-
-        self.params, self.grads = LinkedParams(), LinkedParams()
-        for prefix, layer in self._named_layers():
-            self.params.link(prefix, layer.params)
-            self.grads.link(prefix, layer.grads)
 
     # -- structure ----------------------------------------------------------
     def _named_layers(self) -> list:
