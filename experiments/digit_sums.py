@@ -216,8 +216,8 @@ def plot_examples(path: str, images, pred, totals) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = common.make_parser(TASK, __doc__.split("\n\n")[0], hidden=64, batch_size=32, steps=3000, lr=2e-3, clip=5.0,
                            dtype="float32", eval_every=250)
-    p.epilog = ("Data: --mnist-dir DIR, else npnet.data.find_data_dir('mnist') ($NPNET_DATA/mnist or ~/.cache/npnet/"
-                "mnist, where the test set is downloaded, checksum-verified, if missing).")
+    p.epilog = ("Data: --mnist-dir DIR, else npnet.data.find_data_dir('mnist') ($NPNET_DATA/mnist or ~/.cache/npnet/mnist;"
+                " the test set is downloaded there if missing). --target: the TRAINING per-step accuracy, never test data.")
     t = p.add_argument_group("the digit-sums task")
     for flag, kind, default, text in (
             ("--seq-len", common.positive_int, 4, "digits per sequence (L)"),
