@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .layer import Layer, NpnetError, ShapeError, check_input
+from .sequential import register_layer
 
 
 def accumulate_rows_reference(dW: np.ndarray, ids: np.ndarray, dy: np.ndarray) -> None:
@@ -38,6 +39,7 @@ def accumulate_rows(dW: np.ndarray, ids: np.ndarray, dy: np.ndarray, skip: int |
         dW[skip] = kept
 
 
+@register_layer                   # checkpoints rebuild an Embedding read-in from its config
 class Embedding(Layer):
     """A lookup table of V vectors of size E, indexed by integer ids.
 
@@ -65,7 +67,8 @@ class Embedding(Layer):
     Cache: the flattened ids (N,) and their shape; dW needs nothing else.
     """
 
-    takes_indices = True          # SequenceModel passes its input through uncast (integers)
+    # SequenceModel hands a read-in with this flag its input uncast: (B, T) integer ids, reshaped to (B*T,).
+    takes_indices = True
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
                  dtype=np.float64, rng=None):

@@ -74,7 +74,7 @@ def _check_model(model, one_hot: bool) -> int | None:
         raise NpnetError("sample generates left to right; a bidirectional model cannot step")
     if one_hot:
         return int(model.input_size)
-    if not getattr(getattr(model, "read_in", None), "takes_indices", False):
+    if not getattr(model, "takes_indices", False):
         raise NpnetError("this model takes float inputs (B, T, D), not ids: pass one_hot=True to feed "
                          "one-hot rows of width input_size, or build it with read_in=npnet.Embedding(V, E)")
     return None

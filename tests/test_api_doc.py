@@ -20,7 +20,7 @@ import npnet
 API = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 SUBMODULES = ["npnet.optim", "npnet.optim.lr_scheduler", "npnet.data", "npnet.interop",
               "npnet.cells.reference", "npnet.gradcheck", "npnet.diagnostics", "npnet.activations",
-              "npnet.init", "npnet.checkpoint", "npnet.clip"]
+              "npnet.init", "npnet.checkpoint", "npnet.clip", "npnet.sequential", "npnet.time_distributed"]
 CLASSES_WITH_METHODS = [npnet.Learner, npnet.SequenceModel]
 
 

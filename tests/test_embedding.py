@@ -147,3 +147,117 @@ def test_bprop_checks_dy_and_needs_fprop():
     emb.fprop(np.array([[1, 2, 3]]))
     with pytest.raises(npnet.ShapeError, match=r"\(1, 3, 2\)"):
         emb.bprop(np.zeros((3, 2)))
+
+
+# -- as the read-in of a SequenceModel: (B, T) integer input end to end -----------------------
+def _token_model(V=7, E=5, H=6, seed=0, **kw):
+    return npnet.SequenceModel(E, H, cell="gru", output_size=V, read_in=Embedding(V, E, rng=seed),
+                               rng=seed + 1, **kw)
+
+
+def _tokens(rng, B=4, T=6, V=7):
+    """A toy next-id task: y_t = (x_t + 1) mod V, with random lengths."""
+    x = rng.integers(0, V, size=(B, T))
+    lengths = rng.integers(2, T + 1, size=B)
+    return x, (x + 1) % V, np.arange(T)[None] < lengths[:, None]
+
+
+def token_stream(rng, B=4, T=6, V=7):
+    while True:
+        yield _tokens(rng, B, T, V)
+
+
+class _IntsModel:
+    """A SequenceModel seen by gradcheck (which hands over a float64 copy of x): ids cast back."""
+
+    def __init__(self, model):
+        self.model, self.dtype = model, model.dtype
+        self.params, self.grads = model.params, model.grads
+
+    def zero_grad(self):
+        self.model.zero_grad()
+
+    def fprop(self, x, mask=None):
+        return self.model.fprop(np.asarray(x).astype(np.int64), None, mask)
+
+    def bprop(self, dout, dstate):
+        return self.model.bprop(dout, dstate)
+
+
+def test_model_gradcheck_through_the_embedding_read_in(rng):
+    model = _token_model()
+    x, _, mask = _tokens(rng)
+    x[0, :3] = 2                                       # repeated ids in one row
+    errors = npnet.gradcheck(_IntsModel(model), x, mask, check_input=False)
+    assert "param read_in.W" in errors
+    assert max(errors.values()) < 1e-7, errors
+
+
+def test_model_equals_one_hot_input_through_a_linear_read_in(rng):
+    """Embedding(V, E) == LinearLayer(V, E, bias 0) on one-hot rows: outputs, steps and gradients."""
+    V, E = 7, 5
+    emb_model = _token_model(V, E)
+    lin_model = npnet.SequenceModel(V, 6, cell="gru", output_size=V, read_in=E, rng=3)
+    for k in emb_model.params:
+        lin_model.params[k] = emb_model.params[k]
+    x, _, mask = _tokens(rng)
+    one_hot = np.eye(V)[x]                             # (B, T, V)
+    out_e, _ = emb_model.fprop(x, None, mask)
+    out_l, _ = lin_model.fprop(one_hot, None, mask)
+    np.testing.assert_allclose(out_e, out_l, rtol=1e-13, atol=1e-14)
+    dout = rng.standard_normal(out_e.shape)
+    emb_model.zero_grad()
+    lin_model.zero_grad()
+    dx, _ = emb_model.bprop(dout)
+    lin_model.bprop(dout)
+    assert dx.shape == x.shape and not dx.any()
+    for k in emb_model.grads:
+        np.testing.assert_allclose(emb_model.grads[k], lin_model.grads[k], rtol=1e-12, atol=1e-14, err_msg=k)
+    y_e, _ = emb_model.step(x[:, 0])
+    y_l, _ = lin_model.step(one_hot[:, 0])
+    np.testing.assert_allclose(y_e, y_l, rtol=1e-13, atol=1e-14)
+    assert not emb_model.read_in.has_cache
+
+
+def test_model_refuses_float_or_out_of_range_ids(rng):
+    model = _token_model()
+    with pytest.raises(npnet.ShapeError, match="integer"):
+        model.fprop(np.zeros((2, 3)))
+    with pytest.raises(npnet.ShapeError, match=r"\[0, 7\)"):
+        model.fprop(np.full((2, 3), 7))
+    with pytest.raises(npnet.ShapeError):
+        model.fprop(np.zeros(3, dtype=int))            # (T,) without a batch axis
+    with pytest.raises(npnet.ShapeError, match="integer"):
+        model.step(np.zeros(2))
+
+
+def test_learner_trains_on_integer_batches_and_resumes_bit_exactly(tmp_path):
+    from npnet.data import Stream
+    N, k = 8, 3
+
+    def learner():
+        return npnet.Learner(_token_model(), "ce", "adam", lr=0.05, metric="accuracy", progress=False)
+
+    whole = learner()
+    whole.fit(Stream(token_stream, 4), steps=N)
+    losses = [r["loss"] for r in whole.history]
+    assert losses[-1] < losses[0]
+    first = learner()
+    first.fit(Stream(token_stream, 4), steps=k)
+    first.save(tmp_path / "ck.npz")
+    second = npnet.Learner.resume(tmp_path / "ck.npz", "ce", metric="accuracy", progress=False)
+    assert isinstance(second.model.read_in, Embedding)
+    second.fit(Stream(token_stream, 4), steps=N - k)
+    for key in whole.model.params:
+        np.testing.assert_array_equal(whole.model.params[key], second.model.params[key], err_msg=key)
+    assert losses == [r["loss"] for r in second.history]
+
+
+def test_checkpoint_round_trip_keeps_padding_idx_and_dtype(tmp_path, rng):
+    model = npnet.SequenceModel(4, 6, output_size=7, dtype=np.float32, rng=1,
+                                read_in=Embedding(7, 4, padding_idx=0, dtype=np.float32, rng=0))
+    npnet.save_checkpoint(tmp_path / "m.npz", model)
+    back = npnet.load_checkpoint(tmp_path / "m.npz").model
+    assert back.read_in.padding_idx == 0 and back.read_in.dtype == np.float32
+    x = rng.integers(0, 7, size=(2, 5))
+    np.testing.assert_array_equal(model.fprop(x)[0], back.fprop(x)[0])

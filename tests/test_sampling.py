@@ -132,3 +132,20 @@ def test_float_model_without_one_hot_and_bidirectional_refused():
         npnet.sample(wide, [1, 2], 3, one_hot=True)
     with pytest.raises(npnet.ShapeError, match="logits"):
         draw(np.array([1.0, np.nan]))
+
+
+def test_embedding_read_in_greedy_and_seeded():
+    model = npnet.SequenceModel(5, 12, cell="lstm", output_size=V, read_in=npnet.Embedding(V, 5, rng=0), rng=1)
+    model.params["read_out.W"] *= 4.0
+    state, out = None, [2, 6, 0]
+    for i in out:
+        y, state = model.step(np.array([i]), state)
+    for _ in range(12):
+        out.append(int(np.argmax(y[0])))
+        y, state = model.step(np.array([out[-1]]), state)
+    np.testing.assert_array_equal(npnet.sample(model, [2, 6, 0], 12, temperature=0), out)
+    a = npnet.sample(model, [2, 6, 0], 12, temperature=1.3, top_k=3, rng=5)
+    np.testing.assert_array_equal(a, npnet.sample(model, [2, 6, 0], 12, temperature=1.3, top_k=3, rng=5))
+    assert a.min() >= 0 and a.max() < V
+    with pytest.raises(npnet.ShapeError, match=r"\[0, 7\)"):
+        npnet.sample(model, [2, 9], 3)
