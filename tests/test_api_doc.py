@@ -136,7 +136,7 @@ def test_what_the_trial_user_looked_for_is_there(needle):
 
 def test_the_checks_can_fail():
     objects = public_objects()
-    removed = TEXT.replace("`npnet.Embedding(", "`Embedding(")
+    removed = TEXT.replace("`npnet.Embedding", "`Embedding")
     assert "npnet.Embedding" in missing_names(removed, objects)
     short = TEXT.replace("eval_every=None, callbacks=None)", "eval_every=None)")
     assert any("Learner.fit" in names for names, _ in bad_signatures(short, public_methods()))

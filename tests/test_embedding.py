@@ -261,3 +261,35 @@ def test_checkpoint_round_trip_keeps_padding_idx_and_dtype(tmp_path, rng):
     assert back.read_in.padding_idx == 0 and back.read_in.dtype == np.float32
     x = rng.integers(0, 7, size=(2, 5))
     np.testing.assert_array_equal(model.fprop(x)[0], back.fprop(x)[0])
+
+
+# -- interop: nn.Embedding.weight is the same (V, E) table ---------------------------------------
+def test_torch_embedding_weight_round_trip(rng):
+    from npnet.interop import embedding_state_dict, load_embedding_state_dict
+    emb = Embedding(6, 3, padding_idx=0, dtype=np.float32, rng=0)
+    weight = rng.standard_normal((6, 3))                 # what nn.Embedding(6, 3).state_dict() holds
+    assert load_embedding_state_dict(emb, {"emb.weight": weight}, prefix="emb.") == ["emb.weight"]
+    ids = np.array([[0, 5, 2]])
+    np.testing.assert_allclose(emb.forward(ids), weight[ids], rtol=1e-6)   # torch: F.embedding(ids, weight)
+    out = embedding_state_dict(emb, prefix="emb.")
+    assert list(out) == ["emb.weight"] and out["emb.weight"].dtype == np.float32
+    np.testing.assert_array_equal(out["emb.weight"], weight.astype(np.float32))
+    out["emb.weight"][:] = 0                             # a copy, not the table itself
+    assert emb.params["W"].any()
+    emb.fprop(ids)
+    emb.bprop(np.ones((1, 3, 3), np.float32))
+    np.testing.assert_array_equal(embedding_state_dict(emb, grads=True)["weight"][[0, 5]], [[0] * 3, [1] * 3])
+
+
+def test_torch_embedding_weight_errors():
+    from npnet.interop import load_embedding_state_dict
+    emb = Embedding(4, 2, rng=0)
+    with pytest.raises(npnet.NpnetError, match="no 'weight'"):
+        load_embedding_state_dict(emb, {"W": np.zeros((4, 2))})
+    with pytest.raises(npnet.NpnetError, match=r"\(4, 2\)"):
+        load_embedding_state_dict(emb, {"weight": np.zeros((2, 4))})
+    with pytest.raises(npnet.NpnetError, match="unexpected"):
+        load_embedding_state_dict(emb, {"weight": np.zeros((4, 2)), "bias": np.zeros(2)})
+    before = emb.params["W"].copy()
+    assert load_embedding_state_dict(emb, {"weight": np.ones((4, 2)), "x": 1}, strict=False) == ["weight"]
+    assert (emb.params["W"] == 1).all() and not np.array_equal(before, emb.params["W"])
