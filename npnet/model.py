@@ -15,6 +15,7 @@ from .cells.rnn import BasicRNNCell
 from .sequential import LinkedParams, check_layer, layer_config, layer_from_config
 
 CELL_TYPES = ("lstm", "gru", "rnn", "irnn")
+REVERSE_READ_OUTS = ("final", "last_step")
 
 
 def make_cell(kind: str, input_size: int, hidden_size: int, dtype, rng, **kwargs):
@@ -72,7 +73,11 @@ class SequenceModel(Layer):
                    dropout (training, l < L): h^l <- h^l * u^l / (1 - p),  u^l ~ Bernoulli(1 - p)
                    y = h^L W_out + b_out           at every step (return_sequences=True)
                    y_b = h^L_{b, t_b} W_out + b_out with t_b the last real step of row b
-        backward:  the same chain in reverse: dh^L = dy W_out^T (scattered to t_b),
+                   bidirectional, reverse_read_out="final" (the default):
+                   y_b = [fwd^L_{b, t_b}, rev^L_{b, f_b}] W_out + b_out with f_b the first real
+                   step of row b: the reverse cell's final state, after reading the whole row
+        backward:  the same chain in reverse: dh^L = dy W_out^T (scattered to t_b; the reverse
+                   half to f_b with reverse_read_out="final"),
                    dh^l *= u^l / (1 - p), split [dh_fwd, dh_bwd], dh_bwd -> R dh_bwd,
                    each cell's bprop gives dh^{l-1} (summed over directions), and
                    read-in: dx = dh^0 W_in^T. Parameter gradients add into grads.
@@ -103,6 +108,14 @@ class SequenceModel(Layer):
     bidirectional : bool
         Every layer also runs a reverse-direction cell over each row's real steps;
         the two outputs are concatenated (2 H feeds the next layer).
+    reverse_read_out : "final" or "last_step"
+        Bidirectional with ``return_sequences=False`` only: which reverse-direction output the
+        read-out sees. "final" (default): the reverse cell's final state, its output at each
+        row's first real step, after it has read the whole row (Keras ``Bidirectional``,
+        PyTorch ``h_n[-1]``); the forward half is the output at the last real step. "last_step":
+        both halves at the last real step, where the reverse cell has read only that one step
+        (npnet's only read-out before this option; a saved config without the key loads as "last_step", so a
+        checkpoint keeps the read-out it was trained with).
     dropout : float in [0, 1)
         Inverted dropout on the outputs of every layer but the last, in training mode
         only, drawn from the model's ``rng``.
@@ -122,14 +135,15 @@ class SequenceModel(Layer):
     own names follow "read_in.", e.g. "read_in.0.W" for a Sequential).
 
     Cache: per layer the dropout multiplier (B, T, F) and the reversal index (B, T);
-    the last-step index (B,) when ``return_sequences`` is False. The sub-layers keep
+    the last-step index (B,) when ``return_sequences`` is False (and the first-step index (B,)
+    for the reverse half with ``reverse_read_out="final"``). The sub-layers keep
     their own caches.
     """
 
     def __init__(self, input_size: int, hidden_size, num_layers: int = 1, cell="lstm",
                  output_size: int | None = None, read_in=None,
                  return_sequences: bool = True, bidirectional: bool = False, dropout: float = 0.0,
-                 dtype=np.float64, rng=None, cell_kwargs=None):
+                 dtype=np.float64, rng=None, cell_kwargs=None, reverse_read_out: str = "final"):
         super().__init__(dtype, rng)
         L = int(num_layers)
         if L < 1:
@@ -145,6 +159,8 @@ class SequenceModel(Layer):
                 raise NpnetError(f"cell must be one of {CELL_TYPES} (or a list of them), got {k!r}")
         if not 0.0 <= float(dropout) < 1.0:
             raise NpnetError(f"dropout must be in [0, 1), got {dropout}")
+        if not isinstance(reverse_read_out, str) or reverse_read_out not in REVERSE_READ_OUTS:
+            raise NpnetError(f"reverse_read_out must be one of {REVERSE_READ_OUTS}, got {reverse_read_out!r}")
 
         self.input_size = int(input_size)
         self.hidden_sizes = [int(h) for h in sizes]
@@ -157,6 +173,7 @@ class SequenceModel(Layer):
         self.return_sequences = bool(return_sequences)
         self.bidirectional = bool(bidirectional)
         self.dropout = float(dropout)
+        self.reverse_read_out = reverse_read_out
         self.training = True
         self._config = {"input_size": self.input_size,
                         "hidden_size": hidden_size if isinstance(hidden_size, (int, np.integer)) else list(sizes),
@@ -165,6 +182,8 @@ class SequenceModel(Layer):
                         "return_sequences": self.return_sequences, "bidirectional": self.bidirectional,
                         "dropout": self.dropout, "dtype": self.dtype.name,
                         "cell_kwargs": cell_kwargs if not isinstance(cell_kwargs, tuple) else list(cell_kwargs)}
+        if self.bidirectional and not self.return_sequences:   # the only models it changes: other
+            self._config["reverse_read_out"] = reverse_read_out  # configs stay as before, so old files match
         for k in ("input_size", "hidden_size", "num_layers", "output_size", "read_in"):
             v = self._config[k]
             if isinstance(v, np.integer):
@@ -233,7 +252,10 @@ class SequenceModel(Layer):
 
     @classmethod
     def from_config(cls, config: dict) -> "SequenceModel":
+        """Rebuild from :meth:`get_config`. A config without "reverse_read_out" (saved before
+        it existed) gets "last_step", the read-out it was trained with."""
         config = dict(config)
+        config.setdefault("reverse_read_out", "last_step")
         if isinstance(config.get("read_in"), dict):
             config["read_in"] = layer_from_config(config["read_in"])
         return cls(**config)
@@ -317,6 +339,49 @@ class SequenceModel(Layer):
         z = self.read_in.fprop(x.reshape(B * T, *x.shape[2:]))                # (B*T, F)
         return self._check_read_in_output(z, B * T, "x reshaped to (B*T, ...)").reshape(B, T, -1)
 
+    # -- the last-step read-out -------------------------------------------------
+    def _read_out_steps(self, mask, B: int, T: int):
+        """(last (B,), first (B,) or None): the steps the read-out reads with return_sequences=False.
+
+        ``last``: each row's last real step (T-1 without a mask). ``first``: each row's first real
+        step, where the top layer's reverse half is read with reverse_read_out="final" (else None).
+        Both None with return_sequences=True.
+        """
+        if self.return_sequences:
+            return None, None
+        if mask is not None and not mask.any(axis=1).all():
+            raise ShapeError("with return_sequences=False every mask row needs at least one True step; "
+                             f"rows {np.flatnonzero(~mask.any(axis=1)).tolist()} have none")
+        if mask is None:
+            last, first = np.full(B, T - 1), np.zeros(B, dtype=np.intp)      # (B,), (B,)
+        else:
+            last = T - 1 - np.argmax(mask[:, ::-1], axis=1)                   # (B,) last True of each row
+            first = np.argmax(mask, axis=1)                                   # (B,) first True of each row
+        if not (self.bidirectional and self.reverse_read_out == "final"):
+            first = None
+        return last, first
+
+    def _pick_steps(self, h: np.ndarray, last: np.ndarray, first) -> np.ndarray:
+        """h (B, T, F) -> (B, F): h[b, last_b], or [fwd h[b, last_b, :H], rev h[b, first_b, H:]]."""
+        rows = np.arange(h.shape[0])
+        if first is None:
+            return h[rows, last]                                              # (B, F)
+        H = self.hidden_sizes[-1]
+        return np.concatenate([h[rows, last, :H], h[rows, first, H:]], axis=1)   # (B, 2H)
+
+    def _scatter_steps(self, dh: np.ndarray, last: np.ndarray, first, T: int) -> np.ndarray:
+        """The adjoint of :meth:`_pick_steps`: dh (B, F) -> (B, T, F), zero at the steps not read."""
+        B = dh.shape[0]
+        rows = np.arange(B)
+        full = np.zeros((B, T, self.features), self.dtype)                    # (B, T, F)
+        if first is None:
+            full[rows, last] = dh
+        else:
+            H = self.hidden_sizes[-1]
+            full[rows, last, :H] = dh[:, :H]
+            full[rows, first, H:] = dh[:, H:]                                 # other columns: no overlap
+        return full
+
     # -- forward / backward ---------------------------------------------------
     def fprop(self, x, state=None, mask=None):
         """x (B, T, D) (a layer read-in: (B, T, ...)), state list or None, mask (B, T) bool or None
@@ -329,15 +394,7 @@ class SequenceModel(Layer):
         B, T = x.shape[:2]
         mask = self._check_mask(mask, B, T)
         states = self._split_state(state, "state")
-        last = None
-        if not self.return_sequences:
-            if mask is None:
-                last = np.full(B, T - 1)                      # (B,)
-            else:
-                if not mask.any(axis=1).all():
-                    raise ShapeError("with return_sequences=False every mask row needs at least one True step; "
-                                     f"rows {np.flatnonzero(~mask.any(axis=1)).tolist()} have none")
-                last = T - 1 - np.argmax(mask[:, ::-1], axis=1)   # (B,) each row's last real step
+        last, first = self._read_out_steps(mask, B, T)
 
         h = self._read_in_fprop(x)                                          # (B, T, R)
         P = reverse_index(mask, B, T) if self.bidirectional else None       # (B, T)
@@ -362,9 +419,9 @@ class SequenceModel(Layer):
             drop.append(u)
             h = out
         if last is not None:
-            h = h[np.arange(B), last]                                          # (B, F)
+            h = self._pick_steps(h, last, first)                               # (B, F)
         y = self.read_out.fprop(h) if self.read_out is not None else h
-        self._cache = {"drop": drop, "P": P, "last": last, "BT": (B, T), "x_shape": x.shape}
+        self._cache = {"drop": drop, "P": P, "last": last, "first": first, "BT": (B, T), "x_shape": x.shape}
         return y, new_states
 
     def bprop(self, dout, dstate=None):
@@ -381,9 +438,7 @@ class SequenceModel(Layer):
 
         dh = self.read_out.bprop(dout) if self.read_out is not None else dout
         if last is not None:
-            full = np.zeros((B, T, self.features), self.dtype)                # (B, T, F)
-            full[np.arange(B), last] = dh
-            dh = full
+            dh = self._scatter_steps(dh, last, cache["first"], T)             # (B, T, F)
         dstate0 = [None] * len(dstates)
         for l in range(self.num_layers - 1, -1, -1):
             u = cache["drop"][l]

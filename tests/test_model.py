@@ -103,7 +103,7 @@ def test_stack_equals_hand_composition(rng):
 def test_last_step_equals_sequence_output_at_last_real_step(rng):
     kw = dict(input_size=3, hidden_size=4, num_layers=2, cell="gru", output_size=2, bidirectional=True)
     seq = SequenceModel(**kw, rng=8)
-    last = SequenceModel(**kw, return_sequences=False, rng=8)
+    last = SequenceModel(**kw, return_sequences=False, reverse_read_out="last_step", rng=8)
     x = rng.standard_normal((3, 5, 3))
     lengths = [5, 1, 3]
     ys, _ = seq.fprop(x, None, _mask(3, 5, lengths))
@@ -113,6 +113,98 @@ def test_last_step_equals_sequence_output_at_last_real_step(rng):
     yl_nomask, _ = last.fprop(x)
     ys_nomask, _ = seq.fprop(x)
     np.testing.assert_allclose(yl_nomask, ys_nomask[:, -1], atol=1e-13)
+
+
+# -- the bidirectional last-step read-out --------------------------------------
+HOLES = np.array([[True, True, True, True, True], [True, True, True, False, False],
+                  [False, True, False, True, False], [False, False, True, False, False]])
+
+
+@pytest.mark.parametrize("mask", [None, "lengths", "holes"])
+def test_final_read_out_is_forward_last_and_reverse_first(rng, mask):
+    """reverse_read_out="final": [fwd at the last real step, rev at the first] = the top cells' h_n."""
+    kw = dict(input_size=3, hidden_size=4, num_layers=2, cell="gru", bidirectional=True)
+    seq = SequenceModel(**kw, rng=8)
+    fin = SequenceModel(**kw, return_sequences=False, rng=8)
+    assert fin.reverse_read_out == "final"
+    x = rng.standard_normal((4, 5, 3))
+    m = {None: None, "lengths": _mask(4, 5, [5, 3, 1, 2]), "holes": HOLES}[mask]
+    ys, _ = seq.fprop(x, None, m)
+    yf, state = fin.fprop(x, None, m)
+    first = np.zeros(4, int) if m is None else np.argmax(m, axis=1)
+    last = np.full(4, 4) if m is None else 4 - np.argmax(m[:, ::-1], axis=1)
+    rows = np.arange(4)
+    np.testing.assert_allclose(yf[:, :4], ys[rows, last, :4], atol=1e-13)
+    np.testing.assert_allclose(yf[:, 4:], ys[rows, first, 4:], atol=1e-13)
+    np.testing.assert_allclose(yf, np.concatenate([state[2], state[3]], axis=1), atol=1e-13)   # h_n[-2:]
+
+
+@pytest.mark.parametrize("mask", [None, "lengths", "holes"])
+def test_changing_the_first_steps_changes_both_halves(rng, mask):
+    """Only "final" lets the reverse half see a row's first real step; padding changes nothing."""
+    m = {None: None, "lengths": _mask(4, 5, [5, 3, 2, 4]), "holes": HOLES}[mask]
+    x = rng.standard_normal((4, 5, 3))
+    first = np.zeros(4, int) if m is None else np.argmax(m, axis=1)
+    x2 = x.copy()
+    x2[np.arange(4), first] += 1.0                             # each row's first real step
+    x_pad = x.copy()
+    if m is not None:
+        x_pad[~m] = 7.0                                        # padded steps only
+    for how in ("final", "last_step"):
+        model = SequenceModel(3, 4, cell="lstm", bidirectional=True, return_sequences=False,
+                              reverse_read_out=how, rng=3)
+        y, _ = model.fprop(x, None, m)
+        y2, _ = model.fprop(x2, None, m)
+        change = np.abs(y2 - y)                                # (B, 2H)
+        assert np.all(change[:, :4].max(axis=1) > 1e-6)        # forward half: every row
+        if how == "final":
+            assert np.all(change[:, 4:].max(axis=1) > 1e-6)    # reverse half: every row
+        else:                                                  # the old read-out: blind to it
+            one = first == (4 - np.argmax((np.ones((4, 5), bool) if m is None else m)[:, ::-1], axis=1))
+            assert np.all(change[~one, 4:] == 0.0)
+        np.testing.assert_array_equal(model.fprop(x_pad, None, m)[0], y)
+
+
+@pytest.mark.parametrize("how", ["final", "last_step"])
+def test_gradcheck_bidirectional_read_out_modes(rng, how):
+    m = SequenceModel(3, 3, num_layers=2, cell="lstm", bidirectional=True, return_sequences=False,
+                      output_size=2, reverse_read_out=how, rng=12)
+    x = rng.standard_normal((4, 5, 3))
+    _check(m, x, _random_state(m, 4, rng), HOLES)
+    _check(m, x, _random_state(m, 4, rng), _mask(4, 5, [5, 1, 3, 2]))
+    _check(m, x[:, :1], None, None)                              # T = 1: first = last
+
+
+def test_reverse_read_out_config_and_old_configs(rng):
+    kw = dict(input_size=2, hidden_size=3, cell="gru", bidirectional=True, output_size=2,
+              return_sequences=False)
+    new, old = SequenceModel(**kw, rng=1), SequenceModel(**kw, reverse_read_out="last_step", rng=1)
+    assert new.get_config()["reverse_read_out"] == "final"
+    assert old.get_config()["reverse_read_out"] == "last_step"
+    x = rng.standard_normal((2, 4, 2))
+    cfg = json.loads(json.dumps(old.get_config()))
+    del cfg["reverse_read_out"]                                  # a config saved before the option
+    again = SequenceModel.from_config(cfg)
+    assert again.reverse_read_out == "last_step"
+    for k, v in old.params.items():
+        np.copyto(again.params[k], v)
+    np.testing.assert_array_equal(again.fprop(x)[0], old.fprop(x)[0])
+    assert not np.allclose(new.fprop(x)[0], old.fprop(x)[0])
+    assert SequenceModel.from_config(new.get_config()).reverse_read_out == "final"
+    for other in (dict(kw, return_sequences=True), dict(kw, bidirectional=False)):
+        assert "reverse_read_out" not in SequenceModel(**other, rng=1).get_config()   # unchanged configs
+    with pytest.raises(NpnetError, match="reverse_read_out must be one of"):
+        SequenceModel(**kw, reverse_read_out="first")
+
+
+def test_reverse_read_out_checkpoint_round_trip(rng, tmp_path):
+    m = SequenceModel(2, 3, cell="lstm", bidirectional=True, output_size=2, return_sequences=False,
+                      reverse_read_out="last_step", rng=2)
+    npnet.save_checkpoint(tmp_path / "ck.npz", m)
+    back = npnet.load_checkpoint(tmp_path / "ck.npz").model
+    assert back.reverse_read_out == "last_step"
+    x = rng.standard_normal((2, 4, 2))
+    np.testing.assert_array_equal(back.fprop(x)[0], m.fprop(x)[0])
 
 
 def test_reverse_direction_runs_each_rows_real_steps_backwards(rng):
