@@ -1,4 +1,5 @@
-"""Exchange recurrent weights with PyTorch's layout (nn.RNN/LSTM/GRU and their *Cell modules).
+"""Exchange weights with PyTorch's layout: cells (nn.RNN/LSTM/GRU and their *Cell modules),
+Embedding (nn.Embedding) and a whole SequenceModel (read_in / rnn / read_out submodules).
 
 Pure NumPy: this module never imports torch. It accepts anything ``np.asarray``
 understands (torch tensors are read through ``.detach().cpu().numpy()``) and
@@ -14,7 +15,11 @@ from .cells.lstm import LSTMCell
 from .cells.rnn import BasicRNNCell
 
 __all__ = ["load_torch_state_dict", "torch_state_dict", "cell_kind", "reorder_gates",
-           "embedding_state_dict", "load_embedding_state_dict"]
+           "embedding_state_dict", "load_embedding_state_dict", "torch_module_spec", "MODEL_PREFIXES"]
+
+# A SequenceModel's torch twin holds three submodules under these names (docs/interop.md):
+# read_in (nn.Linear or nn.Embedding), rnn (nn.RNN / nn.LSTM / nn.GRU), read_out (nn.Linear).
+MODEL_PREFIXES = {"read_in": "read_in.", "rnn": "rnn.", "read_out": "read_out."}
 
 # npnet layout: x @ W_x with W_x (D, G*H), gate blocks side by side in PyTorch's order.
 # PyTorch layout: x @ weight_ih.T with weight_ih (G*H, D), same gate order.
@@ -90,8 +95,70 @@ def _find(state_dict, prefix: str, name: str, suffix: str | None, single: bool):
     return None
 
 
-def load_torch_state_dict(target, state_dict, prefix: str = "", strict: bool = True) -> list:
-    """Copy PyTorch weights into a cell (or every cell of a model) in place.
+def _plan_cells(pairs, state_dict, prefix: str, single: bool):
+    """Validate the cells' four arrays each -> ([(cell, kind, {name: float64 array})], keys used).
+
+    A module built with ``bias=False`` has no bias key at all: when no cell finds a bias key,
+    the biases load as zeros; a bias key missing for only some cells is an error.
+    """
+    no_bias = not any(_find(state_dict, prefix, n, sfx, single) for sfx, _ in pairs for n in _NAMES[2:])
+    plan, used = [], []
+    for suffix, cell in pairs:
+        kind = cell_kind(cell)
+        shapes = _expected_shapes(cell, kind)
+        vals = {}
+        for name in _NAMES:
+            if no_bias and name.startswith("bias"):
+                vals[name] = np.zeros(shapes[name])
+                continue
+            key = _find(state_dict, prefix, name, suffix, single)
+            if key is None:
+                alt = f" (or {_key(prefix, name, None)!r})" if single else ""
+                raise NpnetError(f"state_dict has no key {_key(prefix, name, suffix)!r}{alt}: expected an array "
+                                 f"of shape {shapes[name]} for {type(cell).__name__}({cell.input_size}, "
+                                 f"{cell.hidden_size}) (a module built with bias=False has no bias key at all)")
+            vals[name] = _checked(state_dict, key, shapes[name], f"{type(cell).__name__}"
+                                  f"({cell.input_size}, {cell.hidden_size})")
+            used.append(key)
+        plan.append((cell, kind, vals))
+    return plan, used
+
+
+def _checked(state_dict, key: str, shape: tuple, what: str) -> np.ndarray:
+    """state_dict[key] as float64, refused unless of ``shape`` and finite."""
+    arr = _as_numpy(state_dict[key], key)
+    if arr.shape != shape:
+        raise NpnetError(f"{key} must have shape {shape} for {what}, got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise NpnetError(f"{key} contains NaN or inf")
+    return arr.astype(np.float64)                      # sum the biases in float64, cast once at the end
+
+
+def _write_cells(plan) -> None:
+    for cell, kind, v in plan:
+        H = cell.hidden_size
+        p = cell.params
+        np.copyto(p["W_x"], v["weight_ih"].T, casting="unsafe")
+        np.copyto(p["W_h"], v["weight_hh"].T, casting="unsafe")
+        if kind == "gru":
+            b = v["bias_ih"].copy()                     # (3H,) [b_ir, b_iz, b_in]
+            b[: 2 * H] += v["bias_hh"][: 2 * H]         # r and z: the two biases add up
+            np.copyto(p["b"], b, casting="unsafe")
+            np.copyto(p["b_hn"], v["bias_hh"][2 * H:], casting="unsafe")
+        else:
+            np.copyto(p["b"], v["bias_ih"] + v["bias_hh"], casting="unsafe")
+
+
+def _check_leftovers(state_dict, prefix: str, used: list) -> None:
+    extra = sorted(k for k in state_dict.keys() if isinstance(k, str) and k.startswith(prefix) and k not in used)
+    if extra:
+        raise NpnetError(f"state_dict has keys that no npnet cell takes (nor a read-in or read-out): {extra}; "
+                         "pass strict=False to ignore them or a prefix to select a submodule")
+
+
+def load_torch_state_dict(target, state_dict, prefix: str = "", strict: bool = True,
+                          cells_only: bool = False) -> list:
+    """Copy PyTorch weights into a cell, every cell of a model, or a whole SequenceModel, in place.
 
     Mapping (G = 1 RNN, 4 LSTM (i, f, g, o), 3 GRU (r, z, n); H hidden, D input)::
 
@@ -100,10 +167,20 @@ def load_torch_state_dict(target, state_dict, prefix: str = "", strict: bool = T
         b   = bias_ih + bias_hh           (G*H,)     RNN, LSTM
         GRU: b    = [b_ir + b_hr, b_iz + b_hz, b_in]  (3H,)
              b_hn = bias_hh[2H:3H]                     (H,)   (kept apart: it sits inside r * (...))
+        no bias key at all (a module built with bias=False): b = 0 (GRU: b_hn = 0 too)
+
+    A SequenceModel (unless ``cells_only``) reads its torch twin's whole state dict (see
+    :func:`torch_module_spec` and docs/interop.md)::
+
+        read_in.weight  (R, D) -> read_in W = weight.T    read_in.bias (R,) -> b  (nn.Linear)
+        read_in.weight  (V, E) -> the Embedding's W         (nn.Embedding, the same layout)
+        rnn.<cell keys>  as above, suffixes l0, l0_reverse, l1, ...
+        read_out.weight (V, F) -> read_out W = weight.T   read_out.bias (V,) -> b
+        an nn.Linear without bias (bias=False): npnet's b = 0
 
     Parameters
     ----------
-    target : BasicRNNCell, LSTMCell, GRUCell, or an object with ``recurrent_cells()``
+    target : BasicRNNCell, LSTMCell, GRUCell, a SequenceModel, or an object with ``recurrent_cells()``
         returning ``[(suffix, cell), ...]`` such as ``[("l0", c0), ("l0_reverse", c1), ("l1", c2)]``.
         A lone cell reads ``weight_ih_l0`` (nn.RNN/LSTM/GRU) or ``weight_ih`` (nn.*Cell);
         a model's cells read ``weight_ih_<suffix>`` etc.
@@ -113,8 +190,11 @@ def load_torch_state_dict(target, state_dict, prefix: str = "", strict: bool = T
     strict : bool
         If true, keys that start with ``prefix`` but are not consumed raise ValueError
         (e.g. a second layer, projections ``weight_hr_l0``).
+    cells_only : bool
+        For a SequenceModel: read only its cells, under an nn.LSTM/GRU/RNN's own names
+        (``weight_ih_l0``, ...; the behaviour before whole-model export). Other targets: ignored.
 
-    Values are cast to the cell's dtype and copied into the existing ``params``
+    Values are cast to the layer's dtype and copied into the existing ``params``
     arrays (their identity is kept, so optimisers holding them stay valid).
     Everything is validated before anything is written. The nonlinearity of an
     nn.RNN is not part of its state dict: build the BasicRNNCell with the same one.
@@ -132,81 +212,16 @@ def load_torch_state_dict(target, state_dict, prefix: str = "", strict: bool = T
     """
     if not hasattr(state_dict, "keys"):
         raise NpnetError(f"state_dict must be a mapping of names to arrays, got {type(state_dict).__name__}")
-    pairs = _cells(target, "l0")
-    single = not hasattr(target, "recurrent_cells")
-    plan, used = [], []
-    for suffix, cell in pairs:
-        kind = cell_kind(cell)
-        shapes = _expected_shapes(cell, kind)
-        vals = {}
-        for name in _NAMES:
-            key = _find(state_dict, prefix, name, suffix, single)
-            if key is None:
-                alt = f" (or {_key(prefix, name, None)!r})" if single else ""
-                raise NpnetError(f"state_dict has no key {_key(prefix, name, suffix)!r}{alt}: expected an array "
-                                 f"of shape {shapes[name]} for {type(cell).__name__}({cell.input_size}, "
-                                 f"{cell.hidden_size})")
-            arr = _as_numpy(state_dict[key], key)
-            if arr.shape != shapes[name]:
-                raise NpnetError(f"{key} must have shape {shapes[name]} for {type(cell).__name__}"
-                                 f"({cell.input_size}, {cell.hidden_size}), got {arr.shape}")
-            if not np.isfinite(arr).all():
-                raise NpnetError(f"{key} contains NaN or inf")
-            vals[name] = arr.astype(np.float64)        # sum the biases in float64, cast once at the end
-            used.append(key)
-        plan.append((cell, kind, vals))
+    if _whole_model(target, cells_only):
+        return _load_model(target, state_dict, prefix, strict)
+    plan, used = _plan_cells(_cells(target, "l0"), state_dict, prefix, not hasattr(target, "recurrent_cells"))
     if strict:
-        extra = sorted(k for k in state_dict.keys()
-                       if isinstance(k, str) and k.startswith(prefix) and k not in used)
-        if extra:
-            raise NpnetError(f"state_dict has keys that no npnet cell takes: {extra}; "
-                             "pass strict=False to ignore them or a prefix to select a submodule")
-
-    for cell, kind, v in plan:                          # everything valid: now write in place
-        H = cell.hidden_size
-        p = cell.params
-        np.copyto(p["W_x"], v["weight_ih"].T, casting="unsafe")
-        np.copyto(p["W_h"], v["weight_hh"].T, casting="unsafe")
-        if kind == "gru":
-            b = v["bias_ih"].copy()                     # (3H,) [b_ir, b_iz, b_in]
-            b[: 2 * H] += v["bias_hh"][: 2 * H]         # r and z: the two biases add up
-            np.copyto(p["b"], b, casting="unsafe")
-            np.copyto(p["b_hn"], v["bias_hh"][2 * H:], casting="unsafe")
-        else:
-            np.copyto(p["b"], v["bias_ih"] + v["bias_hh"], casting="unsafe")
+        _check_leftovers(state_dict, prefix, used)
+    _write_cells(plan)                                  # everything valid: now write in place
     return used
 
 
-def torch_state_dict(target, grads: bool = False, prefix: str = "", suffix: str | None = "l0") -> dict:
-    """The weights (or, with ``grads=True``, their gradients) under PyTorch's names.
-
-    Mapping (inverse of :func:`load_torch_state_dict`; npnet keeps one bias)::
-
-        weight_ih = W_x.T     weight_hh = W_h.T
-        bias_ih   = b         bias_hh   = 0                      RNN, LSTM
-        bias_ih   = b         bias_hh   = [0, 0, b_hn]           GRU
-
-    so ``bias_ih + bias_hh`` reproduces the network exactly. With ``grads=True``
-    the same names hold the gradients ``grads[...]``; since bias_ih and bias_hh
-    enter only through their sum, both carry dL/db (GRU: bias_hh gets
-    [dL/db_r, dL/db_z, dL/db_hn]) -- exactly what PyTorch's autograd gives.
-
-    Parameters
-    ----------
-    target : cell, or object with ``recurrent_cells()`` (see :func:`load_torch_state_dict`)
-    grads : bool
-        Return gradients instead of values.
-    prefix : str
-        Prepended to every key.
-    suffix : str or None
-        For a lone cell: ``"l0"`` gives nn.RNN/LSTM/GRU names (``weight_ih_l0``),
-        None gives nn.RNNCell/LSTMCell/GRUCell names (``weight_ih``). Ignored for
-        a model, whose cells carry their own suffixes.
-
-    Returns
-    -------
-    dict name -> ndarray (new float arrays of the cell dtype, in PyTorch's key order)
-    """
+def _cell_state_dict(target, grads: bool, prefix: str, suffix) -> dict:
     out = {}
     for sfx, cell in _cells(target, suffix):
         kind = cell_kind(cell)
@@ -227,6 +242,195 @@ def torch_state_dict(target, grads: bool = False, prefix: str = "", suffix: str 
         out[_key(prefix, "bias_ih", sfx)] = b.copy()
         out[_key(prefix, "bias_hh", sfx)] = bhh
     return out
+
+
+def torch_state_dict(target, grads: bool = False, prefix: str = "", suffix: str | None = "l0",
+                     cells_only: bool = False, bias: bool = True) -> dict:
+    """The weights (or, with ``grads=True``, their gradients) under PyTorch's names.
+
+    Mapping (inverse of :func:`load_torch_state_dict`; npnet keeps one bias)::
+
+        weight_ih = W_x.T     weight_hh = W_h.T
+        bias_ih   = b         bias_hh   = 0                      RNN, LSTM
+        bias_ih   = b         bias_hh   = [0, 0, b_hn]           GRU
+        SequenceModel: read_in.weight = W.T, read_in.bias = b (nn.Linear) or read_in.weight = W
+                       (nn.Embedding); rnn.<the cells' keys>; read_out.weight = W.T, read_out.bias = b
+
+    so ``bias_ih + bias_hh`` reproduces the network exactly, and a SequenceModel's dict loads
+    into its torch twin (docs/interop.md) with one ``load_state_dict``. With ``grads=True``
+    the same names hold the gradients ``grads[...]``; since bias_ih and bias_hh
+    enter only through their sum, both carry dL/db (GRU: bias_hh gets
+    [dL/db_r, dL/db_z, dL/db_hn]) -- exactly what PyTorch's autograd gives.
+
+    Parameters
+    ----------
+    target : cell, SequenceModel, or object with ``recurrent_cells()`` (see :func:`load_torch_state_dict`)
+    grads : bool
+        Return gradients instead of values.
+    prefix : str
+        Prepended to every key.
+    suffix : str or None
+        For a lone cell: ``"l0"`` gives nn.RNN/LSTM/GRU names (``weight_ih_l0``),
+        None gives nn.RNNCell/LSTMCell/GRUCell names (``weight_ih``). Ignored for
+        a model, whose cells carry their own suffixes.
+    cells_only : bool
+        For a SequenceModel: only its cells, under an nn.LSTM/GRU/RNN's own names (no ``rnn.``).
+    bias : bool
+        False: leave every bias key out, for a torch module built with ``bias=False``; refused
+        (ValueError naming the key) unless those biases are all zero. With ``grads=True`` the
+        bias gradients are simply left out.
+
+    Returns
+    -------
+    dict name -> ndarray (new float arrays of the layer dtype, in PyTorch's key order)
+    """
+    if _whole_model(target, cells_only):
+        out = _model_state_dict(target, grads, prefix)
+    else:
+        out = _cell_state_dict(target, grads, prefix, suffix)
+    if not bias:
+        for key in [k for k in out if _is_bias_key(k[len(prefix):])]:
+            if not grads and np.any(out[key] != 0):
+                raise NpnetError(f"{key} is not zero (max |value| {np.max(np.abs(out[key])):.3g}): a torch module "
+                                 "built with bias=False cannot hold it; export with bias=True")
+            del out[key]
+    return out
+
+
+def _is_bias_key(name: str) -> bool:
+    """bias_ih_l0, bias_hh (cells), read_out.bias, rnn.bias_ih_l1_reverse, ..."""
+    last = name.rsplit(".", 1)[-1]
+    return last == "bias" or last.startswith("bias_ih") or last.startswith("bias_hh")
+
+
+# -- a whole SequenceModel <-> its torch twin (read_in, rnn, read_out) ---------------------------
+def _whole_model(target, cells_only: bool) -> bool:
+    from .model import SequenceModel                   # not at import time: model -> cells -> ...
+    return isinstance(target, SequenceModel) and not cells_only
+
+
+_TORCH_RNN = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+
+
+def torch_module_spec(model) -> dict:
+    """The PyTorch twin of a SequenceModel, as a JSON-able dict (docs/interop.md builds it).
+
+    Returns ``{"read_in": None | {"type": "Linear", "in_features", "out_features", "bias"} |
+    {"type": "Embedding", "num_embeddings", "embedding_dim", "padding_idx"},
+    "rnn": {"type": "LSTM" | "GRU" | "RNN", "input_size", "hidden_size", "num_layers",
+    "bidirectional", "dropout", "nonlinearity" (RNN only)}, "read_out": None | {"type": "Linear", ...},
+    "return_sequences", "reverse_read_out"}``. Raises ValueError (NpnetError) for a model no
+    such module matches: a read-in other than a LinearLayer or Embedding, or a stack whose layers
+    differ in cell type, nonlinearity or hidden size (export its cells with ``cells_only=True``).
+    """
+    from .embedding import Embedding
+    from .linear import LinearLayer
+    kinds = [cell_kind(c) for c in model.cells]
+    acts = {getattr(c, "nonlinearity", None) for c in model.cells}
+    if len(set(kinds)) > 1 or len(acts) > 1 or len(set(model.hidden_sizes)) > 1:
+        raise NpnetError(f"no single nn.RNN/LSTM/GRU matches this stack (cells {model.cell_types}, hidden sizes "
+                         f"{model.hidden_sizes}): export the cells with cells_only=True and the linear layers "
+                         "by hand (nn.Linear weight = W.T, bias = b)")
+
+    def linear(layer):
+        return {"type": "Linear", "in_features": layer.in_features, "out_features": layer.out_features,
+                "bias": layer.bias}
+
+    r = model.read_in
+    if r is None:
+        read_in = None
+    elif isinstance(r, Embedding):
+        read_in = {"type": "Embedding", "num_embeddings": r.num_embeddings, "embedding_dim": r.embedding_dim,
+                   "padding_idx": r.padding_idx}
+    elif isinstance(r, LinearLayer):
+        read_in = linear(r)
+    else:
+        raise NpnetError(f"no PyTorch mapping for a {type(r).__name__} read-in: whole-model export takes a "
+                         "LinearLayer (nn.Linear) or an Embedding (nn.Embedding); export the cells with "
+                         "cells_only=True")
+    rnn = {"type": _TORCH_RNN[kinds[0]], "input_size": model.cells[0].input_size,
+           "hidden_size": model.hidden_sizes[0], "num_layers": model.num_layers,
+           "bidirectional": model.bidirectional, "dropout": model.dropout if model.num_layers > 1 else 0.0}
+    if kinds[0] == "rnn":
+        rnn["nonlinearity"] = acts.pop()
+    return {"read_in": read_in, "rnn": rnn, "read_out": None if model.read_out is None else linear(model.read_out),
+            "return_sequences": model.return_sequences, "reverse_read_out": model.reverse_read_out}
+
+
+def _linear_state_dict(layer, grads: bool, prefix: str) -> dict:
+    src = layer.grads if grads else layer.params
+    out = {f"{prefix}weight": src["W"].T.copy()}        # nn.Linear: weight (out, in)
+    if layer.bias:
+        out[f"{prefix}bias"] = src["b"].copy()
+    return out
+
+
+def _model_state_dict(model, grads: bool, prefix: str) -> dict:
+    spec = torch_module_spec(model)                     # refuses a model without a torch twin
+    out = {}
+    if spec["read_in"] is not None:
+        p = prefix + MODEL_PREFIXES["read_in"]
+        out |= (embedding_state_dict(model.read_in, grads, p) if spec["read_in"]["type"] == "Embedding"
+                else _linear_state_dict(model.read_in, grads, p))
+    out |= _cell_state_dict(model, grads, prefix + MODEL_PREFIXES["rnn"], None)
+    if model.read_out is not None:
+        out |= _linear_state_dict(model.read_out, grads, prefix + MODEL_PREFIXES["read_out"])
+    return out
+
+
+def _plan_linear(layer, state_dict, prefix: str, what: str):
+    """Validate an nn.Linear's weight (and bias, if any) for a LinearLayer -> (write, keys used)."""
+    D, V = layer.in_features, layer.out_features
+    name = f"the {what} LinearLayer({D}, {V}{'' if layer.bias else ', bias=False'})"
+    key, bkey = f"{prefix}weight", f"{prefix}bias"
+    if key not in state_dict:
+        raise NpnetError(f"state_dict has no key {key!r}: expected nn.Linear's weight of shape ({V}, {D}) for {name}")
+    w, used = _checked(state_dict, key, (V, D), name), [key]
+    b = np.zeros(V)                                     # an nn.Linear(bias=False): npnet's bias is zero
+    if bkey in state_dict:
+        if not layer.bias:
+            raise NpnetError(f"{bkey} cannot be loaded: {name} has no bias")
+        b = _checked(state_dict, bkey, (V,), name)
+        used.append(bkey)
+
+    def write():
+        np.copyto(layer.params["W"], w.T, casting="unsafe")
+        if layer.bias:
+            np.copyto(layer.params["b"], b, casting="unsafe")
+    return write, used
+
+
+def _plan_embedding(layer, state_dict, prefix: str):
+    key = f"{prefix}weight"
+    want = layer.params["W"].shape
+    if key not in state_dict:
+        raise NpnetError(f"state_dict has no key {key!r}: expected nn.Embedding's weight of shape {want}")
+    w = _checked(state_dict, key, want, f"the read_in Embedding{want}")
+    return (lambda: np.copyto(layer.params["W"], w, casting="unsafe")), [key]
+
+
+def _load_model(model, state_dict, prefix: str, strict: bool) -> list:
+    """A whole SequenceModel from its torch twin's state dict: validate everything, then write."""
+    spec = torch_module_spec(model)
+    writes, used = [], []
+    if spec["read_in"] is not None:
+        p = prefix + MODEL_PREFIXES["read_in"]
+        w, u = (_plan_embedding(model.read_in, state_dict, p) if spec["read_in"]["type"] == "Embedding"
+                else _plan_linear(model.read_in, state_dict, p, "read_in"))
+        writes.append(w)
+        used += u
+    plan, u = _plan_cells(model.recurrent_cells(), state_dict, prefix + MODEL_PREFIXES["rnn"], False)
+    used += u
+    if model.read_out is not None:
+        w, u = _plan_linear(model.read_out, state_dict, prefix + MODEL_PREFIXES["read_out"], "read_out")
+        writes.append(w)
+        used += u
+    if strict:
+        _check_leftovers(state_dict, prefix, used)
+    _write_cells(plan)                                  # everything valid: now write in place
+    for w in writes:
+        w()
+    return used
 
 
 # -- Embedding <-> nn.Embedding: the same (V, E) table, no transpose ----------------------------

@@ -253,9 +253,11 @@ class SequenceModel(Layer):
     @classmethod
     def from_config(cls, config: dict) -> "SequenceModel":
         """Rebuild from :meth:`get_config`. A config without "reverse_read_out" (saved before
-        it existed) gets "last_step", the read-out it was trained with."""
+        it existed) gets "last_step" where it matters (bidirectional, return_sequences=False), the
+        read-out it was trained with."""
         config = dict(config)
-        config.setdefault("reverse_read_out", "last_step")
+        if config.get("bidirectional") and not config.get("return_sequences", True):
+            config.setdefault("reverse_read_out", "last_step")
         if isinstance(config.get("read_in"), dict):
             config["read_in"] = layer_from_config(config["read_in"])
         return cls(**config)

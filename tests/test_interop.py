@@ -3,6 +3,8 @@
 A plain NumPy step written in PyTorch's own equations (two separate biases,
 weight_ih (G*H, D)) checks that a loaded cell computes what the torch module would.
 """
+import re
+
 import numpy as np
 import pytest
 
@@ -349,9 +351,181 @@ def test_sequence_model_round_trip():
     from npnet.model import SequenceModel
     kw = dict(num_layers=2, cell=["gru", "lstm"], bidirectional=True, output_size=2)
     a, b = SequenceModel(3, [4, 5], rng=1, **kw), SequenceModel(3, [4, 5], rng=2, **kw)
-    sd = torch_state_dict(a)
+    sd = torch_state_dict(a, cells_only=True)
     assert sd["weight_ih_l1_reverse"].shape == (20, 8) and sd["bias_hh_l0_reverse"].shape == (12,)
-    load_torch_state_dict(b, sd)
+    load_torch_state_dict(b, sd, cells_only=True)
     for k, v in a.params.items():
         if k.startswith("cells."):
             np.testing.assert_array_equal(b.params[k], v)
+
+
+# -- a whole SequenceModel <-> its torch twin (read_in / rnn / read_out) --------------------------
+def _model(**kw):
+    from npnet.model import SequenceModel
+    base = dict(input_size=3, hidden_size=4, num_layers=2, cell="gru", read_in=5, output_size=2,
+                bidirectional=True, rng=0)
+    return SequenceModel(**(base | kw))
+
+
+def test_whole_model_keys_layouts_and_order():
+    m = _model()
+    sd = torch_state_dict(m)
+    cells = [f"rnn.{n}_{s}" for s in ("l0", "l0_reverse", "l1", "l1_reverse")
+             for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    assert list(sd) == ["read_in.weight", "read_in.bias"] + cells + ["read_out.weight", "read_out.bias"]
+    np.testing.assert_array_equal(sd["read_in.weight"], m.params["read_in.W"].T)        # nn.Linear (out, in)
+    np.testing.assert_array_equal(sd["read_out.bias"], m.params["read_out.b"])
+    assert sd["read_out.weight"].shape == (2, 8) and sd["rnn.weight_ih_l1"].shape == (12, 8)
+    np.testing.assert_array_equal(sd["rnn.bias_hh_l1_reverse"][8:], m.params["cells.1_reverse.b_hn"])
+    assert list(torch_state_dict(m, prefix="net.")) == ["net." + k for k in sd]
+    assert list(torch_state_dict(m, cells_only=True)) == [k[4:] for k in cells]          # nn.GRU's own names
+    spec = interop.torch_module_spec(m)
+    assert spec["rnn"] == {"type": "GRU", "input_size": 5, "hidden_size": 4, "num_layers": 2,
+                           "bidirectional": True, "dropout": 0.0}
+    assert spec["read_in"] == {"type": "Linear", "in_features": 3, "out_features": 5, "bias": True}
+    assert spec["read_out"]["in_features"] == 8 and spec["return_sequences"] is True
+
+
+def test_whole_model_load_round_trip_keeps_identity_and_output(rng):
+    a, b = _model(rng=1), _model(rng=2)
+    ids = {k: id(v) for k, v in b.params.items()}
+    used = load_torch_state_dict(b, torch_state_dict(a))
+    assert used == list(torch_state_dict(a))
+    assert {k: id(v) for k, v in b.params.items()} == ids
+    x = rng.standard_normal((2, 4, 3))
+    np.testing.assert_array_equal(b.fprop(x)[0], a.fprop(x)[0])
+
+
+def test_whole_model_torch_biases_add_up(rng):
+    """Two torch biases per cell (both non-zero) load as their sum; the output is the one with the summed bias."""
+    a = _model(cell="lstm", num_layers=1, bidirectional=False)
+    sd = torch_state_dict(a)
+    sd["rnn.bias_hh_l0"] = rng.standard_normal(16)
+    b = _model(cell="lstm", num_layers=1, bidirectional=False, rng=5)
+    load_torch_state_dict(b, sd)
+    np.testing.assert_allclose(b.params["cells.0.b"], sd["rnn.bias_ih_l0"] + sd["rnn.bias_hh_l0"], rtol=1e-15)
+
+
+def test_whole_model_embedding_read_in(rng):
+    from npnet.model import SequenceModel
+    m = SequenceModel(3, 4, cell="lstm", read_in=npnet.Embedding(7, 3, padding_idx=0, rng=0), output_size=2, rng=0)
+    sd = torch_state_dict(m)
+    assert list(sd)[0] == "read_in.weight" and "read_in.bias" not in sd
+    np.testing.assert_array_equal(sd["read_in.weight"], m.params["read_in.W"])           # nn.Embedding: (V, E) as is
+    assert interop.torch_module_spec(m)["read_in"] == {"type": "Embedding", "num_embeddings": 7,
+                                                       "embedding_dim": 3, "padding_idx": 0}
+    sd["read_in.weight"] = rng.standard_normal((7, 3))
+    load_torch_state_dict(m, sd)
+    np.testing.assert_array_equal(m.params["read_in.W"], sd["read_in.weight"])
+    with pytest.raises(ValueError, match=r"read_in.weight must have shape \(7, 3\)"):
+        load_torch_state_dict(m, sd | {"read_in.weight": np.zeros((6, 3))})
+
+
+def test_whole_model_without_read_in_or_read_out_and_rnn_relu():
+    from npnet.model import SequenceModel
+    m = SequenceModel(2, 3, cell="irnn")
+    assert list(torch_state_dict(m)) == [f"rnn.{n}_l0" for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    assert interop.torch_module_spec(m)["rnn"]["nonlinearity"] == "relu"
+    assert interop.torch_module_spec(m)["read_in"] is None and interop.torch_module_spec(m)["read_out"] is None
+
+
+def test_whole_model_validates_everything_before_writing():
+    a, b = _model(rng=1), _model(rng=2)
+    before = {k: v.copy() for k, v in b.params.items()}
+    sd = torch_state_dict(a)
+    for bad, match in (({"read_out.weight": np.zeros((2, 7))}, r"read_out.weight must have shape \(2, 8\)"),
+                       ({"read_in.bias": np.full(5, np.nan)}, "read_in.bias contains NaN"),
+                       ({"rnn.weight_hr_l0": np.zeros((4, 4))}, r"no npnet cell takes.*weight_hr_l0")):
+        with pytest.raises(ValueError, match=match):
+            load_torch_state_dict(b, sd | bad)
+        for k, v in before.items():
+            np.testing.assert_array_equal(b.params[k], v)
+    for missing in ("read_in.weight", "read_out.weight", "rnn.weight_hh_l1_reverse"):
+        with pytest.raises(ValueError, match=rf"no key '{re.escape(missing)}'.*shape"):
+            load_torch_state_dict(b, {k: v for k, v in sd.items() if k != missing})
+    bare = _model(read_in=None, output_size=None)
+    with pytest.raises(ValueError, match="no key 'rnn.weight_ih_l0'"):                  # nn.GRU's own dict
+        load_torch_state_dict(bare, torch_state_dict(bare, cells_only=True))
+    load_torch_state_dict(b, {"net." + k: v for k, v in sd.items()} | {"other.w": 1.0}, prefix="net.")
+    np.testing.assert_array_equal(b.params["read_out.W"], a.params["read_out.W"])
+
+
+def test_whole_model_refuses_models_without_a_torch_twin():
+    with pytest.raises(ValueError, match="no single nn.RNN/LSTM/GRU.*cells_only=True"):
+        torch_state_dict(_model(cell=["gru", "lstm"]))
+    with pytest.raises(ValueError, match="no single nn.RNN/LSTM/GRU"):
+        load_torch_state_dict(_model(hidden_size=[4, 3]), {})
+    with pytest.raises(ValueError, match="no single nn.RNN/LSTM/GRU"):
+        torch_state_dict(_model(cell="rnn", cell_kwargs=[{}, {"nonlinearity": "relu"}]))
+    seq = npnet.Sequential(npnet.LinearLayer(3, 5, rng=0), npnet.ReLU())
+    with pytest.raises(ValueError, match="no PyTorch mapping for a Sequential read-in"):
+        torch_state_dict(_model(read_in=seq, input_size=5))
+    assert "weight_ih_l0" in torch_state_dict(_model(read_in=seq, input_size=5), cells_only=True)
+
+
+def test_whole_model_grads():
+    m = _model(cell="lstm", num_layers=1)
+    x = np.random.default_rng(0).standard_normal((2, 3, 3))
+    y, _ = m.fprop(x)
+    m.zero_grad()
+    m.bprop(np.ones_like(y))
+    g = torch_state_dict(m, grads=True)
+    np.testing.assert_array_equal(g["read_in.weight"], m.grads["read_in.W"].T)
+    np.testing.assert_array_equal(g["rnn.bias_hh_l0_reverse"], m.grads["cells.0_reverse.b"])
+    assert list(g) == list(torch_state_dict(m))
+    assert "read_out.bias" not in torch_state_dict(m, grads=True, bias=False)
+
+
+def test_bias_false_module_loads_as_zero_bias_and_training_moves_it(rng):
+    """A twin built with bias=False: no bias keys; npnet's biases load as zero, then train like any parameter."""
+    a = _model(cell="lstm", num_layers=1)
+    for k, v in a.params.items():
+        if k.endswith(".b") or k.endswith(".b_hn"):
+            v[...] = 0.0
+    sd = torch_state_dict(a, bias=False)
+    assert not [k for k in sd if "bias" in k] and len(sd) == 1 + 2 * 2 + 1              # weights only
+    b = _model(cell="lstm", num_layers=1, rng=3)
+    assert np.any(b.params["cells.0.b"] != 0)                                   # forget bias 1 at init
+    load_torch_state_dict(b, sd)
+    for k, v in b.params.items():
+        np.testing.assert_array_equal(v, a.params[k], err_msg=k)
+    x = rng.standard_normal((2, 3, 3))
+    y, _ = b.fprop(x)
+    b.zero_grad()
+    b.bprop(np.ones_like(y))
+    assert np.any(b.grads["cells.0.b"] != 0) and np.any(b.grads["read_out.b"] != 0)
+    npnet.optim.SGD(b.params, lr=0.1).step(b.grads)
+    assert np.any(b.params["cells.0.b"] != 0)                                   # the bias moved
+    with pytest.raises(ValueError, match=r"read_in.bias is not zero.*bias=False"):
+        torch_state_dict(b, bias=False)
+    with pytest.raises(ValueError, match="no key 'rnn.bias_hh_l0_reverse'"):      # some cells' biases missing
+        load_torch_state_dict(b, {k: v for k, v in torch_state_dict(a).items() if k != "rnn.bias_hh_l0_reverse"})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bias_false_lone_cell(kind):
+    cell = make_cell(kind, 3, 4)
+    sd = {k: v for k, v in torch_like_dict(kind, 3, 4).items() if not k.startswith("bias")}
+    load_torch_state_dict(cell, sd)
+    np.testing.assert_array_equal(cell.params["b"], 0.0)
+    if kind == "gru":
+        np.testing.assert_array_equal(cell.params["b_hn"], 0.0)
+    assert list(torch_state_dict(cell, bias=False)) == ["weight_ih_l0", "weight_hh_l0"]
+
+
+def test_layer_read_in_without_bias():
+    from npnet.model import SequenceModel
+    m = SequenceModel(4, 3, cell="rnn", read_in=npnet.LinearLayer(2, 4, bias=False, rng=0), output_size=1, rng=0)
+    sd = torch_state_dict(m)
+    assert "read_in.bias" not in sd and sd["read_in.weight"].shape == (4, 2)
+    assert interop.torch_module_spec(m)["read_in"]["bias"] is False
+    with pytest.raises(ValueError, match="read_in.bias cannot be loaded.*has no bias"):
+        load_torch_state_dict(m, sd | {"read_in.bias": np.zeros(4)})
+
+
+def test_whole_model_float32_keeps_dtype():
+    a, b = _model(rng=1), _model(rng=2, dtype=np.float32)
+    load_torch_state_dict(b, torch_state_dict(a))
+    assert all(v.dtype == np.float32 for v in b.params.values())
+    assert all(v.dtype == np.float32 for v in torch_state_dict(b).values())
+    np.testing.assert_allclose(b.params["read_in.W"], a.params["read_in.W"], rtol=1e-7)

@@ -1,9 +1,10 @@
 """Parity with PyTorch: npnet cells reproduce torch's forward values and every gradient to 1e-9.
 
 The reference numbers were produced once by tools/make_torch_fixtures.py (nn.RNN tanh/relu,
-nn.LSTM, nn.GRU in float64, with and without variable lengths, and a two-layer
-bidirectional nn.LSTM with variable lengths for SequenceModel) and stored in
-tests/fixtures/*.npz, so this test needs no torch. Weights enter through
+nn.LSTM, nn.GRU in float64, with and without variable lengths, a two-layer
+bidirectional nn.LSTM with variable lengths for SequenceModel, and whole SequenceModels
+against their torch twin of docs/interop.md, to 1e-12) and stored in
+tests/fixtures/*.npz, so these tests need no torch (one live test runs where torch is installed). Weights enter through
 npnet.interop.load_torch_state_dict and gradients leave through torch_state_dict.
 """
 from pathlib import Path
@@ -71,7 +72,7 @@ def stack_parity():
     S, B, H = fx["h0"].shape
     model = SequenceModel(fx["x"].shape[2], H, num_layers=2, cell="lstm", bidirectional=True, rng=0)
     sd = {k[3:]: v for k, v in fx.items() if k.startswith("sd.")}
-    assert sorted(load_torch_state_dict(model, sd)) == sorted(sd)
+    assert sorted(load_torch_state_dict(model, sd, cells_only=True)) == sorted(sd)       # nn.LSTM's own dict
     state0 = [(fx["h0"][s], fx["c0"][s]) for s in range(S)]
     out, states = model.fprop(fx["x"], state0, fx["mask"])
     model.zero_grad()
@@ -80,8 +81,8 @@ def stack_parity():
              "hT": np.stack([s[0] for s in states]) - fx["hT"], "cT": np.stack([s[1] for s in states]) - fx["cT"],
              "dh0": np.stack([s[0] for s in dstate0]) - fx["dh0"],
              "dc0": np.stack([s[1] for s in dstate0]) - fx["dc0"]}
-    grads = torch_state_dict(model, grads=True)
-    want = {k[5:]: v for k, v in fx.items() if k.startswith("grad.")}
+    grads = torch_state_dict(model, grads=True)                   # the whole model: the LSTM under "rnn."
+    want = {"rnn." + k[5:]: v for k, v in fx.items() if k.startswith("grad.")}
     assert set(grads) == set(want)
     diffs |= {f"grad.{k}": grads[k] - want[k] for k in want}
     return {k: float(np.max(np.abs(v))) for k, v in diffs.items()}
@@ -124,9 +125,127 @@ def test_parity_detects_a_wrong_weight():
     assert np.max(np.abs(out - fx["out"])) > TOL
 
 
+# -- whole SequenceModel <-> its torch twin (docs/interop.md), fixtures torch_model_<case>.npz ------------
+MODEL_CASES = ["lstm_stack_seq", "lstm_onehot_last", "gru_bi_final", "gru_bi_last_step", "rnn_embedding_last",
+               "irnn_bi_seq", "lstm_nobias_final"]
+MODEL_TOL = 1e-12
+
+
+def load_model_case(name):
+    import json
+    fx = load_case(f"model_{name}")
+    for what in ("sd", "np", "export"):                  # flat values + [key, shape] layout -> dict
+        flat, d, i = fx.pop(what), {}, 0
+        for key, shape in json.loads(str(fx.pop(f"{what}_layout"))):
+            n = int(np.prod(shape))
+            d[key] = flat[i:i + n].reshape(shape)
+            i += n
+        assert i == flat.size
+        fx[what] = d
+    fx["config"], fx["spec"] = json.loads(str(fx["config"])), json.loads(str(fx["spec"]))
+    fx["mask"] = (np.arange(fx["x"].shape[1])[None, :] < fx["lengths"][:, None]) if fx["masked"] else None
+    return fx
+
+
+def model_parity(name):
+    """{quantity: max abs difference}: npnet loaded from the twin's weights vs the twin's output, and the
+    twin loaded from torch_state_dict(npnet) vs npnet; the exported dict must be the stored one exactly."""
+    from npnet.interop import torch_module_spec
+    fx = load_model_case(name)
+    model = SequenceModel.from_config(fx["config"]).eval()
+    assert torch_module_spec(model) == fx["spec"]
+    assert load_torch_state_dict(model, fx["sd"]) == list(fx["sd"])        # every key of the twin, in order
+    out, _ = model.fprop(fx["x"], None, fx["mask"])
+    diffs = {"load.out": np.max(np.abs(out - fx["out"]))}
+    model = SequenceModel.from_config(fx["config"]).eval()
+    for k, v in fx["np"].items():
+        np.copyto(model.params[k], v)
+    export = torch_state_dict(model, bias=bool(fx["bias"]))
+    assert list(export) == list(fx["export"])                               # what the twin loaded, strictly
+    for k, v in export.items():
+        np.testing.assert_array_equal(v, fx["export"][k], err_msg=k)
+    out, _ = model.fprop(fx["x"], None, fx["mask"])
+    diffs["export.out"] = np.max(np.abs(out - fx["out_export"]))
+    again = SequenceModel.from_config(fx["config"])
+    load_torch_state_dict(again, export)                                    # and back: the same parameters
+    for k, v in model.params.items():
+        np.testing.assert_array_equal(again.params[k], v, err_msg=k)
+    return {k: float(v) for k, v in diffs.items()}
+
+
+@pytest.mark.parametrize("name", MODEL_CASES)
+def test_whole_model_matches_torch_twin(name):
+    diffs = model_parity(name)
+    bad = {k: v for k, v in diffs.items() if not v < MODEL_TOL}
+    assert not bad, f"{name}: differences above {MODEL_TOL}: {bad}"
+
+
+def test_model_fixtures_cover_the_cases():
+    """Read-ins, cells, directions, read-outs, masks and bias=False are all there, none degenerate."""
+    seen = set()
+    for name in MODEL_CASES:
+        fx = load_model_case(name)
+        cfg, spec = fx["config"], fx["spec"]
+        assert str(fx["torch_version"]).startswith("2.13.0") and fx["x"].dtype.kind in "fi"
+        assert np.max(np.abs(fx["out"])) > 1e-2 and np.max(np.abs(fx["out_export"])) > 1e-2
+        seen |= {spec["rnn"]["type"], (spec["read_in"] or {}).get("type"), cfg["return_sequences"],
+                 cfg.get("reverse_read_out"), bool(fx["masked"]), bool(fx["bias"]), cfg["bidirectional"],
+                 "stacked" if cfg["num_layers"] > 1 else "single"}
+        if fx["masked"]:
+            assert fx["lengths"].min() < fx["x"].shape[1]
+        has_bias = [k for k in fx["sd"] if "bias" in k]
+        assert bool(has_bias) == bool(fx["bias"])
+        if fx["x"].dtype.kind == "f" and np.all(np.isin(fx["x"], (0.0, 1.0))):
+            seen.add("onehot")
+    assert seen >= {"LSTM", "GRU", "RNN", "Linear", "Embedding", None, True, False, "final", "last_step",
+                    "stacked", "single", "onehot"}
+
+
+def test_model_parity_detects_a_wrong_weight():
+    fx = load_model_case("gru_bi_final")
+    model = SequenceModel.from_config(fx["config"]).eval()
+    sd = dict(fx["sd"])
+    sd["rnn.bias_hh_l0_reverse"] = sd["rnn.bias_hh_l0_reverse"] + np.eye(1, sd["rnn.bias_hh_l0_reverse"].size)[0] * 1e-9
+    load_torch_state_dict(model, sd)
+    out, _ = model.fprop(fx["x"], None, fx["mask"])
+    assert np.max(np.abs(out - fx["out"])) > MODEL_TOL
+
+
+def test_whole_model_live_against_torch():
+    """Where torch is installed: rebuild every case with the twin of docs/interop.md (both directions to
+    1e-12, asserted inside model_case) and check that the stored fixtures are what torch gives today."""
+    pytest.importorskip("torch")
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "tools" / "make_torch_fixtures.py"
+    spec = importlib.util.spec_from_file_location("make_torch_fixtures", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert set(tool.MODEL_CASES) == set(MODEL_CASES)
+    for name in MODEL_CASES:
+        fresh = tool.model_case(name)
+        stored = load_case(f"model_{name}")
+        for k in ("out", "out_export", "sd", "np", "export"):
+            np.testing.assert_allclose(fresh[k], stored[k], rtol=0, atol=MODEL_TOL, err_msg=f"{name} {k}")
+
+
+def test_interop_doc_torch_blocks_run():
+    """Where torch is installed: the ```py blocks of docs/interop.md (the twin, the round trip) run in order."""
+    pytest.importorskip("torch")
+    import re
+    text = (Path(__file__).resolve().parents[1] / "docs" / "interop.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```py\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 2 and "class TorchSequenceModel" in blocks[0]
+    ns = {"__name__": "interop_doc"}
+    for code in blocks:
+        exec(compile(code, "docs/interop.md", "exec"), ns)
+
+
 if __name__ == "__main__":  # PYTHONPATH=. python tests/test_parity.py prints the measured differences
     for case in CASES:
         d = parity(case)
         print(f"{case:16s} max {max(d.values()):.2e}  " + "  ".join(f"{k}={v:.1e}" for k, v in d.items()))
     d = stack_parity()
     print(f"{'lstm_stack_mask':16s} max {max(d.values()):.2e}  " + "  ".join(f"{k}={v:.1e}" for k, v in d.items()))
+    for case in MODEL_CASES:
+        d = model_parity(case)
+        print(f"model_{case:20s} " + "  ".join(f"{k}={v:.1e}" for k, v in d.items()))

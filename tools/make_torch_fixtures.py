@@ -2,8 +2,9 @@
 
 Run once by hand (torch is a tool-time dependency only; npnet and its tests never import it):
 
-    pip install torch          # any CPU build; the fixtures were made with 2.13.0
-    python tools/make_torch_fixtures.py [--out tests/fixtures]
+    python3 -m venv /tmp/venv-torch && /tmp/venv-torch/bin/pip install torch==2.13.0 numpy
+    PYTHONPATH=. /tmp/venv-torch/bin/python tools/make_torch_fixtures.py [--out tests/fixtures]
+    (the fixtures were made with torch 2.13.0, float64)
 
 Everything random is drawn from NumPy generators with fixed seeds (weights too,
 from torch's own init distribution U(-1/sqrt(H), 1/sqrt(H))), so the inputs do
@@ -26,7 +27,12 @@ stacked like torch's h_n: (S, B, H) with S = 4 in the order l0, l0_reverse, l1,
 l1_reverse (= SequenceModel.recurrent_cells()), its output is (B, T, 2H), and the
 state dict holds the *_l0, *_l0_reverse, *_l1, *_l1_reverse weights.
 
-Keys of each .npz (all float64 unless noted):
+torch_model_<case>.npz (see MODEL_CASES and model_case below) are the whole-model round trips of
+npnet.SequenceModel against its PyTorch twin, the TorchSequenceModel class of docs/interop.md
+(executed from the doc's ```py block, so the doc's definition is the one tested). This part
+imports npnet: run with PYTHONPATH pointing at the checkout.
+
+Keys of each torch_<cell>[_mask].npz (all float64 unless noted):
     kind (str), nonlinearity (str), torch_version (str)
     sd.<name>        state dict: weight_ih_l0 (G*H, D), weight_hh_l0 (G*H, H), bias_ih_l0, bias_hh_l0 (G*H,)
     x (B, T, D), h0 (B, H) [, c0 (B, H)], mask (B, T) bool (all True without a mask)
@@ -141,13 +147,134 @@ def run_packed(mod, data, lengths):
     return res
 
 
+# -- whole SequenceModel <-> TorchSequenceModel (docs/interop.md) ---------------------------------
+MB, MT = 3, 4                                  # batch and time of the model cases
+MODEL_CASES = {  # name -> (SequenceModel kwargs, lengths or None, input "float" / "onehot" / "ids", bias, seed)
+    "lstm_stack_seq": (dict(input_size=3, hidden_size=2, num_layers=2, cell="lstm", read_in=3, output_size=2,
+                            bidirectional=True, dropout=0.25), (4, 1, 3), "float", True, 60),
+    "lstm_onehot_last": (dict(input_size=5, hidden_size=3, cell="lstm", read_in=3, output_size=2,
+                              return_sequences=False), None, "onehot", True, 61),
+    "gru_bi_final": (dict(input_size=2, hidden_size=3, cell="gru", read_in=3, output_size=2, bidirectional=True,
+                          return_sequences=False), (4, 2, 1), "float", True, 62),
+    "gru_bi_last_step": (dict(input_size=2, hidden_size=2, num_layers=2, cell="gru", output_size=2,
+                              bidirectional=True, return_sequences=False, reverse_read_out="last_step"),
+                         (3, 4, 2), "float", True, 63),
+    "rnn_embedding_last": (dict(input_size=3, hidden_size=3, num_layers=2, cell="rnn", output_size=2,
+                                return_sequences=False, embedding=(6, 3)), (2, 4, 3), "ids", True, 64),
+    "irnn_bi_seq": (dict(input_size=2, hidden_size=3, cell="irnn", bidirectional=True, output_size=2),
+                    None, "float", True, 65),
+    "lstm_nobias_final": (dict(input_size=2, hidden_size=3, cell="lstm", read_in=3, output_size=2,
+                               bidirectional=True, return_sequences=False), (4, 3, 1), "float", False, 66),
+}
+
+
+def twin_class():
+    """TorchSequenceModel, executed from the ```py block of docs/interop.md that defines it."""
+    import re
+    doc = os.path.join(os.path.dirname(__file__), "..", "docs", "interop.md")
+    with open(doc, encoding="utf-8") as f:
+        blocks = re.findall(r"```py\n(.*?)```", f.read(), flags=re.S)
+    code = [b for b in blocks if "class TorchSequenceModel" in b]
+    assert len(code) == 1, "docs/interop.md must define TorchSequenceModel in exactly one ```py block"
+    ns = {"__name__": "interop_doc"}
+    exec(compile(code[0], "docs/interop.md", "exec"), ns)
+    return ns["TorchSequenceModel"]
+
+
+def build_model(name):
+    """The npnet SequenceModel of a case (fixed seed) -> (model, kwargs)."""
+    import npnet
+    kw, _, _, _, seed = MODEL_CASES[name]
+    kw = dict(kw)
+    if "embedding" in kw:
+        kw["read_in"] = npnet.Embedding(*kw.pop("embedding"), rng=seed)
+    return npnet.SequenceModel(**kw, rng=seed), kw
+
+
+def model_inputs(name):
+    """x (float (B, T, D) or int ids (B, T)), lengths or None, mask or None; seeded NumPy."""
+    kw, lengths, kind, _, seed = MODEL_CASES[name]
+    rng = np.random.default_rng(seed + 1000)
+    D = kw["input_size"]
+    if kind == "float":
+        x = rng.standard_normal((MB, MT, D))
+    else:
+        V = kw["embedding"][0] if kind == "ids" else D
+        ids = rng.integers(0, V, (MB, MT))
+        x = ids if kind == "ids" else np.eye(D)[ids]
+    mask = None if lengths is None else np.arange(MT)[None, :] < np.array(lengths)[:, None]
+    return x, lengths, mask
+
+
+def twin_forward(twin, x, lengths):
+    xt = torch.tensor(x) if x.dtype.kind == "f" else torch.tensor(x, dtype=torch.int64)
+    with torch.no_grad():
+        return twin(xt, None if lengths is None else list(lengths)).numpy()
+
+
+def model_case(name):
+    """Both directions of one case, as the arrays of torch_model_<name>.npz.
+
+    load: the twin with random weights (seeded NumPy, every parameter, biases included; none with
+          bias=False) -> sd, and its output -> out.
+    export: the npnet model with random parameters (biases zero with bias=False) -> np;
+          torch_state_dict(model, bias=...) -> export, loaded strictly into a fresh twin,
+          whose output -> out_export.
+    Each dict is stored flat: <what> (N,) float64, the values in order, and <what>_layout, the
+    JSON list of [key, shape] (so a file holds a dozen arrays, a few KB).
+    Also: config (SequenceModel.get_config() JSON), spec (torch_module_spec JSON), bias, x,
+    lengths (B,) (T each without a mask), masked, torch_version.
+    """
+    import json
+    import npnet
+    from npnet.interop import torch_module_spec, torch_state_dict
+    model, _ = build_model(name)
+    bias, seed = MODEL_CASES[name][3], MODEL_CASES[name][4]
+    spec = torch_module_spec(model)
+    Twin = twin_class()
+    x, lengths, _ = model_inputs(name)
+    rng = np.random.default_rng(seed)
+    twin = Twin(spec, bias=bias).double().eval()
+    sd = {k: rng.uniform(-0.7, 0.7, tuple(v.shape)) for k, v in twin.state_dict().items()}
+    twin.load_state_dict({k: torch.tensor(v) for k, v in sd.items()})
+    out = twin_forward(twin, x, lengths)
+    params = {}
+    for k, v in model.params.items():
+        is_bias = k.rsplit(".", 1)[-1] in ("b", "b_hn")
+        params[k] = np.zeros(v.shape) if (is_bias and not bias) else rng.uniform(-0.7, 0.7, v.shape)
+        np.copyto(model.params[k], params[k])
+    export = torch_state_dict(model, bias=bias)
+    twin2 = Twin(spec, bias=bias).double().eval()
+    twin2.load_state_dict({k: torch.from_numpy(v) for k, v in export.items()}, strict=True)
+    out_export = twin_forward(twin2, x, lengths)
+    model.eval()
+    mask = None if lengths is None else np.arange(MT)[None, :] < np.array(lengths)[:, None]
+    mine = model.fprop(x, None, mask)[0]
+    assert np.allclose(mine, out_export, rtol=0, atol=1e-12), (name, np.max(np.abs(mine - out_export)))
+    loaded, _ = build_model(name)
+    npnet.interop.load_torch_state_dict(loaded, sd)
+    mine = loaded.eval().fprop(x, None, mask)[0]
+    assert np.allclose(mine, out, rtol=0, atol=1e-12), (name, np.max(np.abs(mine - out)))
+    arrays = {"config": np.array(json.dumps(model.get_config())), "spec": np.array(json.dumps(spec)),
+              "bias": np.array(bias), "torch_version": np.array(torch.__version__), "x": x,
+              "lengths": np.array(lengths if lengths is not None else [MT] * MB), "masked": np.array(lengths is not None),
+              "out": out, "out_export": out_export}
+    for what, d in (("sd", sd), ("np", params), ("export", export)):   # one flat array per dict: small files
+        arrays[what] = np.concatenate([np.ravel(v) for v in d.values()])
+        arrays[f"{what}_layout"] = np.array(json.dumps([[k, list(np.shape(v))] for k, v in d.items()]))
+    return arrays
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures")))
+    ap.add_argument("--only", choices=("all", "cells", "models"), default="all",
+                    help="which fixtures to write: the cell files, the whole-model files, or both (default all)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.use_deterministic_algorithms(True)
     cases = [(n, m) for n in CELLS for m in (False, True)] + [(n, True) for n in STACKS]
+    cases = cases if args.only in ("all", "cells") else []
     total = 0
     for name, masked in cases:
         mod, sd, data = build(name)
@@ -171,6 +298,11 @@ def main():
         arrays |= {f"sd.{n}": v for n, v in sd.items()} | data | res
         path = os.path.join(args.out, f"torch_{name}{'_mask' if masked else ''}.npz")
         np.savez_compressed(path, **arrays)
+        total += os.path.getsize(path)
+        print(f"{path}: {os.path.getsize(path)} bytes")
+    for name in MODEL_CASES if args.only in ("all", "models") else []:
+        path = os.path.join(args.out, f"torch_model_{name}.npz")
+        np.savez_compressed(path, **model_case(name))
         total += os.path.getsize(path)
         print(f"{path}: {os.path.getsize(path)} bytes")
     print(f"total {total} bytes")
