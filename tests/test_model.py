@@ -517,3 +517,21 @@ def test_layer_read_in_errors(rng):
         wrong.step(rng.random((2, 1, 8, 8)))
     with pytest.raises(ShapeError, match="Conv2D expects x of shape"):
         m.fprop(rng.random((2, 3, 8, 8)))                                # no channel axis
+
+
+def test_checkpoint_saved_before_reverse_read_out_keeps_its_read_out(rng, tmp_path):
+    """A file whose config lacks the key (saved before it existed) loads with the old read-out;
+    load_into(strict=True) does not silently put it into a model with the new one."""
+    old = SequenceModel(2, 3, cell="gru", bidirectional=True, output_size=2, return_sequences=False,
+                        reverse_read_out="last_step", rng=4)
+    cfg = old.get_config()
+    del cfg["reverse_read_out"]
+    old.get_config = lambda: dict(cfg)                      # what an older npnet wrote
+    npnet.save_checkpoint(tmp_path / "old.npz", old)
+    back = npnet.load_checkpoint(tmp_path / "old.npz").model
+    assert back.reverse_read_out == "last_step"
+    x = rng.standard_normal((2, 4, 2))
+    np.testing.assert_array_equal(back.fprop(x)[0], old.fprop(x)[0])
+    new = SequenceModel(2, 3, cell="gru", bidirectional=True, output_size=2, return_sequences=False, rng=5)
+    with pytest.raises(npnet.CheckpointError, match="reverse_read_out"):
+        npnet.checkpoint.load_into(tmp_path / "old.npz", new)
