@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import init as initializers
 from ..activations import sigmoid, sigmoid_from_negated, tanh_from_scaled
+from . import reference
 from .base import RecurrentCell
 from ..layer import check_input
 
@@ -295,16 +296,10 @@ class GRUCell(RecurrentCell):
         -------
         h : ndarray of shape (B, H)
             The output, which is also the new state (returned twice, as ``(h, h)``).
+
+        The math is :func:`npnet.cells.reference.gru_step_forward`, called as it is.
         """
         x_t = check_input(x_t, "x_t", 2, self.input_size, self.dtype)
-        (h,) = self.unpack_state(state, x_t.shape[0])
-        H = self.hidden_size
-        gx = x_t @ self.params["W_x"]                           # (B, 3H)
-        gx += self.params["b"]
-        gh = h @ self.params["W_h"]                             # (B, 3H)
-        gh[:, 2 * H:] += self.params["b_hn"]
-        rz = sigmoid(gx[:, :2 * H] + gh[:, :2 * H])             # (B, 2H)
-        r, z = rz[:, :H], rz[:, H:]
-        n = np.tanh(gx[:, 2 * H:] + r * gh[:, 2 * H:])          # (B, H)
-        h_new = n + z * (h - n)                                 # (B, H)
-        return h_new, h_new
+        (h_prev,) = self.unpack_state(state, x_t.shape[0])
+        h, _ = reference.gru_step_forward(x_t, h_prev, self.params)
+        return h, h

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import init as initializers
 from ..activations import tanh_from_scaled
+from . import reference
 from .base import RecurrentCell
 from ..layer import check_input
 
@@ -375,18 +376,10 @@ class LSTMCell(RecurrentCell):
         -------
         h : ndarray of shape (B, H)
         state : tuple (h, c)
+
+        The math is :func:`npnet.cells.reference.lstm_step_forward`, called as it is.
         """
         x_t = check_input(x_t, "x_t", 2, self.input_size, self.dtype)
-        B = x_t.shape[0]
-        H = self.hidden_size
-        h, c = self.unpack_state(state, B)
-        a = x_t @ self.params["W_x"]                              # (B, 4H) same sums as fprop; scaling the
-        a += self.params["b"]                                     # sum by s afterwards is exact (powers of 2)
-        a += h @ self.params["W_h"]                               # and saves copying the weights every step
-        a *= self._k
-        with np.errstate(over="ignore"):                          # see _gate_constants
-            g4 = self._gates(a).reshape(B, 4, H)
-            c = g4[:, 1] * c + g4[:, 0] * g4[:, 2]                # (B, H)
-            h = g4[:, 3] * self._tanh(c, out=np.empty_like(c))    # (B, H)
+        h_prev, c_prev = self.unpack_state(state, x_t.shape[0])
+        h, c, _ = reference.lstm_step_forward(x_t, h_prev, c_prev, self.params)
         return h, (h, c)
-

@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import init as initializers
 from ..activations import tanh_from_scaled
+from . import reference
 from .base import RecurrentCell
 from ..layer import NpnetError, ShapeError, check_input
 
@@ -181,11 +182,10 @@ class BasicRNNCell(RecurrentCell):
         return np.ascontiguousarray(dX.transpose(1, 0, 2)), dh
 
     def step(self, x_t, state=None):
-        """One step without caching (closed-loop generation): x_t (B, D) -> (h (B, H), h)."""
+        """One step without caching (closed-loop generation): x_t (B, D) -> (h (B, H), h).
+
+        The math is :func:`npnet.cells.reference.rnn_step_forward`, called as it is."""
         x_t = check_input(x_t, "x_t", 2, self.input_size, self.dtype)
-        (h,) = self.unpack_state(state, x_t.shape[0])
-        a = x_t @ self.params["W_x"]
-        a += h @ self.params["W_h"]
-        a += self.params["b"]
-        h = self._act(a, out=a)
+        (h_prev,) = self.unpack_state(state, x_t.shape[0])
+        h, _ = reference.rnn_step_forward(x_t, h_prev, self.params, self.nonlinearity)
         return h, h

@@ -1,15 +1,16 @@
-"""GRUCell: gradient checks, the fast path against the plain reference and PyTorch values, masks,
+"""GRUCell: gradient checks, backward blocks, PyTorch values, masks,
 dtypes, step-by-step generation, diagnostics and input errors.
 
-The reference implementation is tests/reference_gru.py; the PyTorch values are a fixture at the
-end of this file (torch.nn.GRU, float64), so no test needs torch.
+The fast path against the plain reference (npnet.cells.reference) and step() against fprop are
+checked for every cell in tests/cells/test_contract.py; the PyTorch values are a fixture at the end
+of this file (torch.nn.GRU, float64), so no test needs torch.
 """
 import numpy as np
 import pytest
 
 import npnet
 from npnet.layer import NotForwardedError
-from reference_gru import gru_backward, gru_forward
+from npnet.cells import reference
 
 TOL = 1e-6
 PARAMS = {"W_x", "W_h", "b", "b_hn"}
@@ -65,26 +66,7 @@ def test_gradcheck_default_state(rng):
     assert max(errors.values()) < TOL, errors
 
 
-# -- fast path against the reference and against PyTorch ------------------------------------
-@pytest.mark.parametrize("masked", [False, True])
-@pytest.mark.parametrize("shape", [(4, 7, 3, 5), (1, 1, 1, 1)])
-@pytest.mark.parametrize("exp_tanh_min", [0, 10 ** 9])     # float64 tanh through exp / np.tanh
-def test_fast_path_equals_reference(masked, shape, exp_tanh_min, rng):
-    B, T, D, H = shape
-    cell = make(D, H)
-    cell._EXP_TANH_MIN = exp_tanh_min
-    x, h0 = data(rng, B, T, D, H)
-    mask = (rng.random((B, T)) < 0.6) if masked else None
-    dout, dhT = rng.standard_normal((B, T, H)), rng.standard_normal((B, H))
-    out, hT, dx, dh0, grads = run(cell, x, h0, mask, dout, dhT)
-    r_out, r_hT, caches = gru_forward(x, h0, cell.params, mask)
-    r_dx, r_dh0, r_grads = gru_backward(dout, dhT, caches, cell.params, mask)
-    for got, want in [(out, r_out), (hT, r_hT), (dx, r_dx), (dh0, r_dh0)]:
-        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
-    for k in PARAMS:
-        np.testing.assert_allclose(grads[k], r_grads[k], rtol=0, atol=1e-12, err_msg=k)
-
-
+# -- backward blocks and PyTorch ------------------------------------
 @pytest.mark.parametrize("masked", [False, True])
 def test_backward_blocks_equal_reference(masked, rng):
     """bprop computes its factors per block of K steps; every K (1, one that does not divide
@@ -93,8 +75,9 @@ def test_backward_blocks_equal_reference(masked, rng):
     x, h0 = data(rng, B, T, D, H)
     mask = (rng.random((B, T)) < 0.6) if masked else None
     dout, dhT = rng.standard_normal((B, T, H)), rng.standard_normal((B, H))
-    r_out, r_hT, caches = gru_forward(x, h0, make(D, H).params, mask)
-    r_dx, r_dh0, r_grads = gru_backward(dout, dhT, caches, make(D, H).params, mask)
+    r_out, r_hT, cache = reference.gru_forward(x, h0, make(D, H).params, mask)
+    r_grads = {k: np.zeros_like(v) for k, v in make(D, H).params.items()}
+    r_dx, r_dh0 = reference.gru_backward(dout, dhT, cache, r_grads)
     norms = []
     for K in (T, 1, 3):
         cell = make(D, H)
@@ -260,30 +243,6 @@ def test_shapes_and_config():
     s1 = npnet.GRUCell(3, 4, rng=5).params["W_x"]
     s2 = npnet.GRUCell(3, 4, rng=np.random.default_rng(5)).params["W_x"]
     assert np.array_equal(s1, s2)
-
-
-def test_step_sequence_equals_fprop_and_keeps_cache(rng):
-    cell = make()
-    x, h0 = data(rng)
-    dout = rng.standard_normal((3, 5, 4))
-    out_ref, hT_ref, dx_ref, dh0_ref, g_ref = run(cell, x, h0, None, dout, None)
-
-    cell.zero_grad()
-    out, hT = cell.fprop(x, h0)
-    h = h0
-    for t in range(x.shape[1]):
-        y, h = cell.step(x[:, t], h)
-        np.testing.assert_allclose(y, out[:, t], rtol=0, atol=1e-13)
-    np.testing.assert_allclose(h, hT, rtol=0, atol=1e-13)
-    y0, _ = cell.step(x[:, 0])                                # default state is zeros
-    np.testing.assert_allclose(y0, cell.fprop(x[:, :1])[0][:, 0], rtol=0, atol=1e-13)
-    cell.fprop(x, h0)
-    cell.step(x[:, 0], h0)                                    # step between fprop and bprop ...
-    dx, dh0 = cell.bprop(dout)                                # ... does not touch the cache
-    np.testing.assert_allclose(dx, dx_ref, rtol=0, atol=1e-13)
-    np.testing.assert_allclose(dh0, dh0_ref, rtol=0, atol=1e-13)
-    for k in PARAMS:
-        np.testing.assert_allclose(cell.grads[k], g_ref[k], rtol=0, atol=1e-13)
 
 
 def test_state_grad_norms(rng):

@@ -1,5 +1,8 @@
-"""Tests of npnet.LSTMCell: gradient checks, the fast path against the plain reference
-(tests/reference_lstm.py) and PyTorch values, masks, dtypes, step(), errors and long-sequence numerics.
+"""Tests of npnet.LSTMCell: gradient checks, the exp-form gate kernel, backward blocks, PyTorch values,
+masks, dtypes, forget-bias and chrono initialisation, errors and long-sequence numerics.
+
+The fast path against the plain reference (npnet.cells.reference) and step() against fprop are
+checked for every cell in tests/cells/test_contract.py.
 """
 import json
 
@@ -10,7 +13,7 @@ import pytest
 import npnet
 from npnet.layer import NotForwardedError
 from npnet.cells.lstm import LSTMCell
-from npnet.cells.reference import lstm_backward, lstm_forward, lstm_step_forward
+from npnet.cells import reference
 
 GRAD_TOL = 1e-6     # float64 central differences
 EXACT_TOL = 1e-12   # fast path vs reference: same math, different summation order
@@ -102,30 +105,7 @@ def test_gradcheck_catches_a_planted_bug(monkeypatch):
 
 
 # ---------------------------------------------------------------------------
-# the fast path equals the plain reference, and PyTorch
-
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("masked", [False, True])
-@pytest.mark.parametrize("exp_tanh_min", [0, 10 ** 9])     # float64 tanh(c) through exp / np.tanh
-def test_fast_path_equals_reference(shape, masked, exp_tanh_min):
-    B, T, D, H = shape
-    cell = make_cell(D, H, scale=1.0)
-    cell._EXP_TANH_MIN = exp_tanh_min
-    x, (h0, c0), mask = make_inputs(B, T, D, H, seed=2, mask_p=0.3 if masked else None)
-    rng = np.random.default_rng(3)
-    dout = rng.standard_normal((B, T, H))
-    dh_T, dc_T = rng.standard_normal((B, H)), rng.standard_normal((B, H))
-
-    out, (h, c), dx, (dh0, dc0), grads = run_fast(cell, x, (h0, c0), mask, dout, (dh_T, dc_T))
-    r_out, (r_h, r_c), caches = lstm_forward(x, h0, c0, cell.params, mask)
-    r_dx, (r_dh0, r_dc0), r_grads, _ = lstm_backward(dout, dh_T, dc_T, caches, cell.params)
-
-    for name, a, b in [("out", out, r_out), ("h_T", h, r_h), ("c_T", c, r_c), ("dx", dx, r_dx),
-                       ("dh_0", dh0, r_dh0), ("dc_0", dc0, r_dc0)]:
-        assert_close(a, b, what=name)
-    for k in cell.params:
-        assert_close(grads[k], r_grads[k], what=k)
-
+# the exp-form gate kernel, backward blocks, PyTorch
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_gate_kernel_at_saturation(dtype):
@@ -158,8 +138,9 @@ def test_gate_kernel_at_saturation(dtype):
     x, (h0, c0), mask = make_inputs(B, 6, D, H, mask_p=0.3)
     dout = np.random.default_rng(8).standard_normal((B, 6, H))
     out, (h, c_T), dx, (dh0, dc0), grads = run_fast(big, x, (h0, c0), mask, dout, None)
-    r_out, (r_h, r_c), caches = lstm_forward(x, h0, c0, big.params, mask)
-    r_dx, (r_dh0, r_dc0), r_grads, _ = lstm_backward(dout, np.zeros((B, H)), np.zeros((B, H)), caches, big.params)
+    r_out, (r_h, r_c), cache = reference.lstm_forward(x, (h0, c0), big.params, mask)
+    r_grads = {k: np.zeros_like(v) for k, v in big.params.items()}
+    r_dx, (r_dh0, r_dc0) = reference.lstm_backward(dout, None, cache, r_grads)
     for name, u, v in [("out", out, r_out), ("c_T", c_T, r_c), ("dx", dx, r_dx), ("dc_0", dc0, r_dc0)]:
         assert_close(u, v, what=name)
     for k in big.params:
@@ -336,32 +317,6 @@ def test_two_chunks_with_state_gradient_handed_back_equal_full_bptt(masked):
         assert_close(first.grads[k] + second.grads[k], grads[k], what=k)
 
 
-def test_step_sequence_equals_fprop_and_leaves_cache_alone():
-    cell = make_cell(3, 4)
-    x, state, _ = make_inputs(2, 5, 3, 4)
-    dout = np.random.default_rng(9).standard_normal((2, 5, 4))
-    out, (h, c) = cell.fprop(x, state)
-    cell.zero_grad()
-    dx_ref, _ = cell.bprop(dout)
-    g_ref = {k: g.copy() for k, g in cell.grads.items()}
-
-    cell.fprop(x, state)
-    cache_before = {k: (None if v is None else v.copy()) for k, v in cell._cache.items()}
-    st = state
-    for t in range(5):
-        h_t, st = cell.step(x[:, t], st)
-        assert_close(h_t, out[:, t], what=f"h_{t}")
-    assert_close(st[0], h, what="h_T")
-    assert_close(st[1], c, what="c_T")
-    for k, v in cache_before.items():
-        assert (v is None and cell._cache[k] is None) or np.array_equal(cell._cache[k], v), k
-    cell.zero_grad()
-    dx, _ = cell.bprop(dout)                   # the fprop's cache is still the one used
-    assert np.array_equal(dx, dx_ref)
-    for k in g_ref:
-        assert np.array_equal(cell.grads[k], g_ref[k])
-
-
 def test_step_defaults_to_zero_state():
     cell = make_cell(2, 3)
     x = np.random.default_rng(0).standard_normal((4, 2))
@@ -442,21 +397,6 @@ def test_float32_in_float32_out():
     o64, s64, dx64, ds64, g64 = run_fast(cell64, x64, None, mask, dout, None)
     for a, b in [(o32, o64), (s32[1], s64[1]), (dx32, dx64), (ds32[1], ds64[1])] + [(g32[k], g64[k]) for k in g64]:
         assert_close(a, b, tol=1e-5)
-
-
-def test_state_grad_norms_match_reference():
-    cell = make_cell(3, 4)
-    x, (h0, c0), mask = make_inputs(3, 5, 3, 4, mask_p=0.3)
-    rng = np.random.default_rng(6)
-    dout, dh, dc = rng.standard_normal((3, 5, 4)), rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
-    cell.track_state_grads = True
-    cell.fprop(x, (h0, c0), mask)
-    cell.bprop(dout, (dh, dc))
-    _, _, caches = lstm_forward(x, h0, c0, cell.params, mask)
-    *_, total = lstm_backward(dout, dh, dc, caches, cell.params)
-    for name in ("h", "c"):
-        assert cell.state_grad_norms[name].shape == (3, 5)
-        assert_close(cell.state_grad_norms[name], np.linalg.norm(total[name], axis=2), what=name)
 
 
 # ---------------------------------------------------------------------------

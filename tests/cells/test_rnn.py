@@ -1,9 +1,12 @@
-"""BasicRNNCell: gradient checks, the fast path against the plain reference, masks, dtypes, errors."""
+"""BasicRNNCell: gradient checks, masks, dtypes, errors and the IRNN initialisation.
+
+The fast path against the plain reference (npnet.cells.reference) and step() against fprop are
+checked for every cell in tests/cells/test_contract.py.
+"""
 import numpy as np
 import pytest
 
 import npnet
-from reference_rnn import reference_backward, reference_forward
 
 TOL = 1e-6
 
@@ -34,28 +37,6 @@ def test_gradcheck_with_mask(nl, rng):
     mask = np.array([[1] * 6, [1] * 4 + [0] * 2, [1] + [0] * 5], bool)
     errors = npnet.gradcheck(cell, x, h0, mask)
     assert max(errors.values()) < TOL, errors
-
-
-@pytest.mark.parametrize("nl", ["tanh", "relu"])
-@pytest.mark.parametrize("masked", [False, True])
-@pytest.mark.parametrize("exp_tanh_min", [0, 10 ** 9])     # float64 tanh through exp / np.tanh
-def test_fast_path_equals_reference(nl, masked, exp_tanh_min, rng):
-    B, T, D, H = 4, 7, 3, 5
-    cell = make(D, H, nl)
-    cell._EXP_TANH_MIN = exp_tanh_min
-    x, h0 = data(rng, B, T, D, H)
-    mask = np.arange(T)[None, :] < np.array([7, 3, 5, 1])[:, None] if masked else None
-    dout, dhT = rng.standard_normal((B, T, H)), rng.standard_normal((B, H))
-    out, hT = cell.fprop(x, h0, mask)
-    dx, dh0 = cell.bprop(dout, dhT)
-    r_out, r_hT, trace = reference_forward(cell.params, x, h0, mask, nl)
-    r_dx, r_dh0, r_grads = reference_backward(cell.params, trace, dout, dhT, nl)
-    np.testing.assert_allclose(out, r_out, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(hT, r_hT, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(dx, r_dx, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(dh0, r_dh0, rtol=0, atol=1e-12)
-    for k in cell.params:
-        np.testing.assert_allclose(cell.grads[k], r_grads[k], rtol=0, atol=1e-12)
 
 
 def test_padded_batch_equals_sequences_alone(rng):
@@ -123,36 +104,6 @@ def test_float32_stays_float32(rng):
     assert out.dtype == h.dtype == dx.dtype == dh0.dtype == np.float32
     assert all(g.dtype == np.float32 for g in cell.grads.values())
     assert all(p.dtype == np.float32 for p in cell.params.values())
-
-
-def test_step_matches_fprop_and_keeps_cache(rng):
-    cell = make()
-    x, h0 = data(rng)
-    out, hT = cell.fprop(x, h0)
-    h = h0
-    for t in range(x.shape[1]):
-        y, h = cell.step(x[:, t], h)
-        np.testing.assert_allclose(y, out[:, t], atol=1e-14)
-    np.testing.assert_allclose(h, hT, atol=1e-14)
-    cell.bprop(np.ones_like(out))  # the cache of fprop survived the step calls
-
-
-def test_state_grad_tracking_matches_reference(rng):
-    cell = make()
-    x, h0 = data(rng)
-    dout = rng.standard_normal((3, 5, 4))
-    cell.track_state_grads = True
-    cell.fprop(x, h0)
-    cell.bprop(dout)
-    # dL/dh_t from the reference: run backward, collecting the total gradient per step
-    _, _, (xs, hs, hnews, m) = reference_forward(cell.params, x, h0)
-    dh = np.zeros((3, 4))
-    expect = np.zeros((3, 5))
-    for t in reversed(range(5)):
-        g = dout[:, t] + dh
-        expect[:, t] = np.linalg.norm(g, axis=1)
-        dh = (g * (1 - hnews[t] ** 2)) @ cell.params["W_h"].T
-    np.testing.assert_allclose(cell.state_grad_norms["h"], expect, rtol=1e-12)
 
 
 def test_irnn_identity_init():
