@@ -13,7 +13,7 @@ import pytest
 import npnet
 from npnet.layer import NotForwardedError
 from npnet.cells.lstm import LSTMCell
-from npnet.cells import reference
+from npnet.cells import _kernels, reference
 
 GRAD_TOL = 1e-6     # float64 central differences
 EXACT_TOL = 1e-12   # fast path vs reference: same math, different summation order
@@ -93,13 +93,13 @@ def test_gradcheck_catches_a_planted_bug(monkeypatch):
     x, state, _ = make_inputs(2, 4, 2, 3)
     good = LSTMCell._backward_factors
 
-    def dropped_term(self, G4, C, TC, E, S4, f_raw):
-        o = G4[:, :, 3].copy()                                        # the factors overwrite the gates
-        E, F = good(self, G4, C, TC, E, S4, f_raw)
-        E[...] = o                                                    # o instead of o (1 - tanh^2 c)
-        return E, F
+    def dropped_term(gates4, c, tanh_c, dc_dh, scratch4, forget):
+        o = gates4[:, :, 3].copy()                                    # the factors overwrite the gates
+        dc_dh, da_factors = good(gates4, c, tanh_c, dc_dh, scratch4, forget)
+        dc_dh[...] = o                                                # o instead of o (1 - tanh^2 c)
+        return dc_dh, da_factors
 
-    monkeypatch.setattr(LSTMCell, "_backward_factors", dropped_term)
+    monkeypatch.setattr(LSTMCell, "_backward_factors", staticmethod(dropped_term))
     errors = npnet.gradcheck(cell, x, state)
     assert max(errors.values()) > 1e-3, errors
 
@@ -116,9 +116,11 @@ def test_gate_kernel_at_saturation(dtype):
     cell = npnet.LSTMCell(D, H, dtype=dtype, rng=3)
     a = np.array([[-1e4, -800.0, -100.0, -1.0, 0.0], [1e-3, 1.0, 100.0, 800.0, 1e4],
                   [-50.0, 50.0, -1e5, 1e5, 3.0], [0.5, -0.5, 20.0, -20.0, 0.0]], dtype)   # (B, H)
-    a4 = np.concatenate([a, -a, a[::-1], a[:, ::-1]], axis=1) * cell._k                   # a' = k a, (B, 4H)
+    scale, numerator = _kernels.gate_scales("ssts", H, dtype)
+    a4 = np.concatenate([a, -a, a[::-1], a[:, ::-1]], axis=1) * scale                     # a' = scale a, (B, 4H)
     with np.errstate(over="ignore"):
-        gates = cell._gates(a4.copy())
+        gates = _kernels.exp_gates(a4.copy(), numerator)
+        gates[:, 2 * H:3 * H] -= 1.0
     pre = np.concatenate([a, -a, a[::-1], a[:, ::-1]], axis=1).astype(np.float64)
     want = expit(pre)                                                  # SciPy's stable sigmoid
     want[:, 2 * H:3 * H] = np.tanh(pre[:, 2 * H:3 * H])
@@ -128,9 +130,10 @@ def test_gate_kernel_at_saturation(dtype):
     sat = np.abs(pre) > 100
     assert np.array_equal(gates[sat], np.round(want[sat]).astype(dtype))  # exact limits: 0, 1, -1
     c = np.array([[-1e5, -400.0, -0.3, 0.0, 1e-8], [0.3, 400.0, 1e5, 5.0, -5.0]] * 2, dtype)
-    with np.errstate(over="ignore"):
-        tc = cell._tanh(c, out=np.empty_like(c))
-    np.testing.assert_allclose(tc, np.tanh(c.astype(np.float64)), rtol=0, atol=tol)
+    for through_exp in (False, True):
+        with np.errstate(over="ignore"):
+            tc = _kernels.tanh_into(c, np.empty_like(c), through_exp)
+        np.testing.assert_allclose(tc, np.tanh(c.astype(np.float64)), rtol=0, atol=tol)
     # The whole cell, forward and backward, at saturating scale against the reference.
     big = npnet.LSTMCell(D, H, dtype=np.float64, rng=4)
     for k in big.params:
@@ -148,7 +151,7 @@ def test_gate_kernel_at_saturation(dtype):
 
 
 @pytest.mark.parametrize("masked", [False, True])
-def test_backward_blocks_give_identical_results(masked):
+def test_backward_blocks_give_identical_results(masked, monkeypatch):
     """bprop works through time in cache-sized blocks; the block length must not matter."""
     B, T, D, H = 2, 7, 3, 4
     x, state, mask = make_inputs(B, T, D, H, mask_p=0.3 if masked else None)
@@ -157,7 +160,8 @@ def test_backward_blocks_give_identical_results(masked):
     results = []
     for block_steps in (T, 1, 2, 3):       # 7 = one block; 3 does not divide 7
         cell = make_cell(D, H)
-        cell._BLOCK_BYTES = block_steps * 6 * B * H * 8
+        monkeypatch.setattr(_kernels, "BLOCK_BYTES", block_steps * 10 * B * H * 8)   # 10 (B, H) per step
+        assert _kernels.block_steps(T, 10 * B * H * 8) == block_steps
         cell.track_state_grads = True
         results.append(run_fast(cell, x, state, mask, dout, dstate) + (cell.state_grad_norms,))
     for other in results[1:]:
