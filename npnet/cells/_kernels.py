@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..activations import tanh_from_scaled
+from ..activations import sigmoid_from_negated, tanh_from_scaled
 
 # float64 tanh through exp (5 NumPy calls instead of 1) pays from about this many elements per
 # step (B * H): NumPy's float64 tanh is scalar code, its exp is vectorised; below this size the
@@ -57,12 +57,15 @@ def gate_scales(kinds: str, H: int, dtype: np.dtype) -> tuple[np.ndarray, np.nda
     return scale, numerator
 
 
-def exp_gates(a_scaled: np.ndarray, numerator: np.ndarray) -> np.ndarray:
+def exp_gates(a_scaled: np.ndarray, numerator: np.ndarray | None) -> np.ndarray:
     """In place: a' = scale * a -> numerator / (1 + exp(a')) (see :func:`gate_scales`).
 
-    The caller subtracts 1 on its tanh blocks. exp(a') may overflow to inf for a' > 709 (float64)
+    ``numerator`` None: all sigmoid gates, 1 / (1 + exp(a')) with one reciprocal (cheaper than a
+    division by an array of ones). The caller subtracts 1 on its tanh blocks. exp(a') may overflow to inf for a' > 709 (float64)
     or 88 (float32): the gate is then numerator / inf = 0, its exact limit, so call under
     ``np.errstate(over="ignore")``: no warning for any finite input."""
+    if numerator is None:
+        return sigmoid_from_negated(a_scaled)
     np.exp(a_scaled, out=a_scaled)
     a_scaled += 1.0
     return np.divide(numerator, a_scaled, out=a_scaled)

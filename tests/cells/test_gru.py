@@ -10,7 +10,7 @@ import pytest
 
 import npnet
 from npnet.layer import NotForwardedError
-from npnet.cells import reference
+from npnet.cells import _kernels, reference
 
 TOL = 1e-6
 PARAMS = {"W_x", "W_h", "b", "b_hn"}
@@ -68,7 +68,7 @@ def test_gradcheck_default_state(rng):
 
 # -- backward blocks and PyTorch ------------------------------------
 @pytest.mark.parametrize("masked", [False, True])
-def test_backward_blocks_equal_reference(masked, rng):
+def test_backward_blocks_equal_reference(masked, rng, monkeypatch):
     """bprop computes its factors per block of K steps; every K (1, one that does not divide
     T, all of T) must give the reference's gradients and the same state-gradient norms."""
     B, T, D, H = 3, 7, 2, 4
@@ -81,7 +81,8 @@ def test_backward_blocks_equal_reference(masked, rng):
     norms = []
     for K in (T, 1, 3):
         cell = make(D, H)
-        cell._BLOCK_BYTES = K * 4 * B * H * 8
+        monkeypatch.setattr(_kernels, "BLOCK_BYTES", K * 4 * B * H * 8)     # 4 (B, H) arrays per step
+        assert _kernels.block_steps(T, 4 * B * H * 8) == K
         cell.track_state_grads = True
         out, hT, dx, dh0, grads = run(cell, x, h0, mask, dout, dhT)
         for got, want in [(out, r_out), (dx, r_dx), (dh0, r_dh0)]:
