@@ -61,8 +61,8 @@ def exp_gates(a_scaled: np.ndarray, numerator: np.ndarray | None) -> np.ndarray:
     """In place: a' = scale * a -> numerator / (1 + exp(a')) (see :func:`gate_scales`).
 
     ``numerator`` None: all sigmoid gates, 1 / (1 + exp(a')) with one reciprocal (cheaper than a
-    division by an array of ones). The caller subtracts 1 on its tanh blocks. exp(a') may overflow to inf for a' > 709 (float64)
-    or 88 (float32): the gate is then numerator / inf = 0, its exact limit, so call under
+    division by an array of ones). The caller subtracts 1 on its tanh blocks. exp(a') may
+    overflow to inf for a' > 709 (float64) or 88 (float32): the gate is then numerator / inf = 0, its exact limit, so call under
     ``np.errstate(over="ignore")``: no warning for any finite input."""
     if numerator is None:
         return sigmoid_from_negated(a_scaled)

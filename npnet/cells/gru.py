@@ -225,7 +225,7 @@ class GRUCell(RecurrentCell):
         mask = cache.mask
         K = _kernels.block_steps(T, 4 * B * H * self.dtype.itemsize)   # 4 (B, H) arrays per step
         A_block = np.empty((K, B, H), self.dtype)               # (K, B, H) A of the block
-        z_block = np.empty((K, B, H), self.dtype)               # (K, B, H) z of the block (the gates' copy is overwritten)
+        z_block = np.empty((K, B, H), self.dtype)               # (K, B, H) z of the block (the gates get overwritten)
         scratch = np.empty((K, B, H), self.dtype)               # (K, B, H)
         if mask is not None:
             real = mask.astype(self.dtype)                      # (T, B, 1) 1.0 real / 0.0 padded
@@ -236,27 +236,27 @@ class GRUCell(RecurrentCell):
         W_h_T = np.ascontiguousarray(self.params["W_h"].T)      # (3H, H) contiguous: BLAS is faster on it
         track = self._start_tracking(B, T)
         for t0, t1 in _kernels.reverse_blocks(T, K):
-            n = t1 - t0
-            A, z = A_block[:n], z_block[:n]
+            length = t1 - t0                                    # steps in this block (K, or fewer)
+            A, z_k = A_block[:length], z_block[:length]
             gates_k = cache.gates[t0:t1]                        # (n, B, 3H) gates [r, z, n] -> F
-            self._backward_factors(gates_k, cache.h[t0:t1], cache.q[t0:t1], A, z, scratch[:n])
+            self._backward_factors(gates_k, cache.h[t0:t1], cache.q[t0:t1], A, z_k, scratch[:length])
             dout_k = dout_steps[t0:t1]
             if mask is not None:                                # padded rows: no gate gradients, dout
                 real_k = real[t0:t1]                            # ignored, dh_{t-1} = dh_total (as if z = 1)
                 gates_k *= real_k
                 A *= real_k
-                np.copyto(z, 1.0, where=real_k == 0.0)
-                dout_k = np.multiply(dout_k, real_k, out=dout_real[:n])
-            for j in range(n - 1, -1, -1):
+                np.copyto(z_k, 1.0, where=real_k == 0.0)
+                dout_k = np.multiply(dout_k, real_k, out=dout_real[:length])
+            for j in range(length - 1, -1, -1):
                 t = t0 + j
                 np.add(dout_k[j], dh, out=dh_total)             # dh_total = dout_t + dh_t
                 if track:
                     self._record_norms("h", t, dh_total)
-                dG = cache.gates[t]                             # (B, 3H) F_t -> dG_h[t]
-                np.multiply(dG.reshape(B, 3, H), dh_total3, out=dG.reshape(B, 3, H))
+                dG_h_t = cache.gates[t]                         # (B, 3H) F_t -> dG_h[t]
+                np.multiply(dG_h_t.reshape(B, 3, H), dh_total3, out=dG_h_t.reshape(B, 3, H))
                 np.multiply(A[j], dh_total, out=da_n[t])        # da_n
-                np.dot(dG, W_h_T, out=dh)                       # the one GEMM per step
-                np.multiply(dh_total, z[j], out=dh_carry)
+                np.dot(dG_h_t, W_h_T, out=dh)                       # the one GEMM per step
+                np.multiply(dh_total, z_k[j], out=dh_carry)
                 dh += dh_carry                                  # dh_{t-1} = dG_h W_h^T + dh_total z
 
     @staticmethod

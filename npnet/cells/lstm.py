@@ -231,18 +231,18 @@ class LSTMCell(RecurrentCell):
         loop = _BackwardSteps(self, B, H)
         track = self._start_tracking(B, T)
         for t0, t1 in _kernels.reverse_blocks(T, K):
-            n = t1 - t0
+            length = t1 - t0                                      # steps in this block (K, or fewer)
             dc_dh_k, da_factors = self._backward_factors(gates4[t0:t1], cache.c[t0:t1 + 1], cache.tanh_c[t0:t1],
-                                                         dc_dh[:n], scratch4[:n], forget[:n])
-            forget_k = forget[:n]
+                                                         dc_dh[:length], scratch4[:length], forget[:length])
+            forget_k = forget[:length]
             if mask is None:
-                dout_k, padded_k = dout_steps[t0:t1], repeat(None, n)
+                dout_k, padded_k = dout_steps[t0:t1], repeat(None, length)
             else:                                                 # padded rows: no gate gradient, dc
                 dc_dh_k *= real[t0:t1]                            # passes unchanged (f := 1), dout ignored
                 da_factors *= real[t0:t1, :, :, None]
                 forget_k *= real[t0:t1]
                 forget_k += padded[t0:t1]
-                dout_k = np.multiply(dout_steps[t0:t1], real[t0:t1], out=dout_real[:n])
+                dout_k = np.multiply(dout_steps[t0:t1], real[t0:t1], out=dout_real[:length])
                 padded_k = padded[t0:t1][::-1]
             loop.run(range(t1 - 1, t0 - 1, -1), dout_k[::-1], dc_dh_k[::-1], da_factors[::-1],
                      forget_k[::-1], cache.gates[t0:t1][::-1], padded_k, dh, dc, track)

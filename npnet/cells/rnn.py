@@ -83,9 +83,9 @@ class BasicRNNCell(RecurrentCell):
     def _act_grad(self, out: np.ndarray) -> np.ndarray:
         """act'(a) from the output out = act(a), for a whole (T, B, H) block at once."""
         if self.nonlinearity == "tanh":
-            d = np.multiply(out, out)
-            np.subtract(1.0, d, out=d)
-            return d
+            slope = np.multiply(out, out)
+            np.subtract(1.0, slope, out=slope)
+            return slope
         return (out > 0).astype(self.dtype)
 
     # ------------------------------------------------------------------
@@ -96,31 +96,31 @@ class BasicRNNCell(RecurrentCell):
         H = self.hidden_size
         (h0,) = self.unpack_state(state, B)
         mask = self._check_mask(mask, B, T)                   # (T, B, 1) bool or None
-        W_x, W_h, b = self.params["W_x"], self.params["W_h"], self.params["b"]
+        W_x_s, W_h_s, b_s = self.params["W_x"], self.params["W_h"], self.params["b"]   # times s = 1 ...
         through_exp = self.nonlinearity == "tanh" and _kernels.exp_tanh_pays(self.dtype, B * H)
-        if through_exp:                                        # the loop gets a' = -2 a directly
-            W_x, W_h, b = W_x * -2.0, W_h * -2.0, b * -2.0     # (exact) for tanh through exp
+        if through_exp:                                        # ... or s = -2 (exact): the loop gets
+            W_x_s, W_h_s, b_s = W_x_s * -2.0, W_h_s * -2.0, b_s * -2.0   # a' = -2 a for tanh through exp
         x_steps = x.transpose(1, 0, 2).copy()                 # (T, B, D) own copy: the caller may edit x
-        a = (x_steps.reshape(T * B, D) @ W_x).reshape(T, B, H)   # (T, B, H) x_t W_x, all steps in one GEMM
-        a += b
+        a = (x_steps.reshape(T * B, D) @ W_x_s).reshape(T, B, H)   # (T, B, H) s x_t W_x, all steps in one GEMM
+        a += b_s
         h = np.empty((T + 1, B, H), self.dtype)               # (T+1, B, H) states, h[0] = h_0
         h[0] = h0
-        out = self._forward_loop(a, h, W_h, mask, through_exp)
+        out = self._forward_loop(a, h, W_h_s, mask, through_exp)
         self._cache = RNNCache(x=x_steps, h=h, out=out, mask=mask)
         return out.transpose(1, 0, 2).copy(), h[T].copy()     # (B, T, H) never a view of the cache
 
-    def _forward_loop(self, a, h, W_h, mask, through_exp):
+    def _forward_loop(self, a, h, W_h_s, mask, through_exp):
         """h_t = act(h_{t-1} W_h + a_t) for every step, in place in h; returns the outputs (T, B, H).
 
-        a (T, B, H) holds x_t W_x + b (times -2 when ``through_exp``: tanh through exp, see
+        a (T, B, H) holds x_t W_x + b and W_h_s is W_h (both times -2 when ``through_exp``: tanh through exp, see
         :mod:`npnet.cells._kernels`). Without a mask the outputs are h[1:] itself and the loop
         is the hot one, three NumPy calls per step (config D pays for every extra line)."""
         act = np.tanh if self.nonlinearity == "tanh" else self._relu
         if mask is not None:
-            return self._forward_loop_masked(a, h, W_h, mask, through_exp, act)
+            return self._forward_loop_masked(a, h, W_h_s, mask, through_exp, act)
         with np.errstate(over="ignore") if through_exp else nullcontext():   # ReLU keeps its warnings
             for h_prev, h_t, a_t in zip(h[:-1], h[1:], a):   # per-step views, made by iteration
-                np.dot(h_prev, W_h, out=h_t)                  # the one recurrent GEMM
+                np.dot(h_prev, W_h_s, out=h_t)                # the one recurrent GEMM
                 h_t += a_t                                    # a_t (or a' = -2 a_t)
                 if through_exp:
                     tanh_from_scaled(h_t)                     # h_t = tanh(a_t); exp = inf gives -1, exact
@@ -129,13 +129,13 @@ class BasicRNNCell(RecurrentCell):
         return h[1:]
 
     @staticmethod
-    def _forward_loop_masked(a, h, W_h, mask, through_exp, act):
+    def _forward_loop_masked(a, h, W_h_s, mask, through_exp, act):
         """:meth:`_forward_loop` with a mask: the outputs m_t h~_t are written over a (a_t is used
         first) and padded rows keep h_{t-1}."""
         h_new = np.empty_like(h[0])                           # (B, H) h~_t, the step's new value
         with np.errstate(over="ignore") if through_exp else nullcontext():
             for h_prev, h_t, a_t, real_t in zip(h[:-1], h[1:], a, mask):
-                np.dot(h_prev, W_h, out=h_new)
+                np.dot(h_prev, W_h_s, out=h_new)
                 h_new += a_t
                 if through_exp:
                     tanh_from_scaled(h_new)
