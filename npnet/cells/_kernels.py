@@ -58,19 +58,22 @@ def gate_scales(kinds: str, H: int, dtype: np.dtype) -> tuple[np.ndarray, np.nda
     return scale, numerator
 
 
-def exp_gates(a_scaled: np.ndarray, numerator: np.ndarray | None) -> np.ndarray:
+def exp_gates(a_scaled: np.ndarray, numerator: np.ndarray) -> np.ndarray:
     """In place: a' = scale * a -> numerator / (1 + exp(a')) (see :func:`gate_scales`).
 
-    ``numerator`` None: all sigmoid gates, 1 / (1 + exp(a')) with one reciprocal (cheaper than a
-    division by an array of ones). The caller subtracts 1 on its tanh blocks. exp(a') may
-    overflow to inf for a' > 709 (float64) or 88 (float32): the gate is then numerator / inf = 0,
-    its exact limit, so call under ``np.errstate(over="ignore")``: no warning for any finite input.
+    The caller subtracts 1 on its tanh blocks. exp(a') may overflow to inf for a' > 709
+    (float64) or 88 (float32): the gate is then numerator / inf = 0, its exact limit, so call
+    under ``np.errstate(over="ignore")``: no warning for any finite input.
     """
-    if numerator is None:
-        return sigmoid_from_negated(a_scaled)
     np.exp(a_scaled, out=a_scaled)
     a_scaled += 1.0
     return np.divide(numerator, a_scaled, out=a_scaled)
+
+
+# exp_gates when every gate is a sigmoid (numerator 1): 1 / (1 + exp(a')) with one reciprocal,
+# cheaper than a division by an array of ones. The same function object as the activation, so a
+# per-step call costs no extra Python call (about 0.2 us, 2 % of a GRU step at config D).
+exp_sigmoid_gates = sigmoid_from_negated
 
 
 def block_steps(T: int, bytes_per_step: int) -> int:

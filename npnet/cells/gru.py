@@ -161,6 +161,7 @@ class GRUCell(RecurrentCell):
         h_W = np.empty((B, 3 * H), self.dtype)                  # (B, 3H) h_{t-1} W_h_s, scratch
         h_W_rz, h_W_n = h_W[:, :2 * H], h_W[:, 2 * H:]
         padded = repeat(None) if mask is None else ~mask        # (T, B, 1) True on padded steps
+        sigmoid_gates, tanh_into = _kernels.exp_sigmoid_gates, _kernels.tanh_into   # local names: per-step calls
         steps = zip(gates[:, :, :2 * H], gates[:, :, :H], gates[:, :, H:2 * H], gates[:, :, 2 * H:],
                     q, h[:-1], h[1:], padded)                   # per-step views, made by iteration
         with np.errstate(over="ignore"):                        # exp(-a) may be inf: s(a) = 1 / inf = 0, exact
@@ -168,10 +169,10 @@ class GRUCell(RecurrentCell):
                 np.dot(h_prev, W_h_s, out=h_W)                  # the one recurrent GEMM
                 np.add(h_W_n, b_hn, out=q_t)                    # q_t, kept for da_r
                 rz += h_W_rz                                    # -a_r, -a_z
-                _kernels.exp_gates(rz, None)                    # r_t, z_t
+                sigmoid_gates(rz)                               # r_t, z_t
                 np.multiply(r, q_t, out=h_W_n)                  # r_t * q_t (h_W_n is free now)
                 n += h_W_n                                      # a_n
-                _kernels.tanh_into(n, n, through_exp)           # n_t = tanh(a_n)
+                tanh_into(n, n, through_exp)                    # n_t = tanh(a_n)
                 np.subtract(h_prev, n, out=h_t)                 # h_t = n + z (h_{t-1} - n)
                 h_t *= z
                 h_t += n

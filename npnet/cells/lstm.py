@@ -167,18 +167,19 @@ class LSTMCell(RecurrentCell):
         real = repeat(None) if mask is None else mask.astype(self.dtype)   # (T, B, 1) 1.0 / 0.0
         padded = repeat(None) if mask is None else ~mask          # (T, B, 1) padded rows keep (h, c)
         g4 = gates.reshape(T, B, 4, H)
+        exp_gates, tanh_into = _kernels.exp_gates, _kernels.tanh_into   # local names: per-step calls
         steps = zip(gates, g4[:, :, 0], g4[:, :, 1], g4[:, :, 2], g4[:, :, 3], h[:-1], h[1:],
                     c[:-1], c[1:], tanh_c, out, real, padded)     # per-step views, made by iteration
         with np.errstate(over="ignore"):                          # exp may overflow to inf: exact limits
             for a, i, f, g, o, h_prev, h_t, c_prev, c_t, tanh_c_t, out_t, real_t, padded_t in steps:
                 np.dot(h_prev, W_h_s, out=h_W)                    # the one recurrent GEMM
                 a += h_W                                          # a' = scale * a_t   (B, 4H)
-                _kernels.exp_gates(a, numerator)                  # [i | f | g + 1 | o]
+                exp_gates(a, numerator)                           # [i | f | g + 1 | o]
                 g -= 1.0                                          # [i | f | g | o]
                 np.multiply(f, c_prev, out=c_t)                   # c~ = f * c_{t-1} + i * g
                 np.multiply(i, g, out=i_g)
                 c_t += i_g
-                _kernels.tanh_into(c_t, tanh_c_t, through_exp)
+                tanh_into(c_t, tanh_c_t, through_exp)
                 np.multiply(o, tanh_c_t, out=h_t)                 # h~ = o * tanh(c~)
                 if real_t is not None:
                     np.multiply(h_t, real_t, out=out_t)           # out = m * h~
