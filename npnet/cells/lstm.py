@@ -152,7 +152,7 @@ class LSTMCell(RecurrentCell):
         c[0] = c0
         out = self._forward_loop(gates, h, c, tanh_c, W_h_s, mask)
         self._cache = LSTMCache(x=x_steps, gates=gates, h=h, c=c, tanh_c=tanh_c, mask=mask)
-        return np.ascontiguousarray(out.transpose(1, 0, 2)), (h[T].copy(), c[T].copy())
+        return out.transpose(1, 0, 2).copy(), (h[T].copy(), c[T].copy())   # (B, T, H) never a view of the cache
 
     def _forward_loop(self, gates, h, c, tanh_c, W_h_s, mask):
         """The sequential part of fprop, in place: gates (T, B, 4H) holds scale * (x_t W_x + b) and
