@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layer import Layer, ShapeError, check_input
+from ..layer import Layer, NpnetError, ShapeError, check_input
 
 
 class RecurrentCell(Layer):
@@ -34,7 +34,7 @@ class RecurrentCell(Layer):
     def __init__(self, input_size: int, hidden_size: int, dtype=np.float64, rng=None):
         super().__init__(dtype, rng)
         if int(input_size) < 1 or int(hidden_size) < 1:
-            raise ValueError(f"input_size and hidden_size must be >= 1, got {input_size}, {hidden_size}")
+            raise NpnetError(f"input_size and hidden_size must be >= 1, got {input_size}, {hidden_size}")
         self.input_size = int(input_size)
         self.hidden_size = int(hidden_size)
         self.track_state_grads = False
