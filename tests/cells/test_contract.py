@@ -345,7 +345,7 @@ def test_bprop_adds_into_grads_and_leaves_its_arguments_untouched(name):
 
 
 @pytest.mark.parametrize("name", CASES)
-@pytest.mark.parametrize("B, T", [(1, 4), (3, 1), (2, 5)])
+@pytest.mark.parametrize("B, T", [(1, 4), (3, 1), (1, 1), (2, 5)])
 def test_cache_is_independent_of_the_callers_arrays(name, B, T):
     """Editing x, the state or the returned arrays in place after fprop does not change bprop."""
     case = CASES[name]
@@ -362,6 +362,32 @@ def test_cache_is_independent_of_the_callers_arrays(name, B, T):
     assert all(np.array_equal(a, b) for a, b in zip(as_parts(dstate0), dstate0_ref))
     for k in grads_ref:
         assert np.array_equal(cell.grads[k], grads_ref[k])
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_fully_padded_row_carries_state_and_gradient_exactly(name):
+    cell = random_cell(CASES[name], 2, 3)
+    rng = np.random.default_rng(8)
+    x, state0, dstate = rng.standard_normal((2, 4, 2)), make_state(cell, 2, rng), make_state(cell, 2, rng)
+    mask = np.ones((2, 4), bool)
+    mask[1] = False
+    out, state_T = cell.fprop(x, state0, mask)
+    assert np.all(out[1] == 0.0)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(as_parts(state_T), as_parts(state0)))   # bit for bit
+    dx, dstate0 = cell.bprop(np.ones((2, 4, 3)), dstate)
+    assert np.all(dx[1] == 0.0)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(as_parts(dstate0), as_parts(dstate)))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_params_are_read_on_every_call(name):
+    """Optimisers update params in place; the next fprop must see it."""
+    cell = random_cell(CASES[name], 3, 4)
+    x = np.random.default_rng(0).standard_normal((2, 5, 3))
+    out1, _ = cell.fprop(x)
+    cell.params["b"] += 1.0
+    out2, _ = cell.fprop(x)
+    assert not np.allclose(out1, out2)
 
 
 @pytest.mark.parametrize("name", CASES)

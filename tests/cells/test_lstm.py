@@ -1,8 +1,9 @@
-"""Tests of npnet.LSTMCell: gradient checks, the exp-form gate kernel, backward blocks, PyTorch values,
-masks, dtypes, forget-bias and chrono initialisation, errors and long-sequence numerics.
+"""LSTMCell: what is specific to it: the exp-form gate kernel at saturation, backward blocks, a
+planted bug, PyTorch values, dstate with None entries, forget-bias and chrono initialisation, config.
 
-The fast path against the plain reference (npnet.cells.reference) and step() against fprop are
-checked for every cell in tests/cells/test_contract.py.
+Everything every cell must do (the fast path equal to npnet.cells.reference, gradient checks,
+masks, step(), dtypes, errors, long sequences) is checked for all cells in
+tests/cells/test_contract.py.
 """
 import json
 
@@ -11,7 +12,6 @@ from scipy.special import expit
 import pytest
 
 import npnet
-from npnet.layer import NotForwardedError
 from npnet.cells.lstm import LSTMCell
 from npnet.cells import _kernels, reference
 
@@ -59,26 +59,6 @@ def run_fast(cell, x, state, mask, dout, dstate):
 
 # ---------------------------------------------------------------------------
 # gradient checks (float64)
-
-SHAPES = [  # (B, T, D, H)
-    (2, 4, 3, 3),
-    (1, 1, 1, 1),   # all degenerate
-    (3, 1, 2, 2),   # T = 1
-    (1, 5, 2, 3),   # B = 1
-    (2, 3, 3, 1),   # H = 1
-]
-
-
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("masked", [False, True])
-def test_gradcheck_params_input_state(shape, masked):
-    B, T, D, H = shape
-    cell = make_cell(D, H)
-    x, state, mask = make_inputs(B, T, D, H, mask_p=0.3 if masked else None)
-    errors = npnet.gradcheck(cell, x, state, mask)
-    assert set(errors) == {"param W_x", "param W_h", "param b", "input x", "state 0", "state 1"}
-    assert max(errors.values()) < GRAD_TOL, errors
-
 
 def test_gradcheck_without_state_and_default_init():
     cell = LSTMCell(3, 4, rng=0)               # the real initialisation, forget bias 1
@@ -239,138 +219,7 @@ def test_matches_stored_pytorch_values():
 
 
 # ---------------------------------------------------------------------------
-# masks, chunks, steps
-
-def test_padded_batch_equals_each_sequence_alone():
-    D, H, T = 3, 4, 6
-    lengths = [6, 3, 1, 4]
-    B = len(lengths)
-    cell = make_cell(D, H, scale=0.9)
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal((B, T, D))
-    h0, c0 = rng.standard_normal((B, H)), rng.standard_normal((B, H))
-    mask = np.arange(T)[None, :] < np.array(lengths)[:, None]
-    dout = rng.standard_normal((B, T, H))
-    dh_T, dc_T = rng.standard_normal((B, H)), rng.standard_normal((B, H))
-    out, (h, c), dx, (dh0, dc0), grads = run_fast(cell, x, (h0, c0), mask, dout, (dh_T, dc_T))
-
-    summed = {k: np.zeros_like(g) for k, g in grads.items()}
-    for n, L in enumerate(lengths):
-        s = slice(n, n + 1)
-        o1, (h1, c1), dx1, (dh1, dc1), g1 = run_fast(cell, x[s, :L], (h0[s], c0[s]), None,
-                                                      dout[s, :L], (dh_T[s], dc_T[s]))
-        assert_close(out[s, :L], o1, what="out")
-        assert np.all(out[n, L:] == 0.0)
-        assert_close(h[s], h1, what="h_T")
-        assert_close(c[s], c1, what="c_T")
-        assert_close(dx[s, :L], dx1, what="dx")
-        assert np.all(dx[n, L:] == 0.0)
-        assert_close(dh0[s], dh1, what="dh_0")
-        assert_close(dc0[s], dc1, what="dc_0")
-        for k in summed:
-            summed[k] += g1[k]
-    for k in grads:
-        assert_close(grads[k], summed[k], what=k)
-
-
-def test_fully_padded_row_carries_state_and_gradient():
-    cell = make_cell(2, 3)
-    x, (h0, c0), _ = make_inputs(2, 4, 2, 3)
-    mask = np.ones((2, 4), bool)
-    mask[1] = False
-    out, (h, c) = cell.fprop(x, (h0, c0), mask)
-    assert np.all(out[1] == 0.0) and np.array_equal(h[1], h0[1]) and np.array_equal(c[1], c0[1])
-    dh_T, dc_T = np.ones((2, 3)), np.full((2, 3), 2.0)
-    dx, (dh0, dc0) = cell.bprop(np.ones((2, 4, 3)), (dh_T, dc_T))
-    assert np.all(dx[1] == 0.0) and np.array_equal(dh0[1], dh_T[1]) and np.array_equal(dc0[1], dc_T[1])
-
-
-def test_chunks_with_carried_state_equal_whole_sequence():
-    cell = make_cell(3, 4)
-    x, state, _ = make_inputs(2, 7, 3, 4)
-    out, (h, c) = cell.fprop(x, state)
-    o1, st = cell.fprop(x[:, :3], state)
-    o2, (h2, c2) = cell.fprop(x[:, 3:], st)
-    assert_close(np.concatenate([o1, o2], axis=1), out, what="out")
-    assert_close(h2, h, what="h")
-    assert_close(c2, c, what="c")
-
-
-@pytest.mark.parametrize("masked", [False, True])
-def test_two_chunks_with_state_gradient_handed_back_equal_full_bptt(masked):
-    """fprop chunk 1 -> state -> fprop chunk 2; bprop chunk 2 -> dstate0 -> bprop chunk 1 == whole."""
-    B, T, D, H, split = 3, 7, 2, 4, 3
-    x, state, mask = make_inputs(B, T, D, H, mask_p=0.3 if masked else None)
-    rng = np.random.default_rng(11)
-    dout = rng.standard_normal((B, T, H))
-    dstate = (rng.standard_normal((B, H)), rng.standard_normal((B, H)))
-    whole = make_cell(D, H)
-    out, st, dx, dst0, grads = run_fast(whole, x, state, mask, dout, dstate)
-
-    first, second = make_cell(D, H), make_cell(D, H)
-    m1, m2 = (None, None) if mask is None else (mask[:, :split], mask[:, split:])
-    o1, st1 = first.fprop(x[:, :split], state, m1)
-    o2, st2 = second.fprop(x[:, split:], st1, m2)
-    dx2, dst1 = second.bprop(dout[:, split:], dstate)
-    dx1, dst0_chunks = first.bprop(dout[:, :split], dst1)
-    assert_close(np.concatenate([o1, o2], axis=1), out, what="out")
-    assert_close(np.concatenate([dx1, dx2], axis=1), dx, what="dx")
-    for a, b in zip(dst0_chunks, dst0):
-        assert_close(a, b, what="dstate0")
-    for k in grads:
-        assert_close(first.grads[k] + second.grads[k], grads[k], what=k)
-
-
-def test_step_defaults_to_zero_state():
-    cell = make_cell(2, 3)
-    x = np.random.default_rng(0).standard_normal((4, 2))
-    h, (h2, c) = cell.step(x)
-    out, (hf, cf) = cell.fprop(x[:, None, :])
-    assert_close(h, out[:, 0])
-    assert_close(c, cf)
-
-
-# ---------------------------------------------------------------------------
-# contract: grads accumulate, inputs untouched, dtype, diagnostics
-
-def test_bprop_adds_into_grads_and_leaves_arguments_untouched():
-    cell = make_cell(3, 2)
-    x, (h0, c0), mask = make_inputs(3, 4, 3, 2, mask_p=0.3)
-    rng = np.random.default_rng(4)
-    dout, dh, dc = rng.standard_normal((3, 4, 2)), rng.standard_normal((3, 2)), rng.standard_normal((3, 2))
-    copies = [a.copy() for a in (x, h0, c0, mask, dout, dh, dc)]
-    for m in (None, mask):
-        cell.zero_grad()
-        cell.fprop(x, (h0, c0), m)
-        cell.bprop(dout, (dh, dc))
-        once = {k: g.copy() for k, g in cell.grads.items()}
-        cell.fprop(x, (h0, c0), m)
-        cell.bprop(dout, (dh, dc))
-        for k in once:
-            assert_close(cell.grads[k], 2 * once[k], what=k)
-    for a, b in zip((x, h0, c0, mask, dout, dh, dc), copies):
-        assert np.array_equal(a, b)
-
-
-def test_cache_is_independent_of_the_callers_arrays():
-    """Changing x or the state in place between fprop and bprop must not change the gradients."""
-    cell = make_cell(3, 4)
-    x, (h0, c0), _ = make_inputs(2, 5, 3, 4)
-    dout = np.ones((2, 5, 4))
-    cell.fprop(x, (h0, c0))
-    cell.zero_grad()
-    dx_ref, _ = cell.bprop(dout)
-    g_ref = {k: g.copy() for k, g in cell.grads.items()}
-    cell.fprop(x, (h0, c0))
-    x += 1.0
-    h0 += 1.0
-    c0 += 1.0
-    cell.zero_grad()
-    dx, _ = cell.bprop(dout)
-    assert np.array_equal(dx, dx_ref)
-    for k in g_ref:
-        assert np.array_equal(cell.grads[k], g_ref[k]), k
-
+# dstate entries
 
 def test_dstate_may_have_none_entries():
     cell = make_cell(2, 3)
@@ -382,25 +231,6 @@ def test_dstate_may_have_none_entries():
     cell.fprop(x, state)
     b = cell.bprop(dout, (dh, np.zeros((2, 3))))
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1][0], b[1][0])
-
-
-def test_float32_in_float32_out():
-    cell = LSTMCell(3, 4, dtype=np.float32, rng=0)
-    x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
-    state = cell.init_state(2)
-    out, (h, c) = cell.fprop(x, state, np.ones((2, 5), bool))
-    dx, (dh0, dc0) = cell.bprop(np.ones((2, 5, 4), np.float32), (h, c))
-    h_s, (h_s2, c_s) = cell.step(x[:, 0], state)
-    arrays = [out, h, c, dx, dh0, dc0, h_s, c_s, *cell.params.values(), *cell.grads.values()]
-    assert all(a.dtype == np.float32 for a in arrays), [a.dtype for a in arrays]
-    # and float32 (tanh kernel) agrees with float64 (expit kernel) to single precision
-    cell64 = LSTMCell(3, 4, rng=0)
-    x64, mask = x.astype(np.float64), np.array([[True] * 5, [False, True, True, True, False]])
-    dout = np.random.default_rng(1).standard_normal((2, 5, 4))
-    o32, s32, dx32, ds32, g32 = run_fast(cell, x, None, mask, dout.astype(np.float32), None)
-    o64, s64, dx64, ds64, g64 = run_fast(cell64, x64, None, mask, dout, None)
-    for a, b in [(o32, o64), (s32[1], s64[1]), (dx32, dx64), (ds32[1], ds64[1])] + [(g32[k], g64[k]) for k in g64]:
-        assert_close(a, b, tol=1e-5)
 
 
 # ---------------------------------------------------------------------------
@@ -445,92 +275,3 @@ def test_get_config_rebuilds_the_cell():
     again = LSTMCell(**cfg)
     assert again.get_config() == cfg and again.dtype == np.float32
     assert LSTMCell(**LSTMCell(2, 2, chrono_t_max=10).get_config()).chrono_t_max == 10.0
-
-
-# ---------------------------------------------------------------------------
-# errors
-
-@pytest.fixture
-def cell_and_data():
-    cell = make_cell(3, 4)
-    x, state, _ = make_inputs(2, 5, 3, 4)
-    return cell, x, state
-
-
-@pytest.mark.parametrize("bad, message", [
-    (lambda x, s: dict(x=x[0]), r"x must have 3 dimensions"),
-    (lambda x, s: dict(x=x[:, :, :2]), r"x must have shape \(B, T, 3\)"),
-    (lambda x, s: dict(x=np.where(np.arange(3) == 1, np.nan, x)), r"NaN or inf"),
-    (lambda x, s: dict(x=np.where(np.arange(3) == 1, np.inf, x)), r"NaN or inf"),
-    (lambda x, s: dict(x=x, state=s[0]), r"must be a tuple \(h, c\)"),
-    (lambda x, s: dict(x=x, state=(s[0],)), r"must be a tuple \(h, c\)"),
-    (lambda x, s: dict(x=x, state=(s[0], s[1][:1])), r"state c must have shape \(2, 4\)"),
-    (lambda x, s: dict(x=x, state=(s[0][:, :3], s[1])), r"state h must have last dimension 4"),
-    (lambda x, s: dict(x=x, mask=np.ones((2, 4), bool)), r"mask must have shape \(2, 5\)"),
-    (lambda x, s: dict(x=x, mask=np.ones((2, 5), int)), r"mask must be a bool array"),
-])
-def test_bad_fprop_input_raises(cell_and_data, bad, message):
-    cell, x, state = cell_and_data
-    kwargs = bad(x, state)
-    with pytest.raises(ValueError, match=message):
-        cell.fprop(kwargs.pop("x"), **kwargs)
-
-
-def test_bprop_without_fprop_raises(cell_and_data):
-    cell, x, state = cell_and_data
-    with pytest.raises(NotForwardedError, match="without a matching fprop"):
-        cell.bprop(np.zeros((2, 5, 4)))
-    cell.fprop(x, state)
-    cell.bprop(np.zeros((2, 5, 4)))
-    with pytest.raises(ValueError, match="without a matching fprop"):   # one bprop per fprop
-        cell.bprop(np.zeros((2, 5, 4)))
-
-
-def test_bad_bprop_input_raises_and_keeps_cache(cell_and_data):
-    cell, x, state = cell_and_data
-    cell.fprop(x, state)
-    with pytest.raises(ValueError, match=r"dout must have shape \(2, 5, 4\)"):
-        cell.bprop(np.zeros((2, 4, 4)))
-    with pytest.raises(ValueError, match=r"dstate .*tuple \(h, c\)"):
-        cell.bprop(np.zeros((2, 5, 4)), np.zeros((2, 4)))
-    with pytest.raises(ValueError, match="NaN or inf"):
-        cell.bprop(np.full((2, 5, 4), np.nan))
-    dx, _ = cell.bprop(np.zeros((2, 5, 4)))     # the cache survived the bad calls
-    assert dx.shape == x.shape
-
-
-def test_bad_step_input_raises(cell_and_data):
-    cell, x, state = cell_and_data
-    with pytest.raises(ValueError, match="x_t must have 2 dimensions"):
-        cell.step(x, state)
-    with pytest.raises(ValueError, match="x_t must have last dimension 3"):
-        cell.step(x[:, 0, :2], state)
-    with pytest.raises(ValueError, match=r"must be a tuple \(h, c\)"):
-        cell.step(x[:, 0], state[0])
-
-
-def test_bad_constructor_arguments():
-    with pytest.raises(ValueError, match="input_size and hidden_size"):
-        LSTMCell(0, 3)
-    with pytest.raises(ValueError, match="float32 or float64"):
-        LSTMCell(2, 3, dtype=np.int32)
-
-
-# ---------------------------------------------------------------------------
-# numerics
-
-def test_long_sequence_with_saturated_gates_is_finite_and_silent():
-    """10,000 steps with pre-activations in the hundreds: no overflow warnings, finite values."""
-    T, B, D, H = 10_000, 1, 3, 4
-    cell = LSTMCell(D, H, rng=0)
-    for p in cell.params.values():
-        p *= 100.0
-    x = 3.0 * np.random.default_rng(0).standard_normal((B, T, D))
-    with np.errstate(over="raise", invalid="raise", divide="raise"):
-        out, (h, c) = cell.fprop(x)
-        dx, (dh0, dc0) = cell.bprop(np.ones((B, T, H)))
-    a = np.abs(x[:, :, :] @ cell.params["W_x"]).max()
-    assert a > 100.0                            # the pre-activations really are large
-    for arr in (out, h, c, dx, dh0, dc0, *cell.grads.values()):
-        assert np.all(np.isfinite(arr))
-    assert np.all(np.abs(out) <= 1.0)
