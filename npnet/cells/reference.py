@@ -35,7 +35,7 @@ def rnn_step_forward(x_t, h_prev, params, nonlinearity="tanh"):
     Returns h (B, H) and the step's cache for :func:`rnn_step_backward`.
     """
     a = x_t @ params["W_x"] + h_prev @ params["W_h"] + params["b"]   # (B, H) a = x W_x + h_prev W_h + b
-    h = np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0.0)           # (B, H) h = act(a)
+    h = np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0.0)   # (B, H) h = act(a)
     cache = {"x_t": x_t, "h_prev": h_prev, "h": h, "params": params, "nonlinearity": nonlinearity}
     return h, cache
 
