@@ -238,55 +238,34 @@ def make_cell(cls, name: str, D: int, H: int, dtype: str):
     return cls(D, H, dtype=dtype, rng=0)
 
 
-# cell -> (module in tests/, forward name, backward name); adapters below give all three the
-# same shape: fwd(p, x) -> (out, trace) and bwd(p, trace, dout).
+# cell -> (module, forward name, backward name): npnet.cells.reference, one signature shape for
+# all three cells; fwd(p, x) -> (out, trace) and bwd(p, trace, dout) adapt it.
 REFERENCE_API = {
-    "rnn": ("reference_rnn", "reference_forward", "reference_backward"),
+    "rnn": ("npnet.cells.reference", "rnn_forward", "rnn_backward"),
     "lstm": ("npnet.cells.reference", "lstm_forward", "lstm_backward"),
-    "gru": ("reference_gru", "gru_forward", "gru_backward"),
+    "gru": ("npnet.cells.reference", "gru_forward", "gru_backward"),
 }
 
 
 def load_reference(name: str):
     """(fwd(p, x) -> (out, trace), bwd(p, trace, dout)) for one cell, or (None, reason)."""
-    if TESTS not in sys.path:
-        sys.path.insert(0, TESTS)
     mod_name, fname, bname = REFERENCE_API[name]
     try:
         mod = importlib.import_module(mod_name)
     except Exception as exc:
-        return None, f"tests/{mod_name}.py not importable ({type(exc).__name__}: {exc})"
+        return None, f"{mod_name} not importable ({type(exc).__name__}: {exc})"
     f, b = getattr(mod, fname, None), getattr(mod, bname, None)
     if f is None or b is None:
-        return None, f"tests/{mod_name}.py has no {fname}/{bname}"
+        return None, f"{mod_name} has no {fname}/{bname}"
     import numpy as np
 
-    def zeros(p, B):
-        H = p["W_h"].shape[0]
-        return np.zeros((B, H), p["W_h"].dtype)
-    if name == "rnn":
-        def fwd(p, x):
-            out, _, trace = f(p, x)
-            return out, trace
+    def fwd(p, x):
+        out, _, cache = f(x, None, p)                         # state None = zeros
+        return out, cache
 
-        def bwd(p, trace, dout):
-            return b(p, trace, dout)
-    elif name == "lstm":
-        def fwd(p, x):
-            h0 = zeros(p, x.shape[0])
-            out, _, caches = f(x, h0, h0.copy(), p)
-            return out, caches
-
-        def bwd(p, trace, dout):
-            h0 = zeros(p, dout.shape[0])
-            return b(dout, h0, h0.copy(), trace, p)
-    else:
-        def fwd(p, x):
-            out, _, caches = f(x, zeros(p, x.shape[0]), p)
-            return out, caches
-
-        def bwd(p, trace, dout):
-            return b(dout, zeros(p, dout.shape[0]), trace, p)
+    def bwd(p, trace, dout):
+        grads = {k: np.zeros_like(v) for k, v in p.items()}   # the reference adds into grads
+        return b(dout, None, trace, grads)
     return (fwd, bwd), None
 
 
