@@ -28,13 +28,18 @@ def exp_tanh_pays(dtype: np.dtype, size: int) -> bool:
     return dtype != np.float32 and size >= EXP_TANH_MIN
 
 
-def tanh_into(a: np.ndarray, out: np.ndarray, through_exp: bool) -> np.ndarray:
-    """out = tanh(a) (``out`` may be ``a``): np.tanh, or through exp where :func:`exp_tanh_pays`.
+def tanh_kernel(through_exp: bool):
+    """The function ``f(a, out)`` computing out = tanh(a) (``out`` may be ``a``) for the hot loops.
 
-    Through exp, exp(-2a) may overflow to inf for a < -354, giving -1 exactly: call under
-    ``np.errstate(over="ignore")``."""
-    if not through_exp:
-        return np.tanh(a, out=out)
+    ``np.tanh`` itself (a ufunc: no Python call in between) unless ``through_exp`` (see
+    :func:`exp_tanh_pays`), then :func:`_tanh_through_exp`. Chosen once per call of the cell,
+    not per step: at config D every per-step Python call shows."""
+    return _tanh_through_exp if through_exp else np.tanh
+
+
+def _tanh_through_exp(a: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out = tanh(a) = 2 / (1 + exp(-2a)) - 1. exp(-2a) may overflow to inf for a < -354,
+    giving -1 exactly: call under ``np.errstate(over="ignore")``."""
     np.multiply(a, -2.0, out=out)
     return tanh_from_scaled(out)
 

@@ -157,11 +157,11 @@ class GRUCell(RecurrentCell):
         h[1:] are filled. W_h_s is W_h with the r, z columns negated (exact)."""
         T, B, H = q.shape
         b_hn = self.params["b_hn"]
-        through_exp = _kernels.exp_tanh_pays(self.dtype, B * H)   # n_t = tanh(a_n) through exp
+        tanh_into = _kernels.tanh_kernel(_kernels.exp_tanh_pays(self.dtype, B * H))   # n_t = tanh(a_n)
         h_W = np.empty((B, 3 * H), self.dtype)                  # (B, 3H) h_{t-1} W_h_s, scratch
         h_W_rz, h_W_n = h_W[:, :2 * H], h_W[:, 2 * H:]
         padded = repeat(None) if mask is None else ~mask        # (T, B, 1) True on padded steps
-        sigmoid_gates, tanh_into = _kernels.exp_sigmoid_gates, _kernels.tanh_into   # local names: per-step calls
+        sigmoid_gates = _kernels.exp_sigmoid_gates              # a local name: one call per step
         steps = zip(gates[:, :, :2 * H], gates[:, :, :H], gates[:, :, H:2 * H], gates[:, :, 2 * H:],
                     q, h[:-1], h[1:], padded)                   # per-step views, made by iteration
         with np.errstate(over="ignore"):                        # exp(-a) may be inf: s(a) = 1 / inf = 0, exact
@@ -172,7 +172,7 @@ class GRUCell(RecurrentCell):
                 sigmoid_gates(rz)                               # r_t, z_t
                 np.multiply(r, q_t, out=h_W_n)                  # r_t * q_t (h_W_n is free now)
                 n += h_W_n                                      # a_n
-                tanh_into(n, n, through_exp)                    # n_t = tanh(a_n)
+                tanh_into(n, n)                                 # n_t = tanh(a_n)
                 np.subtract(h_prev, n, out=h_t)                 # h_t = n + z (h_{t-1} - n)
                 h_t *= z
                 h_t += n

@@ -160,18 +160,18 @@ class LSTMCell(RecurrentCell):
         (T, B, H): h[1:] itself, or with a mask m_t h~_t in a new array (padded rows keep h, c)."""
         T, B, H = tanh_c.shape
         numerator = self._gate_numerator                          # (4H,)
-        through_exp = _kernels.exp_tanh_pays(self.dtype, B * H)   # tanh(c) through exp
+        tanh_into = _kernels.tanh_kernel(_kernels.exp_tanh_pays(self.dtype, B * H))   # tanh(c): (c, out)
         h_W = np.empty((B, 4 * H), self.dtype)                    # (B, 4H) h_{t-1} (scale W_h)
         i_g = np.empty((B, H), self.dtype)                        # (B, H) i * g
         out = h[1:] if mask is None else np.empty((T, B, H), self.dtype)   # (T, B, H) outputs
-        real = repeat(None) if mask is None else mask.astype(self.dtype)   # (T, B, 1) 1.0 / 0.0
-        padded = repeat(None) if mask is None else ~mask          # (T, B, 1) padded rows keep (h, c)
+        # per step: None, or (1.0 real / 0.0 padded (B, 1), True where padded rows keep (h, c) (B, 1))
+        mask_steps = repeat(None) if mask is None else zip(mask.astype(self.dtype), ~mask)
         g4 = gates.reshape(T, B, 4, H)
-        exp_gates, tanh_into = _kernels.exp_gates, _kernels.tanh_into   # local names: per-step calls
+        exp_gates = _kernels.exp_gates                            # a local name: one call per step
         steps = zip(gates, g4[:, :, 0], g4[:, :, 1], g4[:, :, 2], g4[:, :, 3], h[:-1], h[1:],
-                    c[:-1], c[1:], tanh_c, out, real, padded)     # per-step views, made by iteration
+                    c[:-1], c[1:], tanh_c, out, mask_steps)       # per-step views, made by iteration
         with np.errstate(over="ignore"):                          # exp may overflow to inf: exact limits
-            for a, i, f, g, o, h_prev, h_t, c_prev, c_t, tanh_c_t, out_t, real_t, padded_t in steps:
+            for a, i, f, g, o, h_prev, h_t, c_prev, c_t, tanh_c_t, out_t, mask_t in steps:
                 np.dot(h_prev, W_h_s, out=h_W)                    # the one recurrent GEMM
                 a += h_W                                          # a' = scale * a_t   (B, 4H)
                 exp_gates(a, numerator)                           # [i | f | g + 1 | o]
@@ -179,9 +179,10 @@ class LSTMCell(RecurrentCell):
                 np.multiply(f, c_prev, out=c_t)                   # c~ = f * c_{t-1} + i * g
                 np.multiply(i, g, out=i_g)
                 c_t += i_g
-                tanh_into(c_t, tanh_c_t, through_exp)
+                tanh_into(c_t, tanh_c_t)
                 np.multiply(o, tanh_c_t, out=h_t)                 # h~ = o * tanh(c~)
-                if real_t is not None:
+                if mask_t is not None:
+                    real_t, padded_t = mask_t
                     np.multiply(h_t, real_t, out=out_t)           # out = m * h~
                     np.copyto(h_t, h_prev, where=padded_t)        # padded rows carry (h, c)
                     np.copyto(c_t, c_prev, where=padded_t)
