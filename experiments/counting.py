@@ -36,33 +36,17 @@ def parser():
     return p
 
 
-def plot_result(path, pred, y, mode):
-    if mode == "classification":
-        fig, ax = common.figure(4.2, 3.6)
-        a = ax[0, 0]
-        cm = np.zeros((3, 3), int)
-        np.add.at(cm, (y, pred.argmax(-1)), 1)
-        a.imshow(cm, cmap="Blues")
-        for i in range(3):
-            for j in range(3):
-                a.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=9,
-                       color="white" if cm[i, j] > cm.max() / 2 else "black")
-        names = ["first", "second", "equal"]
-        a.set_xticks(range(3), names)
-        a.set_yticks(range(3), names)
-        a.set_xlabel("predicted")
-        a.set_ylabel("true")
-        a.set_title("test confusion matrix", fontsize=9)
-    else:
-        fig, ax = common.figure(4.2, 3.6)
-        a = ax[0, 0]
-        jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(y))
-        a.plot(y[:, 0] + jitter, pred[:, 0], ".", ms=2, alpha=0.4)
-        lim = [y.min() - 0.5, y.max() + 0.5]
-        a.plot(lim, lim, "k:", lw=1)
-        a.set_xlabel("true count difference")
-        a.set_ylabel("prediction")
-        a.grid(alpha=0.3)
+def plot_scatter(path, pred, y):
+    """Regression: the prediction against the true count difference (jittered)."""
+    fig, ax = common.figure(4.2, 3.6)
+    a = ax[0, 0]
+    jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(y))
+    a.plot(y[:, 0] + jitter, pred[:, 0], ".", ms=2, alpha=0.4)
+    lim = [y.min() - 0.5, y.max() + 0.5]
+    a.plot(lim, lim, "k:", lw=1)
+    a.set_xlabel("true count difference")
+    a.set_ylabel("prediction")
+    a.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=80)
 
@@ -93,7 +77,11 @@ def main(argv=None):
     baseline = counts.max() / counts.sum()                        # always answer the most common value
     common.plot_learning_curve(learner.history, run.path("learning_curve.png"),
                                "accuracy" if clf else "rounded accuracy", target=args.target, baseline=baseline)
-    plot_result(run.path("confusion.png" if clf else "scatter.png"), pred, y, mode)
+    if clf:
+        common.plot_confusion(common.confusion_matrix(y, pred.argmax(-1), 3), ["first", "second", "equal"],
+                              run.path("confusion.png"), "test confusion matrix", percent=False)
+    else:
+        plot_scatter(run.path("scatter.png"), pred, y)
     extra = {"majority_rate_exact": float(rates.max())} if clf else {
         "test_mse": float(np.mean((pred - y) ** 2))}
     return run.finish(model, "test_accuracy", test_acc, baseline, "majority", mode=mode, seq_len=T,

@@ -8,10 +8,9 @@ See docs/gradients.md.
 from __future__ import annotations
 
 import common  # first: pins BLAS to one thread before numpy loads, puts npnet on the path
+from common import gradient_plots as gplots
 
 import argparse
-import csv
-import json
 import math
 import os
 import sys
@@ -25,8 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
 
 TASK = "exploding"
-NONLINEARITIES = ("tanh", "relu")
-INITS = ("random", "identity")
+NONLINEARITIES, INITS = gplots.NONLINEARITIES, gplots.INITS
 
 
 _js = common.json_floats
@@ -203,95 +201,6 @@ def make_configs(args) -> list[dict]:
     return configs
 
 
-# -- plots -------------------------------------------------------------------------------------
-def _loads(v):
-    return json.loads(v) if isinstance(v, str) else v
-
-
-def _panels(rows, sharey: bool):
-    """The 2 x 2 grid both plots use (rows: nonlinearity, columns: W_h init) and one colour per
-    (hidden, vocab). Yields (fig, axes) first, then (i, j, ax, nl, init, panel_rows, colors)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    hv = sorted({(int(r["hidden"]), int(r["vocab"])) for r in rows})
-    colors = dict(zip(hv, plt.cm.viridis(np.linspace(0.0, 0.85, len(hv)))))
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5), sharex=True, sharey=sharey)
-    yield fig, axes
-    for i, nl in enumerate(NONLINEARITIES):
-        for j, init in enumerate(INITS):
-            panel = [r for r in rows if r["nonlinearity"] == nl and r["init"] == init]
-            yield i, j, axes[i, j], nl, init, panel, colors
-
-
-def _style(ax, i, j, title, xlabel, ylabel):
-    """Log y axis, grid, title; axis labels on the bottom row and left column only."""
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ax.grid(True, which="major", alpha=0.3)
-    if i == 1:
-        ax.set_xlabel(xlabel)
-    if j == 0:
-        ax.set_ylabel(ylabel)
-
-
-def _save(fig, path):
-    import matplotlib.pyplot as plt
-    fig.tight_layout()
-    fig.savefig(path, dpi=72)
-    plt.close(fig)
-
-
-def plot_mean_abs(rows, path, clip):
-    grid = _panels(rows, sharey=True)
-    fig, axes = next(grid)
-    for i, j, ax, nl, init, panel, colors in grid:
-        for r in panel:
-            T = _loads(r["seq_lens"])
-            key = (int(r["hidden"]), int(r["vocab"]))
-            for clipped in (False, True):
-                y = np.asarray(_loads(r["applied_mean_abs" if clipped else "raw_mean_abs"]), float)
-                ax.plot(T, np.where(y > 0, y, np.nan), ls="--" if clipped else "-", marker="o", ms=3,
-                        color=colors[key], alpha=0.7 if clipped else 1.0,
-                        label=f"H={key[0]}, V={key[1]}" + (f", clipped at {clip:g}" if clipped else ""))
-        _style(ax, i, j, f"{nl}, {init} W_h" + (" (IRNN)" if (nl, init) == ("relu", "identity") else ""),
-               "sequence length T (steps from the first input to the loss)",
-               "mean |dL/dθ| over all parameters")
-    axes[0, 0].legend(fontsize=7, loc="upper left")
-    fig.suptitle("Basic RNN at initialisation: mean |gradient| against sequence length\n"
-                 "(solid: raw gradient; dashed: after global-norm clipping, what the optimiser receives)",
-                 fontsize=10)
-    _save(fig, path)
-
-
-def plot_training(rows, path, clip):
-    grid = _panels(rows, sharey=False)
-    fig, axes = next(grid)
-    for i, j, ax, nl, init, panel, colors in grid:
-        for r in panel:
-            key = (int(r["hidden"]), int(r["vocab"]))
-            for tag in ("noclip", "clip"):
-                g = np.asarray(_loads(r[f"train_grad_norms_{tag}"]), float)
-                if g.size == 0:
-                    continue
-                steps = np.arange(1, g.size + 1)
-                shown = np.where(np.isfinite(g) & (g > 0), g, np.nan)
-                ax.plot(steps, shown, ls="--" if tag == "clip" else "-", lw=1.2, color=colors[key],
-                        label=f"H={key[0]}, V={key[1]}" + (", clipped" if tag == "clip" else ""))
-                if int(float(r[f"diverged_step_{tag}"])) > 0:    # mark where the run overflowed
-                    last = np.flatnonzero(np.isfinite(shown))
-                    if last.size:
-                        ax.plot(steps[last[-1]], shown[last[-1]], "x", ms=9, mew=2, color=colors[key])
-        ax.axhline(clip, color="red", lw=0.8, ls=":")
-        ax.set_xscale("log")
-        _style(ax, i, j, f"{nl}, {init} W_h", "training step (log scale)",
-               "global gradient norm before clipping")
-    axes[0, 0].legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"Gradient norm during training (first-token task), clipping off (solid) and on (dashed, "
-                 f"threshold {clip:g} dotted red); x: run overflowed", fontsize=10)
-    _save(fig, path)
-
-
 # -- main --------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     args = common.parse(build_parser(), argv, check)
@@ -308,19 +217,16 @@ def main(argv=None) -> int:
     for r in failed:
         print(f"setting {setting_name(r)} failed: {r.get('error')}", file=sys.stderr)
 
-    # a long table: one row per (setting, T)
-    with (out / "metrics.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["setting", "nonlinearity", "init", "hidden", "vocab", "clip", "seq_len",
-                    "raw_mean_abs", "clipped_mean_abs", "dh1_norm"])
-        for r in ok:
-            for T, a, b, c in zip(_loads(r["seq_lens"]), _loads(r["raw_mean_abs"]),
-                                  _loads(r["applied_mean_abs"]), _loads(r["dh1_norm"])):
-                w.writerow([setting_name(r), r["nonlinearity"], r["init"], r["hidden"], r["vocab"],
-                            r["clip"], T, a, b, c])
+    L = gplots.row_list                                             # a long table: one row per (setting, T)
+    common.write_table(out / "metrics.csv", [
+        [setting_name(r), r["nonlinearity"], r["init"], r["hidden"], r["vocab"], r["clip"], T, a, b, c]
+        for r in ok for T, a, b, c in zip(L(r["seq_lens"]), L(r["raw_mean_abs"]), L(r["applied_mean_abs"]),
+                                          L(r["dh1_norm"]))],
+        fields=["setting", "nonlinearity", "init", "hidden", "vocab", "clip", "seq_len",
+                "raw_mean_abs", "clipped_mean_abs", "dh1_norm"])
     if ok:
-        plot_mean_abs(ok, out / "mean_abs_vs_seq_len.png", args.clip)
-        plot_training(ok, out / "grad_norm_training.png", args.clip)
+        gplots.plot_mean_abs(ok, out / "mean_abs_vs_seq_len.png", args.clip)
+        gplots.plot_training(ok, out / "grad_norm_training.png", args.clip)
 
     def num(v):
         v = float(v)

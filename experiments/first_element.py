@@ -29,18 +29,6 @@ def within_tol(pred, y, mask=None) -> float:
     return float((np.abs(np.asarray(pred) - y) < TOL).mean())
 
 
-def csv_list(kind):
-    def parse(text):
-        try:
-            vals = [kind(v) for v in text.split(",") if v.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}") from None
-        if not vals:
-            raise argparse.ArgumentTypeError("expected at least one value")
-        return vals
-    return parse
-
-
 def parser():
     p = common.make_parser(
         "first_element", __doc__.split("\n\n")[0].strip(),
@@ -51,8 +39,8 @@ def parser():
     g.add_argument("--test-size", type=common.positive_int, default=1000, help="fresh sequences for the final test")
     s = p.add_argument_group("sweep")
     s.add_argument("--sweep", action="store_true", help="train every cell x length x repetition")
-    s.add_argument("--lengths", type=csv_list(int), default=[5, 10, 20, 40], help="sequence lengths")
-    s.add_argument("--cells", type=csv_list(str), default=["rnn", "irnn", "lstm", "gru"], help="cell types")
+    s.add_argument("--lengths", type=common.int_list, default=[5, 10, 20, 40], help="sequence lengths")
+    s.add_argument("--cells", type=common.str_list(common.CELLS), default=list(common.CELLS), help="cell types")
     s.add_argument("--reps", type=common.positive_int, default=3, help="repetitions (seeds) per setting")
     common.add_sweep_options(s)
     s.add_argument("--solved", type=float, default=0.9,
@@ -62,11 +50,6 @@ def parser():
 
 def check(args):
     if args.sweep:
-        bad = [c for c in args.cells if c not in common.CELLS]
-        if bad:
-            raise ValueError(f"--cells: unknown cell {bad[0]!r}; choose from {', '.join(common.CELLS)}")
-        if min(args.lengths) < 1:
-            raise ValueError(f"--lengths must all be >= 1, got {args.lengths}")
         if args.jobs == 0:
             raise ValueError("--jobs must be >= 1 or negative (joblib: -1 = all cores)")
 

@@ -18,14 +18,12 @@ from __future__ import annotations
 import common  # first: pins BLAS to one thread before numpy loads
 
 import copy
-import csv
-import time
+import functools
 
 import numpy as np
 
 import npnet
 from npnet import tasks
-from npnet.training.clip import check_finite, clip_grad_norm, global_norm
 
 PRIME = 30
 
@@ -101,9 +99,9 @@ def step_clones(model, n):
     return clones
 
 
-class FeedbackTrainer:
-    """Unrolls the model step by step, feeding back its own predictions, and backpropagates
-    through the feedback loop.
+class FeedbackRunner(npnet.SequenceRunner):
+    """The SequenceRunner whose gradients run through the model's own fed-back predictions; the
+    rest of the training step (norm, finite check, clipping, update) is inherited.
 
     Forward, for t = 0 .. T-1 (p_t = the model's output at step t, a prediction of x_{t+1};
     the priming steps t < prime run as one call, the rest one call per step)::
@@ -119,13 +117,17 @@ class FeedbackTrainer:
         du_t, ds_{t-1} = model.bprop(dp_t, ds_t)
     """
 
-    def __init__(self, model, optimizer, clip, prime, mode, total_steps, rng):
-        self.model, self.optimizer, self.clip = model, optimizer, clip
+    def __init__(self, model, loss, optimizer, *, prime=PRIME, mode="free", total_steps=1, rng=None, **kw):
+        super().__init__(model, loss, optimizer, **kw)
         self.prime, self.mode, self.total = prime, mode, total_steps
-        self.rng = rng
-        self.loss = npnet.MSELoss(dtype=model.dtype)
+        self.rng = rng                                              # mixed mode: the coin flips
         self.clones = []
-        self.steps = 0
+
+    @classmethod
+    def configured(cls, **settings):
+        """A subclass whose constructor takes ``settings`` (prime, mode, total_steps, rng), so that
+        ``Learner(runner_class=...)`` builds it with the Learner's own arguments."""
+        return type(cls.__name__, (cls,), {"__init__": functools.partialmethod(cls.__init__, **settings)})
 
     def feed_probability(self) -> float:
         if self.mode == "free":
@@ -141,6 +143,10 @@ class FeedbackTrainer:
         elif p_feed > 0.0:
             fed[self.prime:] = self.rng.random((T - self.prime, B, 1)) < p_feed
         return fed
+
+    def compute_gradients(self, x, y, mask=None) -> float:
+        """Zero the grads, unroll with feedback (drawn for this step), backpropagate; return the loss."""
+        return self.gradients(x, y, self.draw_feedback(x.shape[1], x.shape[0]))
 
     def gradients(self, x, y, fed) -> float:
         """Zero the grads, unroll with feedback where ``fed``, backpropagate; return the loss."""
@@ -169,72 +175,8 @@ class FeedbackTrainer:
         if P < T:
             d[:, -1] += du * fed[P]
         self.clones[0].bprop(d, dstate)
+        self.last_output = preds
         return value
-
-    def train_step(self, x, y) -> tuple[float, float]:
-        """One optimiser step; returns (loss, gradient norm before clipping)."""
-        self.model.train()
-        value = self.gradients(x, y, self.draw_feedback(x.shape[1], x.shape[0]))
-        grads = self.model.grads
-        norm = global_norm(grads)
-        check_finite(value, grads, self.steps + 1)
-        if self.clip:
-            clip_grad_norm(grads, self.clip)
-        self.optimizer.step(grads)
-        self.steps += 1
-        return value, norm
-
-
-def fit_feedback(run, args, model, train_batches, held_out, zero_mse):
-    """The training loop of free / mixed mode: progress bar, metrics.csv, early stopping."""
-    opt = npnet.optim.get(args.optimizer, model.params, lr=args.lr)
-    steps = args.epochs * args.epoch_size if args.epochs else args.steps
-    trainer = FeedbackTrainer(model, opt, args.clip if args.clip > 0 else None, args.prime, args.train_mode,
-                              steps, common.seed_rng(args.seed, "model"))
-    bar = None
-    if not run.quiet:
-        try:
-            from tqdm import tqdm
-            bar = tqdm(total=steps, desc=f"train ({args.train_mode})", unit="step", leave=False)
-        except ImportError:
-            pass
-    history = []
-    fields = ("step", "epoch", "loss", "metric", "grad_norm", "eval_loss", "eval_metric", "lr", "seconds")
-    f = open(run.path("metrics.csv"), "w", newline="")
-    w = csv.DictWriter(f, fieldnames=fields)
-    w.writeheader()
-    run.stopped_early = False
-    t_start = time.perf_counter()
-    try:
-        for i in range(steps):
-            x, y, _ = next(train_batches)
-            opt.lr = args.lr * args.lr_decay ** (i / steps)             # --lr-decay (1: constant)
-            t0 = time.perf_counter()
-            value, norm = trainer.train_step(x, y)
-            rec = {"step": i + 1, "epoch": i // args.epoch_size if args.epochs else 0, "loss": value,
-                   "grad_norm": norm, "lr": opt.lr, "seconds": time.perf_counter() - t0,
-                   "feed_probability": trainer.feed_probability()}
-            if (i + 1) % args.eval_every == 0 or i + 1 == steps:
-                rec["eval_metric"] = float(np.mean((closed_loop(model, held_out, args.prime)
-                                                    - held_out[:, args.prime:]) ** 2))
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{value:.3g}", refresh=False)
-            history.append(rec)
-            if (i + 1) % 10 == 0 or "eval_metric" in rec:
-                w.writerow({k: rec.get(k, "") for k in fields})
-            if "eval_metric" in rec:
-                f.flush()
-            if ("eval_metric" in rec and not args.no_early_stop
-                    and rec["eval_metric"] < stop_threshold(args, zero_mse)):
-                run.stopped_early = True
-                break
-    finally:
-        f.close()
-        if bar is not None:
-            bar.close()
-    run.train_s = time.perf_counter() - t_start
-    return trainer, opt, history
 
 
 def stop_threshold(args, zero_mse):
@@ -275,24 +217,19 @@ def main(argv=None):
     run.log(f"sine: T={T}, prime {args.prime}, period {period}; {args.cell} H={args.hidden}, "
             f"{model.num_params} parameters; training: {args.train_mode}")
 
-    if args.train_mode == "teacher":
-        prime = args.prime
+    def closed_loop_eval(learner, record):
+        """On evaluation records: the held-out closed-loop MSE, the metric that stops training."""
+        if "eval_loss" in record:
+            record["eval_metric"] = float(np.mean((closed_loop(model, x_ev, args.prime) - x_ev[:, args.prime:]) ** 2))
 
-        def cl_metric(pred, y, mask=None):
-            """On the held-out batch: the closed-loop MSE (the teacher-forced output is ignored)."""
-            return float(np.mean((closed_loop(model, x_ev, prime) - x_ev[:, prime:]) ** 2)) \
-                if pred.shape[0] == x_ev.shape[0] else float("nan")
-
-        x_next = np.concatenate([x_ev[:, 1:], x_ev[:, -1:]], axis=1)
-        if args.target is None:
-            args.target = args.target_ratio * zero_ev
-        learner = run.train(model, "mse", cl_metric, batches, [(x_ev, x_next)], higher_is_better=False)
-        history, step, opt = learner.history, learner.step, learner.optimizer
-    else:
-        stream = batches(common.seed_rng(args.seed, "train"), None)
-        trainer, opt, history = fit_feedback(run, args, model, stream, x_ev, zero_ev)
-        step = trainer.steps
-        run.learner = type("Done", (), {"step": step, "optimizer": opt})()
+    if args.target is None:
+        args.target = args.target_ratio * zero_ev
+    runner = npnet.SequenceRunner if args.train_mode == "teacher" else FeedbackRunner.configured(
+        prime=args.prime, mode=args.train_mode, total_steps=run.total_steps(), rng=common.seed_rng(args.seed, "model"))
+    x_next = np.concatenate([x_ev[:, 1:], x_ev[:, -1:]], axis=1)    # eval_loss: teacher-forced MSE
+    learner = run.train(model, "mse", None, batches, [(x_ev, x_next)], higher_is_better=False,
+                        runner_class=runner, callbacks=[closed_loop_eval])
+    history = learner.history
 
     x = tasks.sine_batch(args.test_size, T, period, rng=common.seed_rng(args.seed, "test"), dtype=dtype).x
     preds = closed_loop(model, x, args.prime)                      # (N, T - prime, 1)

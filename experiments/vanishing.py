@@ -12,9 +12,9 @@ See docs/gradients.md for what the plots show.
 from __future__ import annotations
 
 import common  # first: pins BLAS to one thread before numpy loads, puts npnet on the path
+from common import gradient_plots as gplots
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -30,8 +30,6 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get
 
 TASK = "vanishing"
 CELLS = ("rnn", "irnn", "lstm", "gru")
-LABELS = {"rnn": "tanh RNN", "irnn": "IRNN (ReLU, W_h = I)", "lstm": "LSTM", "gru": "GRU"}
-COLORS = {"rnn": "#d62728", "irnn": "#ff7f0e", "lstm": "#1f77b4", "gru": "#2ca02c"}
 
 
 _js = common.json_floats
@@ -192,112 +190,6 @@ def make_configs(args, out: Path) -> list[dict]:
     return configs
 
 
-# -- plots -------------------------------------------------------------------------------------
-def _arr(row, key):
-    v = row[key]
-    return np.asarray(json.loads(v) if isinstance(v, str) else v, dtype=float)
-
-
-def plot_distance(rows, path):
-    """||dL/dh_t|| / ||dL/dh_T|| against the distance T - t, untrained | trained."""
-    fig, axes = common.figure(11, 4.2, 1, 2)
-    lo = 1.0
-    for ax, tag in zip(axes[0], ("untrained", "trained")):
-        for r in rows:
-            dh = _arr(r, f"dh_{tag}")
-            T = dh.size
-            rel = dh[::-1] / dh[-1]                          # index k = T - t, k = 0 at the loss
-            rel = np.where(rel > 0, rel, np.nan)
-            lo = min(lo, np.nanmin(rel)) if np.isfinite(rel).any() else lo
-            ax.plot(np.arange(T), rel, lw=2, color=COLORS[r["cell"]],
-                    label=f"{LABELS[r['cell']]}: ratio t=1/t=T {dh[0] / dh[-1]:.2g}")
-        ax.set_yscale("log")
-        ax.set_title(f"{tag}" + (f" ({rows[0]['steps']} steps of {rows[0]['optimizer']})" if tag == "trained" else ""))
-        ax.set_xlabel("distance from the loss T - t (time steps)")
-        ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8, loc="lower left")
-    axes[0, 0].set_ylabel("||dL/dh_t|| / ||dL/dh_T||  (batch mean, log scale)")
-    for ax in axes[0]:
-        ax.set_ylim(max(lo * 0.3, 1e-30), None)
-    fig.suptitle(f"How much gradient survives the trip back through time (first-element task, "
-                 f"T = {_arr(rows[0], 'dh_untrained').size}, H = {rows[0]['hidden']})", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-
-
-def plot_heat(rows, path):
-    """log10(||dL/dh_t|| / ||dL/dh_T||) over training: one panel per cell, shared colour scale."""
-    fig, axes = common.figure(3.2 * len(rows) + 1.2, 3.8, 1, len(rows))
-    mats = []
-    for r in rows:
-        H = _arr(r, "heat")                                   # (records, T)
-        if H.ndim != 2 or H.size == 0:
-            mats.append(None)
-            continue
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mats.append(np.log10(H / H[:, -1:]))
-    finite = np.concatenate([m[np.isfinite(m)] for m in mats if m is not None] or [np.zeros(1)])
-    vmin = max(float(finite.min()), -12.0) if finite.size else -1.0
-    vmax = max(float(finite.max()), 0.5) if finite.size else 1.0
-    im = None
-    for ax, r, m in zip(axes[0], rows, mats):
-        if m is None:
-            ax.set_title(f"{LABELS[r['cell']]}: no steps")
-            continue
-        steps = _arr(r, "heat_steps")
-        T = m.shape[1]
-        im = ax.imshow(np.clip(m, vmin, vmax), aspect="auto", origin="lower", cmap="magma",
-                       vmin=vmin, vmax=vmax, interpolation="nearest",
-                       extent=(0.5, T + 0.5, steps[0], steps[-1]))
-        ax.set_title(LABELS[r["cell"]], color=COLORS[r["cell"]], fontsize=10)
-        ax.set_xlabel("time step t (loss after t = T)")
-    axes[0, 0].set_ylabel("training step")
-    fig.subplots_adjust(left=0.06, right=0.9, bottom=0.14, top=0.84, wspace=0.22)
-    if im is not None:
-        cb = fig.colorbar(im, cax=fig.add_axes([0.915, 0.14, 0.012, 0.7]))
-        cb.set_label("log10 ||dL/dh_t|| / ||dL/dh_T||")
-    fig.suptitle("Per-step gradient norms over training (batch mean; dark = vanished)", fontsize=10)
-    fig.savefig(path, dpi=80)
-
-
-def plot_dx1(rows, path):
-    fig, axes = common.figure(6.5, 4.5, 1, 1)
-    ax = axes[0, 0]
-    for r in rows:
-        Ts = json.loads(r["probe_lens"]) if isinstance(r["probe_lens"], str) else r["probe_lens"]
-        for tag, ls in (("untrained", "--"), ("trained", "-")):
-            v = _arr(r, f"dx1_{tag}")
-            ax.plot(Ts, np.where(v > 0, v, np.nan), ls=ls, marker="o", ms=3, lw=1.8, color=COLORS[r["cell"]],
-                    label=f"{LABELS[r['cell']]}, {tag}")
-    ax.set_yscale("log")
-    ax.set_xlabel("sequence length T (time steps)")
-    ax.set_ylabel("||dL/dx_1||  (batch mean, log scale)")
-    ax.set_title("Gradient reaching the first input (the one the target depends on)", fontsize=10)
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-
-
-def plot_jacobians(rows, path):
-    fig, axes = common.figure(11, 4.2, 1, 2)
-    for ax, tag in zip(axes[0], ("untrained", "trained")):
-        for r in rows:
-            v = _arr(r, f"jac_log10_{tag}")
-            ax.plot(np.arange(1, v.size + 1), v, lw=2, color=COLORS[r["cell"]],
-                    label=f"{LABELS[r['cell']]} (mean sigma_max {np.mean(_arr(r, f'jac_sigma_{tag}')):.2f})")
-        ax.axhline(0.0, color="k", lw=0.8, ls=":")
-        ax.set_title(tag)
-        ax.set_xlabel("k, steps back from the last state")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, loc="lower left")
-    axes[0, 0].set_ylabel("log10 ||J_T J_(T-1) ... J_(T-k+1)||_2")
-    fig.suptitle("Norm of the product of the last k state Jacobians ds_t/ds_(t-1) "
-                 "(s = h, or [h, c] for the LSTM; layer 0; batch mean of the norms)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-
-
 # -- main --------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     args = common.parse(build_parser(), argv, check)
@@ -315,17 +207,14 @@ def main(argv=None) -> int:
         if r.get("status") != "ok":
             print(f"cell {r['cell']} failed: {r.get('error')}", file=sys.stderr)
 
-    with (out / "metrics.csv").open("w", newline="") as f:      # training curves, one row per cell and step
-        w = csv.writer(f)
-        w.writerow(["cell", "step", "loss", "grad_norm"])
-        for r in ok:
-            for i, (l, g) in enumerate(zip(_arr(r, "train_losses"), _arr(r, "train_grad_norms")), 1):
-                w.writerow([r["cell"], i, l, g])
+    row_array = gplots.row_array                                           # training curves, one row per cell and step
+    common.write_table(out / "metrics.csv", [[r["cell"], i, l, g] for r in ok for i, (l, g) in enumerate(
+        zip(row_array(r, "train_losses"), row_array(r, "train_grad_norms")), 1)], fields=["cell", "step", "loss", "grad_norm"])
     if ok:
-        plot_distance(ok, run.path("grad_vs_distance.png"))
-        plot_heat(ok, run.path("grad_heatmap_training.png"))
-        plot_dx1(ok, run.path("dx1_vs_seq_len.png"))
-        plot_jacobians(ok, run.path("jacobian_products.png"))
+        gplots.plot_distance(ok, run.path("grad_vs_distance.png"))
+        gplots.plot_heat(ok, run.path("grad_heatmap_training.png"))
+        gplots.plot_dx1(ok, run.path("dx1_vs_seq_len.png"))
+        gplots.plot_jacobians(ok, run.path("jacobian_products.png"))
 
     def num(v):
         v = float(v)
@@ -335,9 +224,9 @@ def main(argv=None) -> int:
     ratio = {r["cell"]: {"untrained": num(r["grad_ratio_untrained"]), "trained": num(r["grad_ratio_trained"])}
              for r in ok}
     Ts = configs[0]["probe_lens"]
-    dx1 = {r["cell"]: {tag: dict(zip(map(str, Ts), map(float, _arr(r, f"dx1_{tag}"))))
+    dx1 = {r["cell"]: {tag: dict(zip(map(str, Ts), map(float, row_array(r, f"dx1_{tag}"))))
                        for tag in ("untrained", "trained")} for r in ok}
-    jac = {r["cell"]: {tag: float(_arr(r, f"jac_log10_{tag}")[-1]) for tag in ("untrained", "trained")} for r in ok}
+    jac = {r["cell"]: {tag: float(row_array(r, f"jac_log10_{tag}")[-1]) for tag in ("untrained", "trained")} for r in ok}
     mse = {r["cell"]: num(r["test_mse"]) for r in ok}
     wall = run.elapsed()
     summary = {"task": TASK, "headline": "grad_ratio_first_last", "grad_ratio_first_last": ratio,

@@ -4,10 +4,14 @@ import sys as _sys
 
 from .layer import Layer, NpnetError, ShapeError, NotForwardedError
 from .linear import LinearLayer
+from .embedding import Embedding
+from .sampling import sample
 from .cells import RecurrentCell, BasicRNNCell, LSTMCell, GRUCell
 from .gradcheck import gradcheck, rel_error
 from . import init, activations
 from .conv import Conv2D, MaxPool2D, Flatten
+from .relu import ReLU
+from .sequential import Sequential
 from .losses import MSELoss, SoftmaxCrossEntropyLoss
 from . import interop
 from . import data
@@ -18,6 +22,8 @@ from .training.checkpoint import save_checkpoint, load_checkpoint, CheckpointErr
 from .model import SequenceModel
 from .training.runner import SequenceRunner
 from .training.learner import Learner
+from .training.callbacks import Callback, EarlyStopping, TimeLimit, CSVLogger, TensorBoardLogger
+from .training import lr_scheduler as _lr_scheduler
 
 __version__ = "0.1.0"
 
@@ -33,3 +39,6 @@ _MOVED = {
 for _old, _new in _MOVED.items():
     _sys.modules[f"{__name__}.{_old}"] = globals()[_old] = _importlib.import_module(f".{_new}", __name__)
 del _old, _new
+# PyTorch's spelling: ``npnet.optim.lr_scheduler`` (``from npnet.optim.lr_scheduler import StepLR``).
+optim.lr_scheduler = _lr_scheduler
+_sys.modules[f"{__name__}.optim.lr_scheduler"] = _lr_scheduler

@@ -28,7 +28,7 @@ def sigmoid_from_negated(an: np.ndarray) -> np.ndarray:
     """In place: an = -a  ->  sigmoid(a) = 1 / (1 + exp(-a)). Returns ``an``.
 
     The fast form the cells use in their loops: NumPy's ``exp`` is vectorised (AVX2), SciPy's
-    ``expit`` is not (timings: docs/performance.md, "Elementwise costs on this machine").
+    ``expit`` is not (timings: docs/performance.md, "Exp-form gates").
     Callers produce -a directly (sign-flipped weights, exact). exp overflows to inf for
     -a > 709 (float64) or 88 (float32), giving 1 / inf = 0, the exact limit: call under
     ``np.errstate(over="ignore")``.
@@ -44,8 +44,8 @@ def tanh_from_scaled(a2: np.ndarray) -> np.ndarray:
 
     For float64 on large blocks: NumPy's float64 ``tanh`` is scalar code, several times the
     cost of this; its float32 ``tanh`` is vectorised and one call beats these four (timings:
-    docs/performance.md, "Elementwise costs on this machine"). exp overflows to inf for large
-    -2a, giving tanh = -1 exactly: call under ``np.errstate(over="ignore")``.
+    docs/performance.md, "float64 tanh through exp on big blocks"). exp overflows to inf for
+    large -2a, giving tanh = -1 exactly: call under ``np.errstate(over="ignore")``.
     """
     np.exp(a2, out=a2)
     a2 += 1.0

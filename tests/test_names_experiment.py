@@ -27,6 +27,8 @@ def _load_script():
 
 
 names = _load_script()
+import common  # noqa: E402
+import names_tools  # noqa: E402  (beside the script, on sys.path above)
 
 
 def _tiny_names_dir(root: Path, per_language: int = 15) -> Path:
@@ -120,7 +122,7 @@ def test_predict_prints_top_three_languages(tiny_run, capsys, where):
 
 def test_predict_function_matches_model_probabilities(tiny_run):
     _, out = tiny_run
-    top = names.predict(out, ["Mcabc"], k=3)[0]
+    top = names_tools.predict(out, ["Mcabc"], k=3)[0]
     ck = npnet.load_checkpoint(out / "checkpoint.npz")
     x = npnet.datasets.encode_names(["Mcabc"], dtype=ck.model.dtype)[0][None]
     logits, _ = ck.model.eval().fprop(x)
@@ -155,7 +157,7 @@ def test_script_exit_code_and_help(capsys):
     assert bad.returncode == 2 and "--layers" in bad.stderr and ">= 1" in bad.stderr
     with pytest.raises(SystemExit) as exc:
         names.main(["--help"])
-    assert exc.value.code == 0 and "shared/data/names" in capsys.readouterr().out
+    assert exc.value.code == 0 and "NPNET_DATA" in capsys.readouterr().out
 
 
 def test_split_is_stratified_and_val_comes_from_train(tmp_path):
@@ -172,16 +174,18 @@ def test_split_is_stratified_and_val_comes_from_train(tmp_path):
     assert np.array_equal(again["val"], data["val"])
 
 
-def test_bucket_batches_partition_and_group_by_length():
+def test_training_batches_partition_the_training_names_and_group_by_length():
     lengths = np.random.default_rng(1).integers(2, 9, size=200)
-    idx = np.arange(0, 200, 2)
-    batches = names.bucket_batches(np.random.default_rng(0), lengths, idx, 8)
-    flat = np.concatenate(batches)
-    assert sorted(flat.tolist()) == idx.tolist()
-    spread = [int(np.ptp(lengths[b])) for b in batches]
-    assert sum(spread) <= np.ptp(lengths[idx])                          # contiguous runs of the sorted lengths
-    again = names.bucket_batches(np.random.default_rng(0), lengths, idx, 8)
-    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+    data = {"seqs": [np.ones((T, 3)) for T in lengths], "labels": np.arange(200), "lengths": lengths,
+            "train": np.arange(0, 200, 2)}
+    batches = list(names.train_batches(np.random.default_rng(0), data, 8, 0.0))
+    assert sorted(np.concatenate([y for _, y, _ in batches]).tolist()) == data["train"].tolist()
+    for x, y, mask in batches:
+        assert (mask.sum(axis=1) == lengths[y]).all() and x.shape[:2] == mask.shape
+    spread = [int(np.ptp(lengths[y])) for _, y, _ in batches]
+    assert sum(spread) <= np.ptp(lengths[data["train"]])               # contiguous runs of the sorted lengths
+    again = list(names.train_batches(np.random.default_rng(0), data, 8, 0.0))
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(batches, again))
 
 
 @pytest.mark.parametrize("cell,layers", [("lstm", 1), ("gru", 1), ("rnn", 2)])
@@ -212,22 +216,15 @@ def test_padded_batch_gradients_equal_names_one_by_one(cell, layers):
 
 
 def test_confusion_matrix_counts():
-    C = names.confusion_matrix(np.array([0, 0, 1, 2, 2]), np.array([0, 1, 1, 2, 0]), 3)
+    C = common.confusion_matrix(np.array([0, 0, 1, 2, 2]), np.array([0, 1, 1, 2, 0]), 3)
     assert C.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 1]]
 
 
-def test_data_dir_fallback_to_shared_copy(tmp_path, monkeypatch):
-    monkeypatch.setenv("NPNET_DATA", str(tmp_path / "empty-cache"))
-    shared = _tiny_names_dir(tmp_path)
-    monkeypatch.setattr(names, "SHARED_NAMES", shared)
-    folder, note = names.resolve_data_dir(None)
-    assert folder == shared and "next to the repo" in note
-    cache = tmp_path / "cache"
-    (cache / "names").mkdir(parents=True)
-    (cache / "names" / "X.txt").write_text("Xy\n")
-    monkeypatch.setenv("NPNET_DATA", str(cache))
-    assert names.resolve_data_dir(None)[0] is None                        # the cache wins
-    assert names.resolve_data_dir("given")[0] == Path("given")
+def test_data_from_npnet_data_without_data_dir(tmp_path, monkeypatch):
+    _tiny_names_dir(tmp_path)                                           # tmp_path/names
+    monkeypatch.setenv("NPNET_DATA", str(tmp_path))
+    data = names.prepare_data(None, seed=0, val_fraction=0.25, dedup=False, dtype=np.float32)
+    assert len(data["labels"]) == 46 and data["languages"] == ("Aland", "Borovia", "Castilla")
 
 
 def test_steps_cap_and_target_stop(tmp_path):
@@ -247,7 +244,7 @@ def test_report_commands_on_tiny_data(tmp_path, capsys):
     tiny = ["--data-dir", str(data_dir), "--epochs", "1", "--quiet"]
     assert names.main([*tiny, "--report", "table", "--out", str(tmp_path / "t")]) == 0
     table = (tmp_path / "t" / "table.md").read_text().strip().splitlines()
-    assert len(table) == 2 + len(names.TABLE_CONFIGS) and "failed" not in "".join(table)
+    assert len(table) == 2 + len(names_tools.TABLE_CONFIGS) and "failed" not in "".join(table)
     assert "| GRU | 1 | 128 |" in table[-1]
     assert (tmp_path / "t" / "lstm-L2-H64" / "summary.json").is_file()
     assert names.main([*tiny, "--report", "batch-sizes", "--out", str(tmp_path / "b"), "--hidden", "4"]) == 0
@@ -288,3 +285,13 @@ def test_divergence_stops_and_keeps_the_best_epoch(tmp_path, monkeypatch):
     s = json.loads((out / "summary.json").read_text())
     assert s["stop_reason"].startswith("non-finite") and s["steps"] == 12
     assert s["best_epoch"] in (1, 2) and (out / "checkpoint.npz").is_file()
+
+
+def test_missing_data_is_a_clean_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as exc:
+        names.main(["--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "run"), "--steps", "1"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "no Language.txt" in err and "NPNET_DATA" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()                              # nothing written

@@ -13,13 +13,13 @@ from ..activations import sigmoid_from_negated, tanh_from_scaled
 # float64 tanh through exp (5 NumPy calls instead of 1) pays from about this many elements per
 # step (B * H): NumPy's float64 tanh is scalar code, its exp is vectorised; below this size the
 # per-call overhead dominates (config D). float32 tanh is vectorised: always one np.tanh call.
-# See docs/performance.md, "Techniques used" (one vectorised transcendental) and "Elementwise
-# costs on this machine". Read at call time, so tests can lower it.
+# See docs/performance.md, "float64 tanh through exp on big blocks". Read at call time, so
+# tests can lower it.
 EXP_TANH_MIN = 4096
 
 # Bytes of factor arrays per block of the backward pass: a block's arrays should stay in a
 # 256 KiB L2 cache while the sequential loop walks through it. See docs/performance.md,
-# "Techniques used" (backward factors per cache-sized block).
+# "Backward factors in blocks".
 BLOCK_BYTES = 1 << 18
 
 
@@ -55,7 +55,7 @@ def gate_scales(kinds: str, H: int, dtype: np.dtype) -> tuple[np.ndarray, np.nda
 
     since sigmoid(a) = 1 / (1 + exp(-a)) and tanh(a) = 2 / (1 + exp(-2a)) - 1. NumPy's exp is
     vectorised (AVX2) where SciPy's expit and NumPy's float64 tanh are not: one exp and three
-    cheap passes beat them (docs/performance.md, "Techniques used" and "Elementwise costs").
+    cheap passes beat them (docs/performance.md, "Exp-form gates").
     """
     per_kind = {"s": (-1.0, 1.0), "t": (-2.0, 2.0), "-": (1.0, 1.0)}
     scale = np.concatenate([np.full(H, per_kind[k][0], dtype) for k in kinds])
@@ -92,6 +92,6 @@ def reverse_blocks(T: int, K: int):
     The backward pass first computes, for a whole block at once, every factor that does not
     depend on the running state gradient (a few big NumPy calls instead of many per step),
     then walks the block's steps in reverse with only what must be sequential (docs/performance.md,
-    "Techniques used")."""
+    "Backward factors in blocks")."""
     for t1 in range(T, 0, -K):
         yield max(0, t1 - K), t1

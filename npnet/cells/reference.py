@@ -20,6 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["rnn_step_forward", "rnn_step_backward", "lstm_step_forward", "lstm_step_backward",
+           "gru_step_forward", "gru_step_backward", "rnn_forward", "rnn_backward", "lstm_forward",
+           "lstm_backward", "gru_forward", "gru_backward", "lstm_dc_total", "sigmoid"]
+
 
 def sigmoid(a):
     """Stable logistic function 1 / (1 + exp(-a)): exp is only taken of -|a|, so it never overflows."""

@@ -1,7 +1,13 @@
-"""What feeds a model: batching (``Stream``, ``take``, ``minibatches``, ``pad_sequences``), the
-synthetic task generators (:mod:`npnet.data.tasks`) and the real data sets."""
+"""What feeds a model: batching (``Stream``, ``take``, ``minibatches``, ``pad_sequences``,
+``bucket_by_length``, ``stratified_split``), the synthetic task generators (:mod:`npnet.data.tasks`)
+and the real data sets by source (:mod:`~npnet.data.names`, :mod:`~npnet.data.mnist`), found through
+:func:`find_data_dir` and fetched by :mod:`~npnet.data.download`. Depends on nothing but NumPy."""
 from .batching import *  # noqa: F401,F403  the names of the former npnet.data module
 from .batching import __all__ as _batching_all
-from . import tasks, datasets
+from .download import find_data_dir
+from .names import load_names
+from .mnist import load_mnist
+from . import tasks, download, names, mnist, datasets
 
-__all__ = list(_batching_all) + ["tasks", "datasets"]
+__all__ = list(_batching_all) + ["find_data_dir", "load_names", "load_mnist",
+                                 "tasks", "download", "names", "mnist", "datasets"]

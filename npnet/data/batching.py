@@ -1,4 +1,4 @@
-"""Batches for sequence models: padding variable-length sequences, and seeded re-iterable streams.
+"""Batches for sequence models: padding, seeded re-iterable streams, length buckets and splits.
 
 A :class:`Stream` wraps a generator function that takes an ``np.random.Generator``;
 all of its randomness lives in that Generator, whose ``bit_generator.state`` a
@@ -11,7 +11,7 @@ import itertools
 
 import numpy as np
 
-__all__ = ["pad_sequences", "Stream", "minibatches", "take"]
+__all__ = ["pad_sequences", "Stream", "minibatches", "take", "bucket_by_length", "stratified_split"]
 
 from ..layer import NpnetError, ShapeError, as_rng
 
@@ -108,3 +108,86 @@ def minibatches(rng, x, y, mask=None, batch_size: int = 32, shuffle: bool = True
 def take(batches, n: int) -> list:
     """The first ``n`` batches of an iterable as a list (a fixed evaluation set)."""
     return list(itertools.islice(batches, int(n)))
+
+
+def bucket_by_length(rng, lengths, batch_size: int = 32, shuffle: bool = True, drop_last: bool = False,
+                     pool_batches: int = 50, collate=None):
+    """One epoch of batches of sequences of similar length (a Stream factory, a batch sampler).
+
+    Padding a batch to its longest sequence wastes ``B * T_max - sum(T_b)`` steps; grouping
+    sequences of similar length cuts that waste while keeping the batches random:
+
+    1. draw a permutation of range(N) from ``rng`` (shuffle=True);
+    2. cut it into pools of ``pool_batches * batch_size`` indices and sort each pool by length
+       (stable, so equal lengths keep their random order);
+    3. cut the pools into consecutive batches of ``batch_size`` (only the very last batch can
+       be smaller; ``drop_last=True`` drops it) and yield the batches in an order drawn from
+       ``rng``.
+
+    A larger ``pool_batches`` gives less padding and less randomness (one pool over the whole
+    set = every batch a slice of the length-sorted data); this is the "sortish" sampler of
+    fastai and Hugging Face's ``group_by_length`` (pools of 50 batches). With shuffle=False the
+    whole set is sorted by length (stable) and the batches come shortest first; ``rng`` is
+    not used.
+
+    Parameters
+    ----------
+    rng : np.random.Generator (a :class:`Stream` passes its own)
+    lengths : array-like of shape (N,), non-negative ints: the length T_n of each sequence
+    batch_size, pool_batches : int >= 1
+    collate : callable(idx) -> batch, or None
+        Applied to each index batch, e.g. ``lambda i: pad_sequences([seqs[j] for j in i])``;
+        None yields the indices themselves.
+
+    Returns
+    -------
+    An iterator of int64 index arrays of shape (b,), b <= batch_size (or of ``collate(idx)``).
+    The arguments are checked and ``rng`` drawn from when it is called; ``collate`` runs lazily.
+    """
+    lengths = np.asarray(lengths)
+    if lengths.ndim != 1 or (lengths.size and not np.issubdtype(lengths.dtype, np.integer)):
+        raise ShapeError(f"lengths must be a 1-D array of ints (N,), got shape {lengths.shape} "
+                         f"dtype {lengths.dtype}")
+    if lengths.size and lengths.min() < 0:
+        raise ShapeError(f"lengths must be >= 0, got {int(lengths.min())}")
+    if int(batch_size) < 1 or int(pool_batches) < 1:
+        raise ShapeError(f"batch_size and pool_batches must be >= 1, got {batch_size} and {pool_batches}")
+    batch_size, n = int(batch_size), lengths.size
+    if shuffle:
+        order = rng.permutation(n)                                             # (N,)
+        pool = int(pool_batches) * batch_size
+        order = np.concatenate([p[np.argsort(lengths[p], kind="stable")]
+                                for p in np.split(order, range(pool, n, pool))]) if n else order
+    else:
+        order = np.argsort(lengths, kind="stable")                             # (N,)
+    stop = n - n % batch_size if drop_last else n
+    batches = [order[s:s + batch_size].astype(np.int64) for s in range(0, stop, batch_size)]
+    turn = rng.permutation(len(batches)) if shuffle else range(len(batches))
+    return (batches[k] if collate is None else collate(batches[k]) for k in turn)
+
+
+def stratified_split(labels, test_fraction: float = 0.2, rng=0) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded train/test split that keeps each class's proportion.
+
+    For each class c with n_c examples, round(test_fraction * n_c) of them (chosen by a
+    permutation from ``rng``) go to test, but never all of them: a class with n_c >= 2 keeps
+    at least one training example, and a class with a single example stays in train.
+    The same labels and seed always give the same split.
+
+    Returns (train_idx, test_idx): sorted int64 index arrays that partition range(N).
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise NpnetError(f"labels must be 1-D (N,), got shape {labels.shape}")
+    if not 0.0 <= float(test_fraction) < 1.0:
+        raise NpnetError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    rng = as_rng(rng)
+    test = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)                                # (n_c,)
+        n_test = min(int(round(test_fraction * idx.size)), idx.size - 1)
+        test.append(rng.permutation(idx)[:n_test])
+    test_idx = np.sort(np.concatenate(test)).astype(np.int64) if test else np.zeros(0, np.int64)
+    is_test = np.zeros(labels.size, dtype=bool)
+    is_test[test_idx] = True
+    return np.flatnonzero(~is_test).astype(np.int64), test_idx

@@ -53,14 +53,23 @@ class CheckpointError(NpnetError):
     """A checkpoint cannot be written or read: missing, truncated, corrupt, unsafe or mismatched."""
 
 
-Checkpoint = namedtuple("Checkpoint", ["model", "optimizer", "step", "extra"])
-Checkpoint.__doc__ = """What load_checkpoint / load_into return.
+class Checkpoint(namedtuple("Checkpoint", ["model", "optimizer", "step", "extra"])):
+    """What load_checkpoint / load_into return.
 
-model : the rebuilt (or restored) model
-optimizer : the rebuilt (or restored) optimiser, or None if the file holds none
-step : int, the step saved with the checkpoint
-extra : the JSON-able dict saved as ``extra`` (or None)
-"""
+    model : the rebuilt (or restored) model
+    optimizer : the rebuilt (or restored) optimiser, or None if the file holds none
+    step : int, the step saved with the checkpoint
+    extra : the JSON-able dict saved as ``extra`` (or None)
+
+    The numeric arrays saved with ``save_checkpoint(..., arrays=...)`` are in the
+    attribute ``arrays`` (a dict, empty when there are none); it is not a tuple field,
+    so ``model, optimizer, step, extra = load_checkpoint(path)`` keeps working.
+    """
+
+    def __new__(cls, model, optimizer, step, extra, arrays=None):
+        self = super().__new__(cls, model, optimizer, step, extra)
+        self.arrays = dict(arrays or {})
+        return self
 
 
 def register(cls: type) -> type:
@@ -119,7 +128,8 @@ def _float_arrays(d, what: str) -> dict:
     return out
 
 
-def save_checkpoint(path, model, optimizer=None, step: int = 0, extra: dict | None = None) -> None:
+def save_checkpoint(path, model, optimizer=None, step: int = 0, extra: dict | None = None,
+                    arrays: dict | None = None) -> None:
     """Write ``model`` (and ``optimizer``) to ONE .npz file at ``path``, atomically.
 
     Parameters
@@ -132,8 +142,11 @@ def save_checkpoint(path, model, optimizer=None, step: int = 0, extra: dict | No
         of) the model's parameters, by name.
     step : int >= 0
     extra : JSON-able dict or None (e.g. RNG bit-generator states, epoch, best loss)
+    arrays : dict name -> numeric ndarray, or None
+        Further arrays kept exactly (e.g. the best weights an EarlyStopping callback
+        holds), stored as ``extra/<name>``; read back as ``Checkpoint.arrays``.
 
-    Layout: ``param/<name>`` arrays, ``optim/<key>`` arrays, and ``meta``, a 0-d
+    Layout: ``param/<name>`` arrays, ``optim/<key>`` arrays, ``extra/<name>`` arrays, and ``meta``, a 0-d
     unicode array holding the JSON header. The file appears under ``path`` only once
     completely written and fsync'ed; on any failure the previous file is untouched
     and the temporary file is removed (the exception propagates; I/O errors stay OSError).
@@ -152,7 +165,8 @@ def save_checkpoint(path, model, optimizer=None, step: int = 0, extra: dict | No
             "model_class": type(model).__name__, "model_config": model.get_config(),
             "optimizer_class": None, "optimizer_config": None, "optimizer_params": None,
             "step": int(step), "extra": extra}
-    arrays = {f"param/{k}": a for k, a in params.items()}
+    members = {f"param/{k}": a for k, a in params.items()}
+    members.update({f"extra/{k}": a for k, a in _float_arrays(arrays or {}, "extra array").items()})
     if optimizer is not None:
         if not (callable(getattr(optimizer, "state_dict", None))
                 and callable(getattr(optimizer, "get_config", None))):
@@ -164,12 +178,12 @@ def save_checkpoint(path, model, optimizer=None, step: int = 0, extra: dict | No
                 raise CheckpointError(f"the optimizer updates parameter {name!r} {np.shape(a)}, "
                                       "which the model does not have with that shape")
         state = _float_arrays(optimizer.state_dict(), "optimizer state")
-        arrays.update({f"optim/{k}": a for k, a in state.items()})
+        members.update({f"optim/{k}": a for k, a in state.items()})
         cfg = optimizer.get_config()
         meta["optimizer_class"] = cfg.get("class", type(optimizer).__name__)
         meta["optimizer_config"] = cfg
         meta["optimizer_params"] = list(opt_params)
-    arrays["meta"] = np.array(_json(meta, "the checkpoint header (model_config, optimizer_config, extra)"))
+    members["meta"] = np.array(_json(meta, "the checkpoint header (model_config, optimizer_config, extra)"))
 
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -181,7 +195,7 @@ def save_checkpoint(path, model, optimizer=None, step: int = 0, extra: dict | No
                                       suffix=".tmp", delete=False)
     try:
         with tmp:
-            np.savez(tmp, **arrays)
+            np.savez(tmp, **members)
             tmp.flush()
             os.fsync(tmp.fileno())
         os.chmod(tmp.name, _FILE_MODE)
@@ -237,7 +251,7 @@ def _read_members(f, path: str) -> dict:
 
 
 def _read(path):
-    """Open, fully read and validate a checkpoint -> (meta, params, optim_state, path str)."""
+    """Open, fully read and validate a checkpoint -> (meta, params, optim_state, extra_arrays, path str)."""
     try:
         path = os.fspath(path)
     except TypeError:
@@ -275,7 +289,7 @@ def _read(path):
         if key not in meta or not isinstance(meta[key], types) or isinstance(meta[key], bool):
             raise CheckpointError(f"{path!r}: header field {key!r} is missing or malformed: {meta.get(key)!r}")
 
-    params, state = {}, {}
+    params, state, extra_arrays = {}, {}, {}
     for key, a in arrays.items():
         group, _, name = key.partition("/")
         if group == "param" and name:
@@ -286,12 +300,17 @@ def _read(path):
             if a.dtype.kind not in "fiu":
                 raise CheckpointError(f"{path!r}: optimizer state {name!r} has dtype {a.dtype}, expected numeric")
             state[name] = a
+        elif group == "extra" and name:
+            if a.dtype.kind not in "fiu":
+                raise CheckpointError(f"{path!r}: extra array {name!r} has dtype {a.dtype}, expected numeric")
+            extra_arrays[name] = a
         else:
-            raise CheckpointError(f"{path!r}: unexpected member {key!r} (expected 'meta', 'param/...', 'optim/...')")
+            raise CheckpointError(f"{path!r}: unexpected member {key!r} "
+                                  "(expected 'meta', 'param/...', 'optim/...', 'extra/...')")
     if (meta["optimizer_class"] is None) != (meta["optimizer_config"] is None) or \
             (meta["optimizer_class"] is None and state):
         raise CheckpointError(f"{path!r}: optimizer header and 'optim/' arrays are inconsistent")
-    return meta, params, state, path
+    return meta, params, state, extra_arrays, path
 
 
 def read_meta(path) -> dict:
@@ -341,7 +360,7 @@ def load_checkpoint(path) -> Checkpoint:
     Raises :class:`CheckpointError` for a missing, empty, truncated, corrupt,
     pickle-bearing, wrong-format or wrong-architecture file.
     """
-    meta, params, state, path = _read(path)
+    meta, params, state, extra_arrays, path = _read(path)
     cls = _model_class(meta["model_class"])
     config = meta["model_config"]
     try:
@@ -361,7 +380,7 @@ def load_checkpoint(path) -> Checkpoint:
             raise
         except NpnetError as exc:
             raise CheckpointError(f"{path!r}: cannot restore the {meta['optimizer_class']} optimizer: {exc}") from None
-    return Checkpoint(model, optimizer, meta["step"], meta["extra"])
+    return Checkpoint(model, optimizer, meta["step"], meta["extra"], extra_arrays)
 
 
 def load_into(path, model, optimizer=None, strict: bool = True) -> Checkpoint:
@@ -376,7 +395,7 @@ def load_into(path, model, optimizer=None, strict: bool = True) -> Checkpoint:
     the saved hyperparameters (lr included) replace the optimizer's. Nothing is
     modified unless every check passes. Returns ``Checkpoint(model, optimizer, step, extra)``.
     """
-    meta, params, state, path = _read(path)
+    meta, params, state, extra_arrays, path = _read(path)
     if meta["model_class"] != type(model).__name__:
         raise CheckpointError(f"wrong architecture: {path!r} holds a {meta['model_class']}, "
                               f"not a {type(model).__name__}")
@@ -408,4 +427,4 @@ def load_into(path, model, optimizer=None, strict: bool = True) -> Checkpoint:
             for k in template.hyperparams:
                 setattr(optimizer, k, getattr(template, k))
     _copy_params(model, params)
-    return Checkpoint(model, optimizer, meta["step"], meta["extra"])
+    return Checkpoint(model, optimizer, meta["step"], meta["extra"], extra_arrays)

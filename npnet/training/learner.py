@@ -1,14 +1,14 @@
-"""Learner: the training loop around a SequenceRunner: data passes, evaluation, logging, checkpoints.
+"""Learner: the training loop around a SequenceRunner: data passes, evaluation, callbacks, checkpoints.
 
 It drives ``runner.train_step`` over batches from Python iterables, records a history,
-writes metrics.csv (and TensorBoard events when tensorboardX is installed), plots the
-curves, and saves/resumes runs bit for bit (model, optimiser, step, RNG states).
+calls the callbacks and learning-rate schedulers of ``fit`` (npnet.training.callbacks,
+npnet.optim.lr_scheduler), plots the curves, and saves/resumes runs bit for bit (model,
+optimiser, step, RNG states, callback states).
 The maths of a step lives in npnet.runner; this file holds only the bookkeeping.
 """
 from __future__ import annotations
 
 import copy
-import csv
 import math
 import os
 import time
@@ -16,12 +16,12 @@ import time
 import numpy as np
 
 from . import optim as optim_mod
+from .callbacks import CSV_FIELDS, Callback, CSVLogger, LambdaCallback, TensorBoardLogger, tensorboard_available
 from .checkpoint import load_checkpoint, save_checkpoint
+from .lr_scheduler import LRScheduler, ReduceLROnPlateau
 from ..layer import NpnetError
 from ..losses import MSELoss, SoftmaxCrossEntropyLoss
 from .runner import SequenceRunner
-
-CSV_FIELDS = ("step", "epoch", "loss", "metric", "grad_norm", "eval_loss", "eval_metric", "lr", "seconds")
 _LOSSES = {"mse": MSELoss, "ce": SoftmaxCrossEntropyLoss, "cross_entropy": SoftmaxCrossEntropyLoss}
 
 
@@ -59,6 +59,43 @@ def _set_rng_state(rng, state: dict) -> None:
     rng.bit_generator.state = state
 
 
+def _has_len(data) -> bool:
+    try:
+        len(data)
+    except TypeError:
+        return False
+    return True
+
+
+def _pack(obj, arrays: dict, name: str):
+    """A callback state made JSON-able: ndarrays go to ``arrays`` (by name), inf/nan are spelled out."""
+    if isinstance(obj, np.ndarray):
+        arrays[name] = obj
+        return {"__ndarray__": name}
+    if isinstance(obj, dict):
+        return {str(k): _pack(v, arrays, f"{name}.{k}") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_pack(v, arrays, f"{name}.{i}") for i, v in enumerate(obj)]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {"__float__": repr(obj)}
+    return obj
+
+
+def _unpack(obj, arrays: dict):
+    """The inverse of :func:`_pack`."""
+    if isinstance(obj, dict):
+        if set(obj) == {"__ndarray__"}:
+            return np.array(arrays[obj["__ndarray__"]], copy=True)
+        if set(obj) == {"__float__"}:
+            return float(obj["__float__"])
+        return {k: _unpack(v, arrays) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_unpack(v, arrays) for v in obj]
+    return obj
+
+
 def _state_to_json(state):
     if state is None:
         return None
@@ -88,12 +125,18 @@ class Learner:
         In stateful mode the carried state is reset at the start of every data pass.
     metric : callable(pred, y, mask) -> float, "accuracy", "mse" or None
     out_dir : str or None
-        Folder for metrics.csv (appended to across fits and resumes) and, when
-        tensorboardX is installed, TensorBoard event files in ``out_dir/tensorboard``.
+        A shorthand for the loggers: ``CSVLogger(out_dir/metrics.csv)`` (appended to
+        across fits and resumes) and, when tensorboardX is installed (and ``tensorboard``),
+        ``TensorBoardLogger(out_dir/tensorboard)``, called after the callbacks of ``fit``.
     progress : bool
         A tqdm progress bar (quiet with False, or when tqdm is missing).
     log_every : int
         Steps between history/CSV records (evaluations are always recorded).
+    tensorboard : bool
+        With ``out_dir``, also write TensorBoard events when tensorboardX is installed.
+    runner_class : SequenceRunner or a subclass
+        The runner to build; a subclass overriding ``compute_gradients`` trains a
+        custom unroll through the same step, loop, callbacks and checkpoints.
 
     Data
     ----
@@ -106,12 +149,14 @@ class Learner:
     Attributes
     ----------
     runner : the SequenceRunner; step : optimiser steps so far; epoch : passes completed;
-    history : list of dicts, one per logged step, with keys from ``CSV_FIELDS``.
+    history : list of dicts, one per logged step, with keys from ``CSV_FIELDS``
+        (``lr`` is the learning rate the step used);
+    stop_training : bool, set by a callback to end the current ``fit`` after the record.
     """
 
     def __init__(self, model, loss, optimizer="adam", bptt=None, clip=5.0, clip_mode="norm",
                  stateful=False, metric=None, out_dir=None, progress=True, log_every=1,
-                 lr=None, optimizer_kwargs=None, tensorboard=True):
+                 lr=None, optimizer_kwargs=None, tensorboard=True, runner_class=SequenceRunner):
         if isinstance(loss, str):
             if loss not in _LOSSES:
                 raise NpnetError(f"loss must be a loss object or one of {sorted(_LOSSES)}, got {loss!r}")
@@ -130,13 +175,16 @@ class Learner:
         if int(log_every) < 1:
             raise NpnetError(f"log_every must be >= 1, got {log_every}")
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        self.runner = SequenceRunner(model, loss, optimizer, bptt=bptt, clip=clip, clip_mode=clip_mode,
-                                     stateful=stateful)
+        if not (isinstance(runner_class, type) and issubclass(runner_class, SequenceRunner)):
+            raise NpnetError(f"runner_class must be SequenceRunner or a subclass, got {runner_class!r}")
+        self.runner = runner_class(model, loss, optimizer, bptt=bptt, clip=clip, clip_mode=clip_mode,
+                                   stateful=stateful)
         self.metric = metric
         self.out_dir = out_dir
         self.progress = bool(progress)
         self.log_every = int(log_every)
         self.tensorboard = bool(tensorboard)
+        self.stop_training = False
         self.step = 0
         self.epoch = 0
         self.history: list[dict] = []
@@ -145,9 +193,17 @@ class Learner:
         self._pass_rng = None        # the data Generator's state at the start of the pass
         self._pass_data = None       # the data object the pass belongs to
         self._resume = None          # data position restored by resume(), applied by fit()
-        self._tb = None
+        self._resume_callbacks = None  # callback states restored by resume(), loaded by fit()
+        self._resume_lr = None
+        self._hooks, self._schedulers, self._plateau, self._stateful = [], [], [], []
+        self._bar, self._postfix = None, {}
+        self._eval_batches = self._eval_every = None
+        self._loggers = []           # the loggers out_dir stands for
         if out_dir is not None:
             os.makedirs(out_dir, exist_ok=True)
+            self._loggers.append(CSVLogger(os.path.join(out_dir, "metrics.csv")))
+            if self.tensorboard and tensorboard_available():
+                self._loggers.append(TensorBoardLogger(os.path.join(out_dir, "tensorboard")))
 
     # -- data passes ---------------------------------------------------------
     @staticmethod
@@ -199,127 +255,185 @@ class Learner:
 
         eval_batches : fixed collection of batches evaluated every ``eval_every`` steps, or
             (eval_every=None) once at the end of the fit (and, with ``epochs``, after every pass).
-        callbacks : list of callable(learner, record) called after every logged record;
-            returning True stops training.
+        callbacks : list of :class:`npnet.Callback` objects, learning-rate schedulers from
+            :mod:`npnet.optim.lr_scheduler` (stepped after every optimiser step;
+            ``ReduceLROnPlateau`` after every evaluation, with the eval loss), and plain
+            functions ``fn(learner, record)`` returning True to stop. A callback stops the
+            training with ``learner.stop_training = True``.
 
         Returns ``self.history``.
         """
+        epochs = self._check_fit_args(steps, epochs, eval_every)
+        hooks = self._setup_callbacks(callbacks)
+        target = None if steps is None else self.step + int(steps)
+        passes_left = None if epochs is None else int(epochs)
+        self._eval_batches, self._eval_every = eval_batches, eval_every
+        self._start_data(train_batches)
+        self.stop_training = False
+        for cb in hooks:
+            cb.on_train_begin(self)
+        self._bar = self._progress_bar(train_batches, target, passes_left)
+        try:
+            self._run(train_batches, target, passes_left)
+            if not self.stop_training and eval_batches is not None and eval_every is None and epochs is None:
+                self._log({"step": self.step, "epoch": self.epoch}, evaluate=True)
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+            self._bar = None
+        for cb in hooks:
+            cb.on_train_end(self)
+        return self.history
+
+    @staticmethod
+    def _check_fit_args(steps, epochs, eval_every):
+        """Validate fit's arguments; return ``epochs`` (1 when neither steps nor epochs is given)."""
         if steps is not None and epochs is not None:
             raise NpnetError("give steps or epochs, not both")
-        if steps is None and epochs is None:
-            epochs = 1
         if (steps is not None and int(steps) < 0) or (epochs is not None and int(epochs) < 0):
             raise NpnetError(f"steps and epochs must be >= 0, got steps={steps}, epochs={epochs}")
         if eval_every is not None and int(eval_every) < 1:
             raise NpnetError(f"eval_every must be >= 1 or None, got {eval_every}")
-        callbacks = list(callbacks or [])
-        target = None if steps is None else self.step + int(steps)
-        passes_left = None if epochs is None else int(epochs)
+        return 1 if steps is None and epochs is None else epochs
+
+    def _setup_callbacks(self, callbacks) -> list:
+        """Sort fit's callbacks into hooks and schedulers; restore their states after a resume.
+
+        Returns the Callback objects to call (the user's, functions wrapped, then the
+        loggers ``out_dir`` adds).
+        """
+        hooks, self._schedulers, self._plateau, self._stateful = [], [], [], []
+        for cb in list(callbacks or []):
+            if isinstance(cb, ReduceLROnPlateau):
+                self._plateau.append(cb)
+            elif isinstance(cb, LRScheduler):
+                self._schedulers.append(cb)
+            elif isinstance(cb, Callback):
+                hooks.append(cb)
+                if type(cb).state_dict is Callback.state_dict:       # keeps no state (a logger, ...)
+                    continue
+            elif callable(cb):
+                hooks.append(LambdaCallback(cb))
+                continue
+            else:
+                raise NpnetError(f"callbacks must be npnet.Callback objects, lr schedulers or functions "
+                                 f"(learner, record) -> bool, got {type(cb).__name__}")
+            self._stateful.append(cb)
+        if self._resume_callbacks:                     # a resumed run: continue its callbacks
+            self._load_callback_states(self._resume_callbacks)
+        self._resume_callbacks = None
+        self._hooks = hooks + self._loggers
+        return self._hooks
+
+    def _load_callback_states(self, states: list) -> None:
+        """Load the saved states into fit's stateful callbacks (same classes, same order)."""
+        saved = [s["class"] for s in states]
+        given = [type(cb).__name__ for cb in self._stateful]
+        if saved != given:
+            raise NpnetError(f"the checkpoint holds the states of the callbacks {saved}, but fit got {given}; "
+                             "pass callbacks of the same classes in the same order to continue the run")
+        for cb, s in zip(self._stateful, states):
+            cb.load_state_dict(s["state"])
+        self.optimizer.lr = self._resume_lr           # a scheduler's constructor may have changed it
+
+    def _start_data(self, train_batches) -> None:
+        """Forget a pass over other data; apply the data position restored by resume()."""
         if self._pass_data is not train_batches:
             self._pass = None
-        if self._resume is not None:
-            restore, self._resume = self._resume, None
-            if restore["open"]:
-                self._new_pass(train_batches, restore)
-            elif restore["rng"] is not None:                       # between passes: rewind only
-                rng = self._data_rng(train_batches)
-                if rng is None:
-                    raise NpnetError("the checkpoint holds a data Generator state but train_batches has no "
-                                     "np.random.Generator attribute 'rng'; pass the same kind of Stream")
-                _set_rng_state(rng, restore["rng"])
-        bar = self._progress_bar(target, passes_left)
-        stop = False
-        try:
-            while not stop:
-                if target is not None and self.step >= target:
-                    break
-                if passes_left is not None and passes_left <= 0:
-                    break
-                if self._pass is None and not self._new_pass(train_batches):
-                    break
-                batch = self._next_batch(train_batches)
-                if batch is None:                                  # end of a pass
-                    if passes_left is not None:
-                        passes_left -= 1
-                        if eval_batches is not None and eval_every is None:
-                            stop = self._log({"step": self.step, "epoch": self.epoch},
-                                             eval_batches, callbacks)
-                    continue
-                x, y, mask = _unpack_batch(batch)
-                t0 = time.perf_counter()
-                value = self.runner.train_step(x, y, mask)
-                self.step += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{value:.4g}", refresh=False)
-                do_eval = eval_batches is not None and eval_every is not None and self.step % int(eval_every) == 0
-                if self.step % self.log_every == 0 or do_eval:
-                    rec = {"step": self.step, "epoch": self.epoch, "loss": value,
-                           "grad_norm": self.runner.grad_norms[-1], "lr": float(self.optimizer.lr),
-                           "seconds": time.perf_counter() - t0}
-                    if self.metric is not None:
-                        rec["metric"] = float(self.metric(self.runner.last_output, y, self._loss_mask(mask)))
-                    stop = self._log(rec, eval_batches if do_eval else None, callbacks)
-            if (not stop and eval_batches is not None and eval_every is None and epochs is None):
-                self._log({"step": self.step, "epoch": self.epoch}, eval_batches, callbacks)
-        finally:
-            if bar is not None:
-                bar.close()
-            if self._tb is not None:
-                self._tb.flush()
-        return self.history
+        if self._resume is None:
+            return
+        restore, self._resume = self._resume, None
+        if restore["open"]:
+            self._new_pass(train_batches, restore)
+        elif restore["rng"] is not None:                           # between passes: rewind only
+            rng = self._data_rng(train_batches)
+            if rng is None:
+                raise NpnetError("the checkpoint holds a data Generator state but train_batches has no "
+                                 "np.random.Generator attribute 'rng'; pass the same kind of Stream")
+            _set_rng_state(rng, restore["rng"])
+
+    def _run(self, train_batches, target, passes_left) -> None:
+        """The loop: batches until the step target, the pass count, the data or a callback ends it."""
+        while not self.stop_training:
+            if target is not None and self.step >= target:
+                break
+            if passes_left is not None and passes_left <= 0:
+                break
+            if self._pass is None and not self._new_pass(train_batches):
+                break
+            batch = self._next_batch(train_batches)
+            if batch is not None:
+                self._train_on(batch)
+            elif passes_left is not None:                          # end of a pass
+                passes_left -= 1
+                if self._eval_batches is not None and self._eval_every is None:
+                    self._log({"step": self.step, "epoch": self.epoch}, evaluate=True)
+
+    def _train_on(self, batch) -> None:
+        """One optimiser step, the schedulers' steps, and a record when one is due."""
+        x, y, mask = _unpack_batch(batch)
+        lr = float(self.optimizer.lr)                              # the lr this step uses
+        t0 = time.perf_counter()
+        value = self.runner.train_step(x, y, mask)
+        seconds = time.perf_counter() - t0
+        self.step += 1
+        for sched in self._schedulers:
+            sched.step()
+        if self._bar is not None:
+            self._bar.update(1)
+            self._postfix["loss"] = f"{value:.4g}"
+            self._bar.set_postfix(self._postfix, refresh=False)
+        every = self._eval_every
+        do_eval = self._eval_batches is not None and every is not None and self.step % int(every) == 0
+        if self.step % self.log_every == 0 or do_eval:
+            rec = {"step": self.step, "epoch": self.epoch, "loss": value,
+                   "grad_norm": self.runner.grad_norms[-1], "lr": lr, "seconds": seconds}
+            if self.metric is not None:
+                rec["metric"] = float(self.metric(self.runner.last_output, y, self._loss_mask(mask)))
+            self._log(rec, evaluate=do_eval)
 
     def _loss_mask(self, mask):
         return mask if getattr(self.model, "return_sequences", True) else None
 
-    def _log(self, rec: dict, eval_batches, callbacks) -> bool:
-        if eval_batches is not None:
-            ev = self.evaluate(eval_batches)
+    def _log(self, rec: dict, evaluate: bool) -> None:
+        """Evaluate if asked, append the record, step ReduceLROnPlateau, call the callbacks."""
+        if evaluate:
+            ev = self.evaluate(self._eval_batches)
             rec["eval_loss"] = ev["loss"]
             if ev["metric"] is not None:
                 rec["eval_metric"] = ev["metric"]
+            for sched in self._plateau:
+                sched.step(rec["eval_loss"])
+            self._show_eval(rec)
         self.history.append(rec)
-        self._write(rec)
-        return any(cb(self, rec) is True for cb in callbacks)
+        for cb in self._hooks:
+            cb.on_log(self, rec)
 
-    def _progress_bar(self, target, passes_left):
+    def _show_eval(self, rec: dict) -> None:
+        """Put the latest eval loss/metric beside the training loss on the progress bar."""
+        for k in ("eval_loss", "eval_metric"):
+            if k in rec:
+                self._postfix[k] = f"{rec[k]:.4g}"
+        if self._bar is not None:
+            self._bar.set_postfix(self._postfix, refresh=True)
+
+    def _progress_bar(self, data, target, passes_left):
+        """A tqdm bar whose total is the steps to go, when ``steps`` is given or the data has a len()."""
+        self._postfix = {}
         if not self.progress:
             return None
         try:
             from tqdm import tqdm
         except ImportError:
             return None
-        total = None if target is None else target - self.step
-        return tqdm(total=total, desc="train" if passes_left is None else f"train ({passes_left} epochs)",
-                    unit="step", leave=False)
-
-    # -- logging ----------------------------------------------------------------
-    def _write(self, rec: dict) -> None:
-        if self.out_dir is None:
-            return
-        path = os.path.join(self.out_dir, "metrics.csv")
-        new = not os.path.exists(path) or os.path.getsize(path) == 0
-        with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-            if new:
-                w.writeheader()
-            w.writerow({k: rec.get(k, "") for k in CSV_FIELDS})
-        tb = self._writer()
-        if tb is not None:
-            for k in ("loss", "metric", "grad_norm", "eval_loss", "eval_metric", "lr"):
-                if k in rec:
-                    tb.add_scalar(("eval/" if k.startswith("eval_") else "train/") + k, rec[k], rec["step"])
-
-    def _writer(self):
-        """A tensorboardX SummaryWriter in out_dir/tensorboard, or None when not installed."""
-        if self._tb is None and self.tensorboard and self.out_dir is not None:
-            try:
-                from tensorboardX import SummaryWriter
-            except ImportError:
-                self.tensorboard = False
-                return None
-            self._tb = SummaryWriter(os.path.join(self.out_dir, "tensorboard"))
-        return self._tb
+        total = None
+        if target is not None:
+            total = target - self.step
+        elif passes_left is not None and _has_len(data):
+            open_pass = self._pass is not None and self._pass_data is data
+            total = passes_left * len(data) - (self._pass_pos if open_pass else 0)
+        desc = "train" if passes_left is None else f"train ({passes_left} epochs)"
+        return tqdm(total=total, desc=desc, unit="step", leave=False)
 
     # -- evaluation and inference -------------------------------------------------
     def evaluate(self, batches) -> dict:
@@ -385,10 +499,15 @@ class Learner:
         """Checkpoint the model, optimiser, step and everything a bit-exact resume needs.
 
         ``extra["learner"]`` holds: epoch, history, the runner's options, grad norms and
-        carried state, the model's dropout Generator state, and the data position (the
-        data Generator's state at the start of the current pass and the batches taken).
+        carried state, the model's dropout Generator state, the data position (the
+        data Generator's state at the start of the current pass and the batches taken),
+        and the state of every Callback and scheduler of the current (or last) ``fit``
+        (their arrays, e.g. EarlyStopping's best parameters, as ``extra/callbacks.<i>...``).
         """
         rng = getattr(self.model, "rng", None)
+        arrays = {}
+        callbacks = [{"class": type(cb).__name__, "state": _pack(cb.state_dict(), arrays, f"callbacks.{i}")}
+                     for i, cb in enumerate(self._stateful)]
         extra = {"learner": {
             "epoch": self.epoch,
             "history": [{k: v for k, v in r.items() if not (isinstance(v, float) and not math.isfinite(v))}
@@ -399,8 +518,9 @@ class Learner:
                        "state": _state_to_json(self.runner.state)},
             "model_rng": _rng_state(rng) if isinstance(rng, np.random.Generator) else None,
             "data": self._data_position(),
+            "callbacks": callbacks,
         }}
-        save_checkpoint(path, self.model, self.optimizer, self.step, extra)
+        save_checkpoint(path, self.model, self.optimizer, self.step, extra, arrays=arrays)
 
     def _data_position(self) -> dict:
         """Where the data stand: the open pass's start state and batches taken, or the next pass's start."""
@@ -417,7 +537,10 @@ class Learner:
         default to the saved ones and ``kwargs`` (out_dir, progress, ...) are passed on.
         Call ``fit`` with the same kind of ``train_batches`` (e.g. a Stream built the
         same way): its Generator is rewound to the saved pass start and replayed to the
-        saved position.
+        saved position. Give that ``fit`` the same callbacks and schedulers (new objects
+        of the same classes, in the same order, schedulers built on ``learner.optimizer``):
+        their saved states are loaded into them, and the optimiser's lr is set back to the
+        saved one, before the first step.
         """
         ck = load_checkpoint(path)
         info = (ck.extra or {}).get("learner")
@@ -435,4 +558,7 @@ class Learner:
         if info["model_rng"] is not None:
             _set_rng_state(ck.model.rng, info["model_rng"])
         learner._resume = dict(info["data"])
+        learner._resume_callbacks = [{"class": c["class"], "state": _unpack(c["state"], ck.arrays)}
+                                     for c in info.get("callbacks", [])]
+        learner._resume_lr = float(ck.optimizer.lr)
         return learner

@@ -348,7 +348,16 @@ def from_config(params: dict, config: dict) -> Optimizer:
     kwargs = {k: v for k, v in config.items() if k != "class"}
     if "betas" in kwargs:
         kwargs["betas"] = tuple(kwargs["betas"])
+    # A schedule may have annealed lr to exactly 0 (the setter allows it, the constructor
+    # does not): build with lr=1 and set the saved 0 afterwards.
+    zero_lr = isinstance(kwargs.get("lr"), (int, float)) and not isinstance(kwargs["lr"], bool) \
+        and kwargs["lr"] == 0
+    if zero_lr:
+        kwargs["lr"] = 1.0
     try:
-        return get(config["class"], params, **kwargs)
+        opt = get(config["class"], params, **kwargs)
     except TypeError as exc:                                 # unknown hyperparameter name
         raise NpnetError(f"bad config for optimiser {config['class']!r}: {exc}") from None
+    if zero_lr:
+        opt.lr = 0.0
+    return opt

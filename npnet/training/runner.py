@@ -103,10 +103,22 @@ class SequenceRunner:
         x (B, T, D); y the loss targets for the model output ((B, T, V) or class indices
         (B, T), or per-sequence (B, V)/(B,) when the model returns the last step only);
         mask (B, T) bool or None. In stateful mode the final state is kept.
+
+        **The override point for custom training modes.** A subclass that computes its
+        gradients differently (a free-running unroll feeding outputs back as inputs, a
+        read-in applied per frame, an extra loss term, ...) overrides only this method:
+        it must zero ``model.grads``, run its forward pass and loss, ADD the gradients of
+        that loss into ``model.grads`` (``model.bprop``), set ``self.last_output`` (for
+        metrics) and return the loss as a float, without updating any parameter.
+        :meth:`train_step`, the one training step of npnet, then does the rest (non-finite
+        check, gradient norm, clipping, optimiser update); ``Learner(...,
+        runner_class=MyRunner)`` trains with the subclass. See docs/training.md,
+        "Custom unrolls: override compute_gradients".
         """
         x = np.asarray(x)
-        if x.ndim != 3:
-            raise ShapeError(f"x must have shape (B, T, D), got {x.shape}")
+        if x.ndim < 3 and not (x.ndim == 2 and getattr(self.model, "takes_indices", False)):   # (B, T) ids
+            raise ShapeError(f"x must have shape (B, T, D) (or (B, T, ...) for a model with a "
+                             f"read-in layer, (B, T) ids for an Embedding read-in), got {x.shape}")
         B, T = x.shape[:2]
         model = self.model
         model.zero_grad()

@@ -468,3 +468,23 @@ def test_other_npnet_models_round_trip(tmp_path, name, args, kw):
     for k, v in model.params.items():
         assert c.model.params[k].dtype == v.dtype and c.model.params[k].tobytes() == v.tobytes(), k
     assert all(c.optimizer.params[k] is c.model.params[k] for k in model.params)
+
+
+def test_extra_arrays_round_trip_exactly(tmp_path):
+    model = linear(np.float32)
+    arrays = {"best.W": np.random.default_rng(0).standard_normal((3, 2)).astype(np.float32),
+              "count": np.arange(4, dtype=np.int64)}
+    save_checkpoint(tmp_path / "c.npz", model, extra={"a": 1}, arrays=arrays)
+    for c in (load_checkpoint(tmp_path / "c.npz"), load_into(tmp_path / "c.npz", linear(np.float32))):
+        assert c.arrays.keys() == arrays.keys() and c.extra == {"a": 1}
+        for k, a in arrays.items():
+            assert c.arrays[k].dtype == a.dtype
+            np.testing.assert_array_equal(c.arrays[k], a)
+        m, o, s, e = c                                        # still a 4-tuple
+    assert load_checkpoint(tmp_path / "c.npz").arrays is not c.arrays
+    save_checkpoint(tmp_path / "d.npz", model)
+    assert load_checkpoint(tmp_path / "d.npz").arrays == {}
+    with pytest.raises(CheckpointError, match="extra array 'x' must be a numeric ndarray"):
+        save_checkpoint(tmp_path / "e.npz", model, arrays={"x": [1.0]})
+    with pytest.raises(CheckpointError, match="extra array 'b' must be a numeric ndarray"):
+        save_checkpoint(tmp_path / "e.npz", model, arrays={"b": np.array(["s"])})

@@ -271,3 +271,45 @@ def test_resume_float32_stateful_truncated(tmp_path):
     second.fit(make(), steps=2)
     _same_params(whole.model, second.model)
     assert all(p.dtype == np.float32 for p in second.model.params.values())
+
+
+def test_progress_bar_total_and_eval_postfix(capsys):
+    data = take(Stream(running_sum, 1), 3)                        # a list: len() known
+    ev = take(Stream(running_sum, 2), 1)
+    L = Learner(_model(), "mse", "adam", progress=True)
+    L.fit(data, epochs=2, eval_batches=ev)
+    err = capsys.readouterr().err
+    assert "0/6" in err                                           # 2 epochs x 3 batches
+    assert f"eval_loss={L.history[-1]['eval_loss']:.4g}" in err   # shown beside the training loss
+    L.fit(Stream(running_sum, 1), steps=4)
+    assert "0/4" in capsys.readouterr().err
+    L.fit(iter(take(Stream(running_sum, 1), 2)))                 # a one-shot iterator: no len()
+    err = capsys.readouterr().err
+    assert "0step [" in err and "0/" not in err                   # no total
+
+
+class DoubledLoss(npnet.SequenceRunner):
+    """A custom training mode through the override point: the gradient of 2 * loss."""
+
+    def compute_gradients(self, x, y, mask=None):
+        value = super().compute_gradients(x, y, mask)
+        for g in self.model.grads.values():
+            g *= 2
+        return 2 * value
+
+
+def test_runner_class_trains_through_the_one_train_step(tmp_path):
+    """SGD on 2 * loss with lr equals SGD on loss with 2 lr, bit for bit (doubling is exact)."""
+    custom = Learner(_model(dropout=0.0), "mse", "sgd", lr=0.05, clip=None, progress=False,
+                     runner_class=DoubledLoss)
+    plain = Learner(_model(dropout=0.0), "mse", "sgd", lr=0.1, clip=None, progress=False)
+    custom.fit(Stream(running_sum, 4), steps=3)
+    plain.fit(Stream(running_sum, 4), steps=3)
+    assert type(custom.runner) is DoubledLoss and custom.runner.steps == 3
+    _same_params(custom.model, plain.model)
+    assert [r["loss"] for r in custom.history] == [2 * r["loss"] for r in plain.history]
+    custom.save(tmp_path / "ck.npz")
+    again = Learner.resume(tmp_path / "ck.npz", "mse", progress=False, runner_class=DoubledLoss)
+    assert type(again.runner) is DoubledLoss and again.runner.steps == 3
+    with pytest.raises(NpnetError, match="runner_class"):
+        Learner(_model(), "mse", runner_class=object)

@@ -303,3 +303,14 @@ def test_params_validation():
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
         optim.SGD({"w": ro})
+
+
+def test_from_config_restores_an_annealed_zero_lr():
+    """A schedule may end at lr = 0 (the setter allows it); a checkpoint of it must load."""
+    params = {"w": np.ones(2)}
+    opt = optim.Adam(params, lr=0.1)
+    opt.lr = 0.0
+    again = optim.from_config(params, opt.get_config())
+    assert again.lr == 0.0 and type(again) is optim.Adam
+    with pytest.raises(ValueError, match="lr must be"):        # NpnetError is a ValueError
+        optim.Adam(params, lr=0.0)                              # a new optimiser still needs lr > 0

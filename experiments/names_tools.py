@@ -1,0 +1,217 @@
+"""What ``python experiments/names.py`` does besides training: ``--predict NAME`` from a saved run,
+and the exercise's two reports (``--report table``: test accuracy of several models through
+npnet.sweep.run_sweep; ``--report batch-sizes``: learning curves for batch sizes 1, 10 and 30).
+"""
+from __future__ import annotations
+
+import common  # first: pins BLAS to one thread before numpy loads
+
+import os  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import npnet  # noqa: E402
+
+SPLITS = (("train_", "-", "train"), ("val_", "s--", "validation"), ("test_", "o-", "test"))
+
+
+def add_options(g) -> None:
+    """The prediction and report options of names.py's parser (argument group ``g``)."""
+    g.add_argument("--predict", metavar="NAME", nargs="+", default=None,
+                   help="print the top 3 languages of NAME(s) from --checkpoint (no training)")
+    g.add_argument("--checkpoint", default=None, help="checkpoint file or run folder for --predict")
+    g.add_argument("--report", choices=("table", "batch-sizes"), default=None,
+                   help="table: test accuracy of 1-/2-layer LSTMs (H=64, 128) and a 1-layer GRU; "
+                        "batch-sizes: per-epoch train/test loss and test accuracy for batch sizes 1, 10, 30 "
+                        "(reports ignore --time-limit)")
+    g.add_argument("--b1-epochs", type=common.positive_int, default=2,
+                   help="epochs for batch size 1 in --report batch-sizes (~14k steps each)")
+    g.add_argument("--jobs", type=common.positive_int, default=1, help="parallel runs for --report table")
+
+
+def predict(checkpoint, names, k: int = 3):
+    """Top-k (language, probability) for each name, from a checkpoint written by :func:`train`
+    (a file, or a run folder holding ``checkpoint.npz``)."""
+    p = Path(checkpoint)
+    p = p / "checkpoint.npz" if p.is_dir() else p
+    if not p.is_file():
+        raise FileNotFoundError(f"no checkpoint at {p} (give --checkpoint FILE.npz or a run folder)")
+    from npnet.data.names import encode_names
+    ck = npnet.load_checkpoint(p)
+    languages = (ck.extra or {}).get("languages")
+    if not languages:
+        raise ValueError(f"{checkpoint} is not a names checkpoint (no languages in its extra data)")
+    model = ck.model.eval()
+    loss = npnet.SoftmaxCrossEntropyLoss(dtype=model.dtype)
+    out = []
+    for name in names:
+        x = encode_names([name], dtype=model.dtype)[0][None]                 # (1, T, 56)
+        logits, _ = model.fprop(x)                                           # (1, K)
+        model.clear_cache()
+        prob = loss.probs(logits)[0]                                         # (K,)
+        top = np.argsort(-prob, kind="stable")[:k]
+        out.append([(languages[i], float(prob[i])) for i in top])
+    return out
+
+
+def write_run(out: Path, cfg, data, res, argv) -> None:
+    """config.json, summary.json, learning_curves.png, confusion.png and confusion.csv."""
+    import names
+    s = res["summary"]
+    common.write_json(out / "config.json", {
+        "task": names.TASK, "argv": argv, **names._json_cfg(cfg), "languages": list(data["languages"]),
+        "split": {"test_fraction": 0.2, "val_fraction_of_train": cfg["val_fraction"],
+                  "split_seed": cfg["split_seed"], "dedup": cfg["dedup"]},
+        "npnet_version": npnet.__version__, "commit": common._git_commit(),
+        "python": sys.version.split()[0], "numpy": np.__version__})
+    common.write_json(out / "summary.json", s)
+    title = (f"{cfg['layers']}x{cfg['cell'].upper()} H={cfg['hidden']} B={cfg['batch_size']} "
+             f"{cfg['optimizer']} lr={cfg['lr']:g}: test acc {s['test_accuracy']:.3f} (best epoch {s['best_epoch']})")
+    common.plot_learning_curve(res["history"], out / "learning_curves.png", "accuracy", x="epoch",
+                               series=SPLITS, metric_key="accuracy", loss_name="cross-entropy loss", title=title)
+    C = common.confusion_matrix(res["true"], res["pred"], len(data["languages"]))
+    common.write_table(out / "confusion.csv", C.tolist(), fields=data["languages"])
+    common.plot_confusion(C, data["languages"], out / "confusion.png",
+                          f"test set, best model (accuracy {s['test_accuracy']:.3f})")
+
+
+def print_predictions(parser, checkpoint, names) -> int:
+    """``--predict``: one line per name, its top 3 languages (a bad checkpoint: usage error)."""
+    try:
+        results = predict(checkpoint, names)
+    except (OSError, ValueError) as exc:
+        parser.error(str(exc))
+    for name, top in zip(names, results):
+        print(f"{name}: " + ", ".join(f"{lang} {prob:.3f}" for lang, prob in top))
+    return 0
+
+
+def report(a, cfg: dict, out: Path, data_dir) -> None:
+    """Run the report ``a.report`` with the run configuration ``cfg``."""
+    if a.report == "table":
+        report_table(cfg, out, data_dir, a.jobs)
+    else:
+        report_batch_sizes(cfg, out, data_dir, b1_epochs=a.b1_epochs, quiet=a.quiet)
+
+def run_config(out_dir=None, data_dir=None, quiet=True, **overrides) -> dict:
+    import names
+    """Train one configuration (DEFAULTS updated by ``overrides``); returns its summary.
+    Module-level so that npnet.sweep can pickle it; with ``out_dir`` the run folder is written."""
+    t0 = time.perf_counter()
+    cfg = dict(names.DEFAULTS, **overrides)
+    cfg["dtype"] = np.dtype(cfg["dtype"])
+    data = names.prepare_data(data_dir, cfg["split_seed"], cfg["val_fraction"], cfg["dedup"], cfg["dtype"])
+    out = Path(out_dir) if out_dir else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    res = names.train(cfg, data, out, log=(lambda *a: None) if quiet else print, t0=t0)
+    if out is not None:
+        write_run(out, cfg, data, res, None)
+    return res["summary"]
+
+
+TABLE_CONFIGS = [
+    {"cell": "lstm", "layers": 1, "hidden": 64},
+    {"cell": "lstm", "layers": 1, "hidden": 128},
+    {"cell": "lstm", "layers": 2, "hidden": 64},
+    {"cell": "lstm", "layers": 2, "hidden": 128},
+    {"cell": "gru", "layers": 1, "hidden": 128},
+]
+
+
+def report_table(base: dict, out: Path, data_dir, jobs: int = 1) -> list:
+    """Test accuracy of 1-/2-layer LSTMs (H=64, 128) and a 1-layer GRU; other options from ``base``.
+
+    Runs through npnet.sweep.run_sweep (``jobs`` processes; results resume from table.csv).
+    No time limit: the bigger models get the same epochs as the small ones.
+    """
+    import names
+    from npnet.training.sweep import run_sweep
+    here = os.path.dirname(os.path.abspath(__file__))          # the workers import this module afresh
+    os.environ["PYTHONPATH"] = os.pathsep.join([here, os.path.dirname(here), os.environ.get("PYTHONPATH", "")])
+    configs = []
+    for c in TABLE_CONFIGS:
+        name = f"{c['cell']}-L{c['layers']}-H{c['hidden']}"
+        configs.append({**names._json_cfg(base), **c, "time_limit": 0.0, "out_dir": str(out / name),
+                        "data_dir": None if data_dir is None else str(data_dir)})
+    rows = run_sweep(run_config, configs, out / "table.csv", n_jobs=jobs, progress=False,
+                     on_result=lambda r: print(f"  {r['cell']} L={r['layers']} H={r['hidden']}: {r.get('status')} "
+                                               f"test acc {r.get('test_accuracy', '')} {r.get('error', '')}",
+                                               flush=True))
+    lines = ["| cell | layers | hidden | params | test accuracy | val accuracy | best epoch | epochs | wall s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.get("status") != "ok":
+            lines.append(f"| {r['cell']} | {r['layers']} | {r['hidden']} | | failed: {r.get('error')} | | | | |")
+            continue
+        lines.append(f"| {r['cell'].upper()} | {r['layers']} | {r['hidden']} | {r['params']} | "
+                     f"{float(r['test_accuracy']):.4f} | {float(r['val_accuracy']):.4f} | {r['best_epoch']} | "
+                     f"{r['epochs_run']} | {float(r['wall_s']):.0f} |")
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return rows
+
+
+def report_batch_sizes(base: dict, out: Path, data_dir, batch_sizes=(1, 10, 30), b1_epochs: int = 2,
+                       quiet: bool = False) -> dict:
+    """Per-epoch train loss, test loss and test accuracy for several batch sizes, in one plot.
+
+    Same model and optimiser for every batch size; the learning rate scales linearly with
+    the batch size (lr * B / base batch size) so the step per example stays comparable, and
+    decays on the same per-epoch schedule for all. No early stopping here (every epoch is
+    recorded); batch size 1 is capped at ``b1_epochs`` epochs (an epoch is ~14k optimiser steps).
+    """
+    import names
+    cfg0 = dict(names.DEFAULTS, **base)
+    cfg0["dtype"] = np.dtype(cfg0["dtype"])
+    data = names.prepare_data(data_dir, cfg0["split_seed"], cfg0["val_fraction"], cfg0["dedup"], cfg0["dtype"])
+    say = (lambda *a, **k: None) if quiet else print
+    curves = {}
+    for B in batch_sizes:
+        cfg = dict(cfg0, batch_size=int(B), lr=cfg0["lr"] * B / cfg0["batch_size"],
+                   no_early_stop=True, time_limit=0.0, steps=None)
+        if cfg["epochs"] is None:
+            cfg["epochs"] = names.DEFAULTS["epochs"]
+        cfg["decay_epochs"] = cfg["epochs"]              # the same lr at the same epoch for every B
+        if B == 1:
+            cfg["epochs"] = min(cfg["epochs"], b1_epochs)
+        sub = out / f"batch-{B}"
+        sub.mkdir(parents=True, exist_ok=True)
+        say(f"batch size {B}: lr {cfg['lr']:g}, {cfg['epochs']} epochs", flush=True)
+        res = names.train(cfg, data, sub, log=lambda m: say("  " + m, flush=True))
+        write_run(sub, cfg, data, res, None)
+        curves[B] = {"history": res["history"], "summary": res["summary"], "lr": cfg["lr"]}
+    fig, axes = common.figure(17, 3.8, 1, 4)
+    keys = (("train_loss", "train loss (mean over the epoch)"), ("test_loss", "test loss"),
+            ("test_accuracy", "test accuracy"))
+    for B, c in curves.items():
+        ep = [r["epoch"] for r in c["history"]]
+        for ax, (key, _) in zip(axes[0], keys):
+            ax.plot(ep, [r[key] for r in c["history"]], "o-", ms=3, lw=1, label=f"B={B} (lr {c['lr']:g})")
+        clock = np.cumsum([r["seconds"] for r in c["history"]])                 # (epochs,)
+        axes[0, 3].plot(clock, [r["test_accuracy"] for r in c["history"]], "o-", ms=3, lw=1, label=f"B={B}")
+    for ax, (_, label) in zip(axes[0], keys + (("", "test accuracy"),)):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+    axes[0, 3].set_xlabel("wall seconds (training + per-epoch evaluation)")
+    fig.suptitle(f"{cfg0['layers']}x{cfg0['cell'].upper()} H={cfg0['hidden']}, {cfg0['optimizer']} momentum "
+                 f"{cfg0['momentum']:g}, lr {cfg0['lr']:g} x B/{cfg0['batch_size']}: batch sizes "
+                 f"{', '.join(map(str, batch_sizes))} (B=1 capped at {b1_epochs} epochs)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "batch_sizes.png", format="png", dpi=100)
+    rows = [{"batch_size": B, "lr": c["lr"], **r} for B, c in curves.items() for r in c["history"]]
+    common.write_table(out / "batch_sizes.csv", rows, fields=["batch_size", "lr", *names.METRIC_FIELDS])
+    lines = ["| batch size | lr (end of epoch) | epoch | train loss | test loss | test accuracy | epoch s |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['batch_size']} | {r['lr']:g} | {r['epoch']} | {r['train_loss']:.4f} | {r['test_loss']:.4f} | "
+              f"{r['test_accuracy']:.4f} | {r['seconds']:.0f} |" for r in rows]
+    (out / "batch_sizes.md").write_text("\n".join(lines) + "\n")
+    say("\n".join(lines))
+    return curves
+
+
