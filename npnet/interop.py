@@ -412,6 +412,11 @@ def _plan_embedding(layer, state_dict, prefix: str):
 def _load_model(model, state_dict, prefix: str, strict: bool) -> list:
     """A whole SequenceModel from its torch twin's state dict: validate everything, then write."""
     spec = torch_module_spec(model)
+    rnn = prefix + MODEL_PREFIXES["rnn"]
+    if f"{rnn}weight_ih_l0" not in state_dict and f"{prefix}weight_ih_l0" in state_dict:
+        raise NpnetError(f"state_dict has {prefix + 'weight_ih_l0'!r} but no {rnn + 'weight_ih_l0'!r}: it looks like an "
+                         "nn.LSTM/GRU/RNN's own state dict; load it with cells_only=True (the whole model reads "
+                         "its torch twin's keys read_in.*, rnn.*, read_out.*)")
     writes, used = [], []
     if spec["read_in"] is not None:
         p = prefix + MODEL_PREFIXES["read_in"]
@@ -419,7 +424,7 @@ def _load_model(model, state_dict, prefix: str, strict: bool) -> list:
                 else _plan_linear(model.read_in, state_dict, p, "read_in"))
         writes.append(w)
         used += u
-    plan, u = _plan_cells(model.recurrent_cells(), state_dict, prefix + MODEL_PREFIXES["rnn"], False)
+    plan, u = _plan_cells(model.recurrent_cells(), state_dict, rnn, False)
     used += u
     if model.read_out is not None:
         w, u = _plan_linear(model.read_out, state_dict, prefix + MODEL_PREFIXES["read_out"], "read_out")

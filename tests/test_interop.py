@@ -444,9 +444,11 @@ def test_whole_model_validates_everything_before_writing():
     for missing in ("read_in.weight", "read_out.weight", "rnn.weight_hh_l1_reverse"):
         with pytest.raises(ValueError, match=rf"no key '{re.escape(missing)}'.*shape"):
             load_torch_state_dict(b, {k: v for k, v in sd.items() if k != missing})
+    with pytest.raises(ValueError, match="no 'rnn.weight_ih_l0'.*cells_only=True"):      # nn.GRU's own dict
+        load_torch_state_dict(b, torch_state_dict(a, cells_only=True))
     bare = _model(read_in=None, output_size=None)
-    with pytest.raises(ValueError, match="no key 'rnn.weight_ih_l0'"):                  # nn.GRU's own dict
-        load_torch_state_dict(bare, torch_state_dict(bare, cells_only=True))
+    with pytest.raises(ValueError, match="no key 'rnn.weight_ih_l0'"):
+        load_torch_state_dict(bare, {"rnn.weight_hh_l0": np.zeros((12, 4))})
     load_torch_state_dict(b, {"net." + k: v for k, v in sd.items()} | {"other.w": 1.0}, prefix="net.")
     np.testing.assert_array_equal(b.params["read_out.W"], a.params["read_out.W"])
 
