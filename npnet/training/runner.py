@@ -120,9 +120,11 @@ class SequenceRunner:
             raise ShapeError(f"x must have shape (B, T, D), got {x.shape}")
         B, T = x.shape[:2]
         model = self.model
+        seq = getattr(model, "return_sequences", True)
+        if seq:
+            y = self._check_targets(y, B, T)
         model.zero_grad()
         state = self._initial_state(B)
-        seq = getattr(model, "return_sequences", True)
         if not seq:                                               # one window, no loss mask
             out, state = model.fprop(x, state, mask)
             self._check_output(out, 0, T)
@@ -153,6 +155,25 @@ class SequenceRunner:
         if self.stateful:
             self.state = state
         return value
+
+    def _check_targets(self, y, B: int, T: int) -> np.ndarray:
+        """Refuse targets that do not cover the (B, T) steps of a per-step model, and a cut
+        that would split a bidirectional model's sequence; return y as an array.
+
+        Without this a y of shape (B,) fails deep in the window loop (IndexError) and a y
+        longer than T is silently cut to T.
+        """
+        y = np.asarray(y)
+        if y.ndim < 2 or y.shape[:2] != (B, T):
+            raise ShapeError(f"y must have shape ({B}, {T}) (class indices) or ({B}, {T}, V) for a model "
+                             f"that returns every step (x has shape (B, T, ...) = ({B}, {T}, ...)), "
+                             f"got {y.shape}")
+        if self.bptt is not None and self.bptt < T and getattr(self.model, "bidirectional", False):
+            raise NpnetError(f"truncated BPTT with bptt={self.bptt} < T={T} cannot train a bidirectional model: "
+                             "its reverse cell would read one window instead of the whole sequence, so it "
+                             "would train on outputs other than those it computes in evaluation; use "
+                             f"bptt=None (or bptt >= {T})")
+        return y
 
     def _check_output(self, out, s: int, e: int) -> None:
         if not np.isfinite(out).all():
