@@ -6,12 +6,13 @@ non-finite check. It knows nothing of epochs, logging or data; see npnet.learner
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 
 from .clip import NonFiniteError, check_finite, clip_grad_norm, clip_grad_value, global_norm
-from ..layer import NpnetError, ShapeError
+from ..layer import NonFiniteInputError, NpnetError, ShapeError
 
 CLIP_MODES = ("norm", "value", None)
 
@@ -184,23 +185,34 @@ class SequenceRunner:
         """One optimiser step on a batch: gradients, non-finite check, clipping, update.
 
         Returns the (full-batch mean) loss as a float. Appends the pre-clip global
-        gradient norm to ``grad_norms``. Raises :class:`npnet.clip.NonFiniteError`
-        naming the loss or the parameter and the step number (1-based) if the loss,
-        the model output or a gradient is NaN/inf; the parameters are then untouched.
+        gradient norm to ``grad_norms``.
+
+        Divergence always ends in :class:`npnet.clip.NonFiniteError` naming the step number
+        (1-based), never in a NumPy overflow warning or an input error of an inner layer:
+        the step runs under ``np.errstate`` (overflow, invalid, divide ignored) and every
+        NaN/inf it makes is caught -- in the model output or an activation between two
+        layers of a finite batch, in the loss or a gradient (the parameters are then
+        untouched), or in a parameter after the update (an update too large for the dtype;
+        the message says the parameters now hold it). NaN or inf in ``x`` or ``y``
+        themselves stays a :class:`ShapeError`: bad data, not divergence.
         """
         if hasattr(self.model, "train"):
             self.model.train()
-        value = self.compute_gradients(x, y, mask)
-        grads = self.model.grads
-        norm = global_norm(grads)
-        self.grad_norms.append(norm)
-        check_finite(value, grads, self.steps + 1)
-        if self.clip_mode == "norm":
-            clip_grad_norm(grads, self.clip)
-        elif self.clip_mode == "value":
-            clip_grad_value(grads, self.clip)
-        self.optimizer.step(grads)
+        step = self.steps + 1
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            with _divergence_named(self.model, step, x, y):
+                value = self.compute_gradients(x, y, mask)
+            grads = self.model.grads
+            norm = global_norm(grads)
+            self.grad_norms.append(norm)
+            check_finite(value, grads, step)
+            if self.clip_mode == "norm":
+                clip_grad_norm(grads, self.clip)
+            elif self.clip_mode == "value":
+                clip_grad_value(grads, self.clip)
+            self.optimizer.step(grads)
         self.steps += 1
+        _check_params(self.model.params, step)
         return value
 
     def eval_step(self, x, y, mask=None, state=None) -> float:
@@ -213,7 +225,11 @@ class SequenceRunner:
         if hasattr(model, "eval"):
             model.eval()
         try:
-            out, _ = model.fprop(x, state, mask)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+                    _divergence_named(model, self.steps, x, y, "evaluation after"):
+                out, _ = model.fprop(x, state, mask)
+                if not np.isfinite(out).all():
+                    raise NonFiniteError(f"model output is not finite in the evaluation after step {self.steps}")
         finally:
             if was_training:
                 model.train()
@@ -223,6 +239,39 @@ class SequenceRunner:
         value = float(self.loss.fprop(out, y, loss_mask))
         self.loss.clear_cache()                                  # no bprop follows
         return value
+
+
+@contextlib.contextmanager
+def _divergence_named(model, step: int, x, y, when: str = "step"):
+    """Turn a NaN/inf met between two layers of a finite batch into NonFiniteError naming the step.
+
+    An inner layer checks its input (``check_input``) and raises NonFiniteInputError; if the
+    batch itself is finite, that value was made by the network: training has diverged.
+    """
+    try:
+        yield
+    except NonFiniteInputError as exc:
+        _clear(model)
+        if not (_all_finite(x) and _all_finite(y)):
+            raise                                                # NaN/inf in the data: a ShapeError
+        raise NonFiniteError(f"training diverged: a value inside the model is not finite at {when} {step} "
+                             f"({exc}, although the batch is finite); lower the learning rate or clip "
+                             "the gradients") from None
+
+
+def _all_finite(a) -> bool:
+    a = np.asarray(a)
+    return a.dtype.kind not in "fc" or bool(np.isfinite(a).all())
+
+
+def _check_params(params: dict, step: int) -> None:
+    """After the update: a finite gradient times lr can still overflow the parameter's dtype."""
+    for name, p in params.items():
+        if not np.isfinite(p).all():
+            raise NonFiniteError(f"parameter {name!r} is not finite after the update of step {step}: "
+                                 "lr times the gradient overflowed its dtype (the parameters now hold "
+                                 "NaN/inf; restore them from a checkpoint); lower the learning rate or "
+                                 "clip the gradients")
 
 
 def _clear(model) -> None:
