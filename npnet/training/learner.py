@@ -564,7 +564,7 @@ class Learner:
         return {"open": False, "rng": _rng_state(rng) if rng is not None else None, "pos": 0}
 
     @classmethod
-    def resume(cls, path, loss, metric=None, **kwargs) -> "Learner":
+    def resume(cls, path, loss, metric=None, allow_nonfinite=False, **kwargs) -> "Learner":
         """Rebuild a Learner from :meth:`save`'s checkpoint; the next ``fit`` continues the run exactly.
 
         ``loss`` and ``metric`` are given again (they hold no state); the runner options
@@ -574,9 +574,10 @@ class Learner:
         saved position. Give that ``fit`` the same callbacks and schedulers (new objects
         of the same classes, in the same order, schedulers built on ``learner.optimizer``):
         their saved states are loaded into them, and the optimiser's lr is set back to the
-        saved one, before the first step.
+        saved one, before the first step. NaN or inf in the saved parameters or optimiser
+        state is refused (CheckpointError) unless ``allow_nonfinite``.
         """
-        ck = load_checkpoint(path)
+        ck = load_checkpoint(path, allow_nonfinite=allow_nonfinite)
         info = (ck.extra or {}).get("learner")
         if info is None:
             raise NpnetError(f"{path!r} is not a Learner checkpoint (no extra['learner'])")
