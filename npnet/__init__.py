@@ -8,6 +8,8 @@ from .cells import RecurrentCell, BasicRNNCell, LSTMCell, GRUCell
 from .gradcheck import gradcheck, rel_error
 from . import init, activations
 from .conv import Conv2D, MaxPool2D, Flatten
+from .relu import ReLU
+from .sequential import Sequential
 from .losses import MSELoss, SoftmaxCrossEntropyLoss
 from . import interop
 from . import data

@@ -12,6 +12,7 @@ import numpy as np
 from .layer import Layer, NpnetError, ShapeError, check_input
 from .linear import LinearLayer
 from .cells.rnn import BasicRNNCell
+from .sequential import LinkedParams, check_layer, layer_config, layer_from_config
 
 CELL_TYPES = ("lstm", "gru", "rnn", "irnn")
 
@@ -32,21 +33,7 @@ def make_cell(kind: str, input_size: int, hidden_size: int, dtype, rng, **kwargs
     raise NpnetError(f"cell must be one of {CELL_TYPES} (or a list of them), got {kind!r}")
 
 
-class _LinkedParams(dict):
-    """A flat name -> array dict whose arrays belong to sub-layers.
-
-    Assigning to an existing name copies into the sub-layer's array in place
-    (so ``model.params[k] = v`` cannot silently detach the model from its cells).
-    """
-
-    def __setitem__(self, name, value):
-        if name not in self:
-            raise KeyError(f"unknown parameter {name!r}; the model's names are fixed: {sorted(self)}")
-        dst = dict.__getitem__(self, name)
-        value = np.asarray(value)
-        if value.shape != dst.shape:
-            raise ShapeError(f"{name} must have shape {dst.shape}, got {value.shape}")
-        np.copyto(dst, value, casting="same_kind")
+_LinkedParams = LinkedParams                 # the old private name
 
 
 def reverse_index(mask: np.ndarray | None, B: int, T: int) -> np.ndarray:
@@ -77,7 +64,7 @@ def _gather_time(a: np.ndarray, P: np.ndarray) -> np.ndarray:
 class SequenceModel(Layer):
     """read-in -> L recurrent layers (each optionally bidirectional) -> read-out.
 
-    Equations (x (B, T, D); h^0 = x or x W_in + b_in)::
+    Equations (x (B, T, D) or (B, T, ...); h^0 = x, x W_in + b_in, or read_in(x_t) at every step)::
 
         forward:   h^l, s^l_T = cell_l(h^{l-1}, s^l_0)                 (B, T, H_l)
                    bidirectional: h^l = [cell_l(h^{l-1}) , R cell_l'(R h^{l-1})]   (B, T, 2 H_l)
@@ -100,8 +87,15 @@ class SequenceModel(Layer):
         identity W_h); a list gives one type per layer (a mixed stack).
     output_size : int or None (V)
         Read-out LinearLayer size; None: the top layer's outputs are returned.
-    read_in : int or None
-        Size of an input LinearLayer applied before the first cell; None: no read-in.
+    read_in : int, a layer, or None
+        int R: an input LinearLayer (D -> R) applied before the first cell. A layer object
+        (anything with fprop/bprop/params/grads, e.g. an :class:`npnet.Sequential` of
+        Conv2D, MaxPool2D, ReLU, Flatten and LinearLayer): applied to every time step at
+        once, x (B, T, ...) reshaped to (B*T, ...), its output (B*T, F) reshaped to
+        (B, T, F); its weights are shared over time, so their gradients add up over all
+        B*T inputs. With a layer, ``input_size`` is F, the width the read-in yields (x's
+        per-step shape is the layer's business), and the layer's dtype must be the model's.
+        None: no read-in.
     return_sequences : bool
         True: outputs at every step (B, T, V). False: only at each row's last real
         step (B, V) (the last True of its mask row, or T-1 without a mask).
@@ -123,7 +117,8 @@ class SequenceModel(Layer):
     ``state`` is a list with one entry per cell in :meth:`recurrent_cells` order
     (layer 0, [layer 0 reverse], layer 1, ...), each in the cell's own structure
     (h, or (h, c) for the LSTM). ``params``/``grads`` are flat dicts named
-    "read_in.W", "cells.0.W_x", "cells.0_reverse.W_x", "read_out.b", ...
+    "read_in.W", "cells.0.W_x", "cells.0_reverse.W_x", "read_out.b", ... (a layer read-in's
+    own names follow "read_in.", e.g. "read_in.0.W" for a Sequential).
 
     Cache: per layer the dropout multiplier (B, T, F) and the reversal index (B, T);
     the last-step index (B,) when ``return_sequences`` is False. The sub-layers keep
@@ -131,7 +126,7 @@ class SequenceModel(Layer):
     """
 
     def __init__(self, input_size: int, hidden_size, num_layers: int = 1, cell="lstm",
-                 output_size: int | None = None, read_in: int | None = None,
+                 output_size: int | None = None, read_in=None,
                  return_sequences: bool = True, bidirectional: bool = False, dropout: float = 0.0,
                  dtype=np.float64, rng=None, cell_kwargs=None):
         super().__init__(dtype, rng)
@@ -156,7 +151,8 @@ class SequenceModel(Layer):
         self.cell_types = kinds
         self.cell_kwargs = [dict(k) for k in kws]
         self.output_size = None if output_size is None else int(output_size)
-        self.read_in_size = None if read_in is None else int(read_in)
+        layer_in = self._is_layer_read_in(read_in)
+        self.read_in_size = None if read_in is None or layer_in else int(read_in)
         self.return_sequences = bool(return_sequences)
         self.bidirectional = bool(bidirectional)
         self.dropout = float(dropout)
@@ -173,14 +169,32 @@ class SequenceModel(Layer):
             if isinstance(v, np.integer):
                 self._config[k] = int(v)
 
-        dirs = 2 if self.bidirectional else 1
-        self.read_in = None
-        feat = self.input_size
+        self.read_in = read_in if layer_in else None
+        self.read_in_is_layer = layer_in
+        self._build_layers()
+        self.params, self.grads = LinkedParams(), LinkedParams()
+        for prefix, layer in self._named_layers():
+            self.params.link(prefix, layer.params)
+            self.grads.link(prefix, layer.grads)
+
+    def _is_layer_read_in(self, read_in) -> bool:
+        """Whether ``read_in`` is a layer object (else an int size or None); refuses a non-layer or another dtype."""
+        if read_in is None or isinstance(read_in, (int, np.integer)):
+            return False
+        check_layer(read_in, "read_in")
+        if getattr(read_in, "dtype", None) is not None and np.dtype(read_in.dtype) != self.dtype:
+            raise NpnetError(f"read_in layer has dtype {np.dtype(read_in.dtype)}, the model {self.dtype}; "
+                             "build both with the same dtype")
+        return True
+
+    def _build_layers(self) -> None:
+        """The int read-in, the cells (and reverse cells) and the read-out, drawn from ``rng`` in that order."""
+        dirs, kinds, feat = 2 if self.bidirectional else 1, self.cell_types, self.input_size
         if self.read_in_size is not None:
             self.read_in = LinearLayer(feat, self.read_in_size, dtype=self.dtype, rng=self.rng)
             feat = self.read_in_size
         self.cells, self.cells_reverse = [], []
-        for l in range(L):
+        for l in range(self.num_layers):
             self.cells.append(make_cell(kinds[l], feat, self.hidden_sizes[l], self.dtype, self.rng,
                                         **self.cell_kwargs[l]))
             if self.bidirectional:
@@ -191,12 +205,6 @@ class SequenceModel(Layer):
         self.read_out = None
         if self.output_size is not None:
             self.read_out = LinearLayer(feat, self.output_size, dtype=self.dtype, rng=self.rng)
-
-        self.params, self.grads = _LinkedParams(), _LinkedParams()
-        for prefix, layer in self._named_layers():
-            for k in layer.params:
-                dict.__setitem__(self.params, f"{prefix}.{k}", layer.params[k])
-                dict.__setitem__(self.grads, f"{prefix}.{k}", layer.grads[k])
 
     # -- structure ----------------------------------------------------------
     def _named_layers(self) -> list:
@@ -216,20 +224,31 @@ class SequenceModel(Layer):
         return out
 
     def get_config(self) -> dict:
-        return dict(self._config)
+        """Constructor arguments; a layer read-in as ``{"class": ..., "config": ...}``."""
+        cfg = dict(self._config)
+        if self.read_in_is_layer:
+            cfg["read_in"] = layer_config(self.read_in)
+        return cfg
 
     @classmethod
     def from_config(cls, config: dict) -> "SequenceModel":
+        config = dict(config)
+        if isinstance(config.get("read_in"), dict):
+            config["read_in"] = layer_from_config(config["read_in"])
         return cls(**config)
 
     def train(self) -> "SequenceModel":
-        """Training mode: dropout active."""
+        """Training mode: dropout active (a layer read-in is switched too)."""
         self.training = True
+        if self.read_in_is_layer and hasattr(self.read_in, "train"):
+            self.read_in.train()
         return self
 
     def eval(self) -> "SequenceModel":
-        """Evaluation mode: dropout is the identity."""
+        """Evaluation mode: dropout is the identity (a layer read-in is switched too)."""
         self.training = False
+        if self.read_in_is_layer and hasattr(self.read_in, "eval"):
+            self.read_in.eval()
         return self
 
     def init_state(self, batch_size: int) -> list:
@@ -240,7 +259,8 @@ class SequenceModel(Layer):
         """Drop the caches of the last fprop (after inference), here and in every sub-layer."""
         self._cache = None
         for _, layer in self._named_layers():
-            layer.clear_cache()
+            if hasattr(layer, "clear_cache"):
+                layer.clear_cache()
 
     def _split_state(self, state, what: str) -> list:
         n = len(self.cells) * (2 if self.bidirectional else 1)
@@ -259,17 +279,43 @@ class SequenceModel(Layer):
             raise ShapeError(f"mask must be a bool array of shape ({B}, {T}), got {got}")
         return mask
 
+    # -- the read-in ---------------------------------------------------------------
+    def _check_x(self, x) -> np.ndarray:
+        if self.read_in_is_layer:
+            x = check_input(x, "x", -1, None, self.dtype)
+            if x.ndim < 3:
+                raise ShapeError(f"x must have shape (B, T, ...) (the read-in layer takes each step's "
+                                 f"(...)), got {x.shape}")
+        else:
+            x = check_input(x, "x", 3, self.input_size, self.dtype)
+        if x.shape[0] < 1 or x.shape[1] < 1:
+            raise ShapeError(f"x must have B >= 1 and T >= 1, got shape {x.shape}")
+        return x
+
+    def _check_read_in_output(self, z, N: int, given: str) -> np.ndarray:
+        if np.shape(z) != (N, self.input_size):
+            raise ShapeError(f"the read_in layer must map {given} to ({N}, {self.input_size}) "
+                             f"(input_size = the features it yields), got shape {np.shape(z)}")
+        return z
+
+    def _read_in_fprop(self, x: np.ndarray) -> np.ndarray:
+        """x (B, T, D) or (B, T, ...) -> h^0 (B, T, F); a layer read-in sees all B*T steps at once."""
+        if not self.read_in_is_layer:
+            return self.read_in.fprop(x) if self.read_in is not None else x
+        B, T = x.shape[:2]
+        z = self.read_in.fprop(x.reshape(B * T, *x.shape[2:]))                # (B*T, F)
+        return self._check_read_in_output(z, B * T, "x reshaped to (B*T, ...)").reshape(B, T, -1)
+
     # -- forward / backward ---------------------------------------------------
     def fprop(self, x, state=None, mask=None):
-        """x (B, T, D), state list or None, mask (B, T) bool or None -> (out, state list).
+        """x (B, T, D) (a layer read-in: (B, T, ...)), state list or None, mask (B, T) bool or None
+        -> (out, state list).
 
         out is (B, T, V) with ``return_sequences`` else (B, V) (V = the top layer's
         width when there is no read-out).
         """
-        x = check_input(x, "x", 3, self.input_size, self.dtype)
-        B, T, _ = x.shape
-        if B < 1 or T < 1:
-            raise ShapeError(f"x must have B >= 1 and T >= 1, got shape {x.shape}")
+        x = self._check_x(x)
+        B, T = x.shape[:2]
         mask = self._check_mask(mask, B, T)
         states = self._split_state(state, "state")
         last = None
@@ -282,7 +328,7 @@ class SequenceModel(Layer):
                                      f"rows {np.flatnonzero(~mask.any(axis=1)).tolist()} have none")
                 last = T - 1 - np.argmax(mask[:, ::-1], axis=1)   # (B,) each row's last real step
 
-        h = self.read_in.fprop(x) if self.read_in is not None else x      # (B, T, R)
+        h = self._read_in_fprop(x)                                          # (B, T, R)
         P = reverse_index(mask, B, T) if self.bidirectional else None       # (B, T)
         drop = []
         new_states = []
@@ -307,11 +353,11 @@ class SequenceModel(Layer):
         if last is not None:
             h = h[np.arange(B), last]                                          # (B, F)
         y = self.read_out.fprop(h) if self.read_out is not None else h
-        self._cache = {"drop": drop, "P": P, "last": last, "BT": (B, T)}
+        self._cache = {"drop": drop, "P": P, "last": last, "BT": (B, T), "x_shape": x.shape}
         return y, new_states
 
     def bprop(self, dout, dstate=None):
-        """dout like fprop's out, dstate list (entries may be None) -> (dx (B, T, D), dstate0 list)."""
+        """dout like fprop's out, dstate list (entries may be None) -> (dx like x, dstate0 list)."""
         cache = self._take_cache()
         B, T = cache["BT"]
         last, P = cache["last"], cache["P"]
@@ -342,26 +388,43 @@ class SequenceModel(Layer):
             else:
                 dx, dstate0[l] = self.cells[l].bprop(dh, dstates[l])
             dh = dx
-        if self.read_in is not None:
+        if self.read_in_is_layer:                       # (B, T, F) -> (B*T, F) -> (B*T, ...) -> x's shape
+            dh = self.read_in.bprop(dh.reshape(B * T, -1)).reshape(cache["x_shape"])
+        elif self.read_in is not None:
             dh = self.read_in.bprop(dh)
         return dh, dstate0
 
     def step(self, x_t, state=None):
         """One time step without caching or dropout (closed-loop generation).
 
-        x_t (B, D), state list or None -> (y_t (B, V), state list). Unidirectional only.
+        x_t (B, D) (a layer read-in: (B, ...)), state list or None -> (y_t (B, V), state list).
+        Unidirectional only.
         """
         if self.bidirectional:
             raise NpnetError("step() runs one time step forward; a bidirectional model needs the whole sequence")
-        x_t = check_input(x_t, "x_t", 2, self.input_size, self.dtype)
         states = self._split_state(state, "state")
-        h = self.read_in.forward(x_t) if self.read_in is not None else x_t
+        if self.read_in_is_layer:
+            x_t = check_input(x_t, "x_t", -1, None, self.dtype)
+            h = self._check_read_in_output(_forward(self.read_in, x_t), x_t.shape[0], "x_t (B, ...)")
+        else:
+            x_t = check_input(x_t, "x_t", 2, self.input_size, self.dtype)
+            h = self.read_in.forward(x_t) if self.read_in is not None else x_t
         new_states = []
         for c, s in zip(self.cells, states):
             h, s = c.step(h, s)
             new_states.append(s)
         y = self.read_out.forward(h) if self.read_out is not None else h
         return y, new_states
+
+
+def _forward(layer, x):
+    """A layer's forward map without a cache left behind (fprop then clear_cache without ``forward``)."""
+    if hasattr(layer, "forward"):
+        return layer.forward(x)
+    y = layer.fprop(x)
+    if hasattr(layer, "clear_cache"):
+        layer.clear_cache()
+    return y
 
 
 __all__ = ["SequenceModel", "make_cell", "reverse_index"]

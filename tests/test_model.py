@@ -292,3 +292,136 @@ def test_errors(rng):
     bi = SequenceModel(2, 3, bidirectional=True, cell="rnn")
     with pytest.raises(NpnetError, match="bidirectional"):
         bi.step(np.zeros((1, 2)))
+
+
+# -- a layer as read-in (e.g. a conv net over one image per step) --------------------------------
+def _conv_read_in(dtype=np.float64, rng=0, size=8, features=3):
+    g = np.random.default_rng(rng)
+    s = (size - 2) // 2
+    return npnet.Sequential(npnet.Conv2D(1, 2, 3, weight_init="he_uniform", dtype=dtype, rng=g),
+                            npnet.MaxPool2D(2, dtype=dtype), npnet.ReLU(dtype), npnet.Flatten(dtype=dtype),
+                            npnet.LinearLayer(2 * s * s, features, dtype=dtype, rng=g), npnet.ReLU(dtype))
+
+
+def _image_model(dtype=np.float64, rng=0, **kw):
+    kw = {"num_layers": 1, "cell": "lstm", "output_size": 4, **kw}
+    return SequenceModel(3, 5, read_in=_conv_read_in(dtype, rng), dtype=dtype, rng=rng + 1, **kw)
+
+
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_gradcheck_conv_read_in(rng, use_mask):
+    m = _image_model(num_layers=2, cell=["gru", "lstm"])
+    assert {"read_in.0.W", "read_in.0.b", "read_in.4.W", "read_in.4.b", "cells.0.b_hn"} <= set(m.params)
+    x = rng.random((2, 3, 1, 8, 8))                                     # (B, T, C, H, W)
+    mask = _mask(2, 3, [3, 2]) if use_mask else None
+    _check(m, x, _random_state(m, 2, rng), mask)
+
+
+def test_gradcheck_layer_read_in_last_step_only(rng):
+    read_in = npnet.Sequential(npnet.LinearLayer(4, 3, rng=0), npnet.ReLU())
+    m = SequenceModel(3, 4, cell="rnn", read_in=read_in, output_size=2, return_sequences=False, rng=1)
+    _check(m, rng.standard_normal((3, 5, 4)), None, _mask(3, 5, [5, 1, 3]))
+
+
+def test_layer_read_in_equals_the_hand_composition(rng):
+    m = _image_model(rng=4)
+    inner = SequenceModel(3, 5, cell="lstm", output_size=4, rng=0)
+    for k in inner.params:
+        inner.params[k] = m.params[k]
+    read_in = _conv_read_in(rng=4)
+    x = rng.random((2, 3, 1, 8, 8))
+    y, _ = m.fprop(x)
+    z = read_in.fprop(x.reshape(6, 1, 8, 8))                              # every step at once
+    y_ref, _ = inner.fprop(z.reshape(2, 3, 3))
+    np.testing.assert_array_equal(y, y_ref)
+    dy = rng.standard_normal(y.shape)
+    dx, _ = m.bprop(dy)
+    dz, _ = inner.bprop(dy)
+    np.testing.assert_array_equal(dx, read_in.bprop(dz.reshape(6, 3)).reshape(x.shape))
+    for k in read_in.params:                                             # weights shared over time:
+        np.testing.assert_array_equal(m.grads[f"read_in.{k}"], read_in.grads[k])   # one sum over B*T
+
+
+def test_layer_read_in_step_loop_equals_fprop(rng):
+    m = _image_model(rng=5)
+    x = rng.random((2, 4, 1, 8, 8))
+    y, s = m.fprop(x)
+    m.clear_cache()
+    assert not m.read_in.has_cache and not m.read_in[0].has_cache
+    state, ys = None, []
+    for t in range(4):
+        y_t, state = m.step(x[:, t], state)
+        ys.append(y_t)
+    np.testing.assert_allclose(np.stack(ys, axis=1), y, rtol=1e-12, atol=1e-12)
+    assert not m.read_in[0].has_cache
+
+
+def test_layer_read_in_float32_modes_and_config(rng):
+    m = _image_model(dtype=np.float32, rng=6, dropout=0.0)
+    y, state = m.fprop(rng.random((2, 3, 1, 8, 8)).astype(np.float32))
+    dx, _ = m.bprop(np.ones_like(y))
+    assert y.dtype == dx.dtype == np.float32 and all(g.dtype == np.float32 for g in m.grads.values())
+    assert dx.shape == (2, 3, 1, 8, 8)
+    m.read_in.training = None
+    m.eval()
+    assert m.read_in.training is False
+    m.train()
+    assert m.read_in.training is True
+    cfg = json.loads(json.dumps(m.get_config()))
+    assert cfg["read_in"]["class"] == "Sequential"
+    m2 = SequenceModel.from_config(cfg)
+    assert m2.get_config() == m.get_config() and m2.dtype == np.float32
+    assert {k: v.shape for k, v in m2.params.items()} == {k: v.shape for k, v in m.params.items()}
+
+
+def test_checkpoint_round_trip_with_a_layer_read_in(rng, tmp_path):
+    m = _image_model(rng=7)
+    opt = npnet.optim.Adam(m.params, lr=1e-3)
+    npnet.save_checkpoint(tmp_path / "ck.npz", m, opt, step=3)
+    ck = npnet.load_checkpoint(tmp_path / "ck.npz")
+    assert isinstance(ck.model.read_in, npnet.Sequential) and ck.step == 3
+    x = rng.random((2, 3, 1, 8, 8))
+    np.testing.assert_array_equal(ck.model.fprop(x)[0], m.fprop(x)[0])
+
+
+def _image_sequences(rng, B=3, T=3):
+    """An endless Stream factory: (B, T, 1, 8, 8) images whose targets are each step's brightest row."""
+    while True:
+        x = rng.random((B, T, 1, 8, 8))
+        yield x, np.argmax(x[:, :, 0].sum(axis=3), axis=2) % 4            # (B, T) classes 0..3
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_learner_resume_with_a_layer_read_in_is_bit_exact(tmp_path, k):
+    from npnet.data import Stream
+    N = 5
+    whole = npnet.Learner(_image_model(rng=8), "ce", "adam", lr=1e-2, progress=False)
+    whole.fit(Stream(_image_sequences, 1), steps=N)
+    first = npnet.Learner(_image_model(rng=8), "ce", "adam", lr=1e-2, progress=False)
+    first.fit(Stream(_image_sequences, 1), steps=k)
+    first.save(tmp_path / "ck.npz")
+    second = npnet.Learner.resume(tmp_path / "ck.npz", "ce", progress=False)
+    assert isinstance(second.model.read_in, npnet.Sequential)
+    second.fit(Stream(_image_sequences, 1), steps=N - k)
+    assert second.step == N
+    for key, v in whole.model.params.items():
+        np.testing.assert_array_equal(v, second.model.params[key], err_msg=key)
+    assert not np.array_equal(whole.model.params["read_in.0.W"], _image_model(rng=8).params["read_in.0.W"])
+    assert [r["loss"] for r in whole.history] == [r["loss"] for r in second.history]
+
+
+def test_layer_read_in_errors(rng):
+    with pytest.raises(NpnetError, match="read_in must be a layer.*has no fprop"):
+        SequenceModel(3, 4, read_in="conv")
+    with pytest.raises(NpnetError, match="read_in layer has dtype float32, the model float64"):
+        SequenceModel(3, 4, read_in=npnet.ReLU(np.float32))
+    m = _image_model(rng=9)
+    with pytest.raises(ShapeError, match=r"x must have shape \(B, T, \.\.\.\)"):
+        m.fprop(rng.random((2, 64)))
+    wrong = SequenceModel(4, 5, read_in=_conv_read_in(features=3), rng=0)          # input_size 4 != 3
+    with pytest.raises(ShapeError, match=r"must map x reshaped to \(B\*T, \.\.\.\) to \(6, 4\).*got shape \(6, 3\)"):
+        wrong.fprop(rng.random((2, 3, 1, 8, 8)))
+    with pytest.raises(ShapeError, match=r"to \(2, 4\)"):
+        wrong.step(rng.random((2, 1, 8, 8)))
+    with pytest.raises(ShapeError, match="Conv2D expects x of shape"):
+        m.fprop(rng.random((2, 3, 8, 8)))                                # no channel axis

@@ -117,8 +117,9 @@ class SequenceRunner:
         "Custom unrolls: override compute_gradients".
         """
         x = np.asarray(x)
-        if x.ndim != 3:
-            raise ShapeError(f"x must have shape (B, T, D), got {x.shape}")
+        if x.ndim < 3:                                            # (B, T, ...) for a layer read-in
+            raise ShapeError(f"x must have shape (B, T, D) (or (B, T, ...) for a model with a "
+                             f"read-in layer), got {x.shape}")
         B, T = x.shape[:2]
         model = self.model
         seq = getattr(model, "return_sequences", True)
