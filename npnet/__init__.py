@@ -4,6 +4,8 @@ import sys as _sys
 
 from .layer import Layer, NpnetError, ShapeError, NotForwardedError
 from .linear import LinearLayer
+from .embedding import Embedding
+from .sampling import sample
 from .cells import RecurrentCell, BasicRNNCell, LSTMCell, GRUCell
 from .gradcheck import gradcheck, rel_error
 from . import init, activations

@@ -13,7 +13,8 @@ from .layer import NpnetError
 from .cells.lstm import LSTMCell
 from .cells.rnn import BasicRNNCell
 
-__all__ = ["load_torch_state_dict", "torch_state_dict", "cell_kind", "reorder_gates"]
+__all__ = ["load_torch_state_dict", "torch_state_dict", "cell_kind", "reorder_gates",
+           "embedding_state_dict", "load_embedding_state_dict"]
 
 # npnet layout: x @ W_x with W_x (D, G*H), gate blocks side by side in PyTorch's order.
 # PyTorch layout: x @ weight_ih.T with weight_ih (G*H, D), same gate order.
@@ -226,3 +227,36 @@ def torch_state_dict(target, grads: bool = False, prefix: str = "", suffix: str 
         out[_key(prefix, "bias_ih", sfx)] = b.copy()
         out[_key(prefix, "bias_hh", sfx)] = bhh
     return out
+
+
+# -- Embedding <-> nn.Embedding: the same (V, E) table, no transpose ----------------------------
+def embedding_state_dict(embedding, grads: bool = False, prefix: str = "") -> dict:
+    """An npnet.Embedding's table (or its gradient) as ``nn.Embedding``'s ``{prefix + "weight": W}``.
+
+    Mapping: ``weight = W`` (V, E), the same layout (row v is id v's vector), a new array.
+    """
+    W = (embedding.grads if grads else embedding.params)["W"]
+    return {f"{prefix}weight": W.copy()}
+
+
+def load_embedding_state_dict(embedding, state_dict, prefix: str = "", strict: bool = True) -> list:
+    """Copy ``nn.Embedding``'s ``weight`` (V, E) into an npnet.Embedding in place; returns the keys used.
+
+    The shape must be the embedding's (V, E); values are cast to its dtype. A padding row is
+    loaded as given (PyTorch does not zero it on load either) and still gets no gradient.
+    With ``strict``, a key other than ``prefix + "weight"`` starting with ``prefix`` is an error.
+    """
+    key = f"{prefix}weight"
+    if key not in state_dict:
+        raise NpnetError(f"state_dict has no {key!r} (nn.Embedding's table); keys: {sorted(state_dict)}")
+    w = _as_numpy(state_dict[key], key)
+    want = embedding.params["W"].shape
+    if w.shape != want:
+        raise NpnetError(f"{key} must have shape {want} (num_embeddings, embedding_dim), got {w.shape}")
+    if strict:
+        extra = sorted(k for k in state_dict if k.startswith(prefix) and k != key)
+        if extra:
+            raise NpnetError(f"unexpected keys for an Embedding: {extra} (strict=False ignores them)")
+    np.copyto(embedding.params["W"], w, casting="unsafe")
+    return [key]
+

@@ -95,7 +95,8 @@ class SequenceModel(Layer):
         (B, T, F); its weights are shared over time, so their gradients add up over all
         B*T inputs. With a layer, ``input_size`` is F, the width the read-in yields (x's
         per-step shape is the layer's business), and the layer's dtype must be the model's.
-        None: no read-in.
+        A layer with ``takes_indices = True`` (``npnet.Embedding(V, E)``, input_size=E) takes x as
+        (B, T) integer ids, uncast. None: no read-in.
     return_sequences : bool
         True: outputs at every step (B, T, V). False: only at each row's last real
         step (B, V) (the last True of its mask row, or T-1 without a mask).
@@ -278,8 +279,18 @@ class SequenceModel(Layer):
         return mask
 
     # -- the read-in ---------------------------------------------------------------
+    @property
+    def takes_indices(self) -> bool:
+        """Whether x is integer ids (B, T) handed to the read-in uncast (an Embedding read-in)."""
+        return self.read_in_is_layer and bool(getattr(self.read_in, "takes_indices", False))
+
     def _check_x(self, x) -> np.ndarray:
-        if self.read_in_is_layer:
+        if self.takes_indices:                   # ids: the read-in checks their dtype and range
+            x = np.asarray(x)
+            if x.ndim < 2:
+                raise ShapeError(f"x must have shape (B, T) of integer ids (the read-in is "
+                                 f"{type(self.read_in).__name__}), got {x.shape}")
+        elif self.read_in_is_layer:
             x = check_input(x, "x", -1, None, self.dtype)
             if x.ndim < 3:
                 raise ShapeError(f"x must have shape (B, T, ...) (the read-in layer takes each step's "
@@ -392,6 +403,39 @@ class SequenceModel(Layer):
             dh = self.read_in.bprop(dh)
         return dh, dstate0
 
+    def predict(self, x, mask=None, batch_size: int | None = None) -> np.ndarray:
+        """The output for ``x`` in evaluation mode (no dropout), ``batch_size`` rows at a time.
+
+        x (B, T, D) (ids (B, T) for an Embedding read-in), mask (B, T) bool or None, batch_size
+        int >= 1 or None (all B rows in one fprop). Every row starts from the zero state, so the
+        result does not depend on ``batch_size``. Returns fprop's ``out`` for all B rows; no
+        cache is left behind and the train/eval mode is restored, also after an error. As
+        ``keras.Model.predict`` (PyTorch: ``model.eval()`` and ``torch.no_grad()``).
+        """
+        if batch_size is not None and (isinstance(batch_size, bool) or
+                                       not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+            raise NpnetError(f"batch_size must be an int >= 1 or None, got {batch_size!r}")
+        x = self._check_x(x)
+        B, T = x.shape[:2]
+        mask = self._check_mask(mask, B, T)
+        if mask is not None and not self.return_sequences and not mask.any(axis=1).all():
+            raise ShapeError("with return_sequences=False every mask row needs at least one True step; "
+                             f"rows {np.flatnonzero(~mask.any(axis=1)).tolist()} have none")   # rows of x, not of a batch
+        n = B if batch_size is None else int(batch_size)
+        was_training = self.training
+        self.eval()
+        try:
+            outs = []
+            for s in range(0, B, n):                                          # rows s .. s+n-1
+                out, _ = self.fprop(x[s:s + n], None, None if mask is None else mask[s:s + n])
+                self.clear_cache()
+                outs.append(out)
+        finally:
+            self.clear_cache()
+            if was_training:
+                self.train()
+        return outs[0] if len(outs) == 1 else np.concatenate(outs, axis=0)
+
     def step(self, x_t, state=None):
         """One time step without caching or dropout (closed-loop generation).
 
@@ -402,7 +446,7 @@ class SequenceModel(Layer):
             raise NpnetError("step() runs one time step forward; a bidirectional model needs the whole sequence")
         states = self._split_state(state, "state")
         if self.read_in_is_layer:
-            x_t = check_input(x_t, "x_t", -1, None, self.dtype)
+            x_t = np.asarray(x_t) if self.takes_indices else check_input(x_t, "x_t", -1, None, self.dtype)
             h = self._check_read_in_output(_forward(self.read_in, x_t), x_t.shape[0], "x_t (B, ...)")
         else:
             x_t = check_input(x_t, "x_t", 2, self.input_size, self.dtype)

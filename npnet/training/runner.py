@@ -117,9 +117,9 @@ class SequenceRunner:
         "Custom unrolls: override compute_gradients".
         """
         x = np.asarray(x)
-        if x.ndim < 3:                                            # (B, T, ...) for a layer read-in
+        if x.ndim < 3 and not (x.ndim == 2 and getattr(self.model, "takes_indices", False)):   # (B, T) ids
             raise ShapeError(f"x must have shape (B, T, D) (or (B, T, ...) for a model with a "
-                             f"read-in layer), got {x.shape}")
+                             f"read-in layer, (B, T) ids for an Embedding read-in), got {x.shape}")
         B, T = x.shape[:2]
         model = self.model
         seq = getattr(model, "return_sequences", True)
