@@ -100,8 +100,8 @@ def chrono_forget_bias(t_max: float, rng: np.random.Generator, hidden: int, dtyp
     ``b_f ~ log(U[1, t_max - 1])`` and ``b_i = -b_f``, so forget gates start with
     characteristic memory times spread up to ``t_max`` steps. Returns ``(b_i, b_f)``.
     """
-    if not t_max > 2:
-        raise NpnetError(f"chrono t_max must be > 2 (the longest dependency, in steps), got {t_max}")
+    if not (np.isfinite(t_max) and t_max > 2):
+        raise NpnetError(f"chrono t_max must be a finite number > 2 (the longest dependency, in steps), got {t_max}")
     b_f = np.log(rng.uniform(1.0, t_max - 1.0, size=hidden))
     return (-b_f).astype(dtype), b_f.astype(dtype)
 

@@ -30,6 +30,8 @@ ROWS = {
     "in_features=0": (lambda: npnet.LinearLayer(0, 4), r"in_features must be an int >= 1, got 0"),
     "in_features='3'": (lambda: npnet.LinearLayer("3", 4), r"in_features must be an int >= 1, got '3'"),
     "read_in=0": (lambda: npnet.SequenceModel(3, 4, read_in=0), r"read_in must be an int >= 1, got 0"),
+    "chrono_t_max=inf": (lambda: npnet.LSTMCell(3, 4, chrono_t_max=float("inf")),
+                         r"chrono t_max must be a finite number > 2 .*got inf"),
     "lr='0.01' (optimiser)": (lambda: npnet.optim.Adam({"w": np.zeros(2)}, lr="0.01"), r"lr must be a number, got '0.01'"),
     "lr='0.01' (Learner)": (lambda: npnet.Learner(npnet.SequenceModel(3, 4, rng=0), "mse", "sgd", lr="0.01"),
                             r"lr must be a number, got '0.01'"),
