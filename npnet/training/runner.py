@@ -212,8 +212,8 @@ class SequenceRunner:
             elif self.clip_mode == "value":
                 clip_grad_value(grads, self.clip)
             self.optimizer.step(grads)
-        self.steps += 1
         _check_params(self.model.params, step)
+        self.steps += 1
         return value
 
     def eval_step(self, x, y, mask=None, state=None) -> float:
