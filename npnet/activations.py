@@ -14,8 +14,7 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
     ``expit`` evaluates exp(-|x|) on the safe side, so it never overflows or
     warns, keeps full relative precision for very negative x, preserves the
-    dtype, and costs one call (about twice as fast as the tanh identity).
-    Derivative: sigma'(x) = sigma(x) * (1 - sigma(x)).
+    dtype, and costs one call. Derivative: sigma'(x) = sigma(x) * (1 - sigma(x)).
     """
     return _expit(x, out=out) if out is not None else _expit(x)
 
@@ -29,9 +28,9 @@ def sigmoid_from_negated(an: np.ndarray) -> np.ndarray:
     """In place: an = -a  ->  sigmoid(a) = 1 / (1 + exp(-a)). Returns ``an``.
 
     The fast form the cells use in their loops: NumPy's ``exp`` is vectorised (AVX2), SciPy's
-    ``expit`` is not (float32: 1.5 against 4.0 ns per element, float64 5.6 against 7.3,
-    measured). Callers produce -a directly (sign-flipped weights, exact). exp overflows to inf
-    for -a > 709 (float64) or 88 (float32), giving 1 / inf = 0, the exact limit: call under
+    ``expit`` is not (timings: docs/performance.md, "Exp-form gates").
+    Callers produce -a directly (sign-flipped weights, exact). exp overflows to inf for
+    -a > 709 (float64) or 88 (float32), giving 1 / inf = 0, the exact limit: call under
     ``np.errstate(over="ignore")``.
     """
     np.exp(an, out=an)
@@ -43,10 +42,10 @@ def sigmoid_from_negated(an: np.ndarray) -> np.ndarray:
 def tanh_from_scaled(a2: np.ndarray) -> np.ndarray:
     """In place: a2 = -2 a  ->  tanh(a) = 2 / (1 + exp(-2 a)) - 1. Returns ``a2``.
 
-    For float64 on large blocks: NumPy's float64 ``tanh`` is scalar code, 2.7x the cost of
-    this (13.5 against 5 ns per element); its float32 ``tanh`` is vectorised and one call
-    beats these four. exp overflows to inf for large -2a, giving tanh = -1 exactly: call
-    under ``np.errstate(over="ignore")``.
+    For float64 on large blocks: NumPy's float64 ``tanh`` is scalar code, several times the
+    cost of this; its float32 ``tanh`` is vectorised and one call beats these four (timings:
+    docs/performance.md, "float64 tanh through exp on big blocks"). exp overflows to inf for
+    large -2a, giving tanh = -1 exactly: call under ``np.errstate(over="ignore")``.
     """
     np.exp(a2, out=a2)
     a2 += 1.0

@@ -27,7 +27,6 @@ class PlantedBug(npnet.BasicRNNCell):
     """A tanh RNN whose recurrent-weight gradient forgets the last step's contribution."""
 
     def bprop(self, dout, dstate=None):
-        X, S = self._cache["X"], self._cache["S"]
         dx, dh0 = super().bprop(dout, dstate)
         return dx, dh0 * 1.0001  # wrong initial-state gradient by 0.01%
 

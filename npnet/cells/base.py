@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layer import Layer, ShapeError, check_input
+from ..layer import Layer, NpnetError, ShapeError, check_input
 
 
 class RecurrentCell(Layer):
@@ -34,7 +34,7 @@ class RecurrentCell(Layer):
     def __init__(self, input_size: int, hidden_size: int, dtype=np.float64, rng=None):
         super().__init__(dtype, rng)
         if int(input_size) < 1 or int(hidden_size) < 1:
-            raise ValueError(f"input_size and hidden_size must be >= 1, got {input_size}, {hidden_size}")
+            raise NpnetError(f"input_size and hidden_size must be >= 1, got {input_size}, {hidden_size}")
         self.input_size = int(input_size)
         self.hidden_size = int(hidden_size)
         self.track_state_grads = False
@@ -100,6 +100,25 @@ class RecurrentCell(Layer):
         if dout.shape != (batch, steps, self.hidden_size):
             raise ShapeError(f"dout must have shape ({batch}, {steps}, {self.hidden_size}), got {dout.shape}")
         return dout
+
+    def _begin_bprop(self, dout, dstate):
+        """The one way every cell starts ``bprop``: check the arguments, then spend the cache.
+
+        Raises NotForwardedError without a cache; a bad ``dout`` or ``dstate`` raises before the
+        cache is taken, so a correct call can follow. ``dstate`` is None (zeros), the public state
+        structure, or for several states a tuple whose entries may be None (zeros).
+        Returns (cache, dout (B, T, H), dstate parts: a tuple of (B, H) arrays, our own copies).
+        """
+        cache = self._cache
+        if cache is None:
+            self._take_cache()                                   # raises NotForwardedError
+        T, B = cache.x.shape[:2]                                 # every cell caches x (T, B, D)
+        dout = self._check_dout(dout, B, T)
+        if isinstance(dstate, (tuple, list)) and len(dstate) == len(self.state_names) > 1:
+            dstate = tuple(np.zeros((B, self.hidden_size), self.dtype) if d is None else d for d in dstate)
+        parts = self.unpack_state(dstate, B, "dstate")
+        self._take_cache()
+        return cache, dout, tuple(d.copy() for d in parts)      # running gradients: never the caller's
 
     def _record_norms(self, name: str, t: int, g: np.ndarray) -> None:
         """Store ||dL/d state_t|| per batch row (only called when tracking)."""

@@ -1,20 +1,35 @@
 """LSTMCell: the long short-term memory cell (gate order i, f, g, o as PyTorch) and its BPTT.
 
-Written for speed in pure NumPy: time-major buffers, one input-projection GEMM for the
-whole sequence, one recurrent GEMM, one exp for all four gates and about 15 NumPy calls per
-step (7 in the backward loop). The plain step-by-step version it is tested against lives in
-tests/reference_lstm.py.
+Written for speed in pure NumPy: time-major buffers, one input-projection GEMM for the whole
+sequence, one recurrent GEMM and one exp for all four gates per step, and a backward pass that
+computes its step-independent factors a block of steps at a time (npnet/cells/_kernels.py has
+each trick, with why). The plain step-by-step math is lstm_step_forward / lstm_step_backward in
+npnet/cells/reference.py (step() calls it); tests/cells/test_contract.py proves the two equal.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import repeat
 
 import numpy as np
 
 from .. import init as initializers
-from ..activations import tanh_from_scaled
+from . import _kernels, reference
 from .base import RecurrentCell
 from ..layer import check_input
+
+
+@dataclass
+class LSTMCache:
+    """What bprop needs from fprop. Gate derivatives come from the gates themselves
+    (s' = s (1 - s), tanh' = 1 - tanh^2), so pre-activations are never kept."""
+    x: np.ndarray                 # (T, B, D) inputs, time-major, our own copy: for dW_x
+    gates: np.ndarray             # (T, B, 4H) [i|f|g|o]; bprop overwrites with da
+    h: np.ndarray                 # (T+1, B, H) states h_0 .. h_T: for dW_h
+    c: np.ndarray                 # (T+1, B, H) cells c_0 .. c_T: c_{t-1} for da_f
+    tanh_c: np.ndarray            # (T, B, H) tanh(c~_t): used twice (da_o, the dc path), kept
+                                  #   because a tanh is the dearest op per element
+    mask: np.ndarray | None       # (T, B, 1) bool, True on real steps; None: all real
 
 
 class LSTMCell(RecurrentCell):
@@ -28,24 +43,24 @@ class LSTMCell(RecurrentCell):
                    h_t = o_t * tanh(c_t)                                 out_t = h_t
 
         backward:  (dh, dc: what step t+1 sent back; (dh_T, dc_T) = dstate, zeros if None)
-                   gh_t = dout_t + dh                                    total dL/dh_t
-                   dc_t = dc + gh_t * o_t * (1 - tanh^2(c_t))            total dL/dc_t
-                   da_i = dc_t * g_t       * i_t (1 - i_t)
-                   da_f = dc_t * c_{t-1}   * f_t (1 - f_t)
-                   da_g = dc_t * i_t       * (1 - g_t^2)
-                   da_o = gh_t * tanh(c_t) * o_t (1 - o_t)
-                   dh_{t-1} = da_t W_h^T        dc_{t-1} = dc_t * f_t     sent to step t-1
+                   dh_total = dout_t + dh                                total dL/dh_t
+                   dc_total = dc + dh_total * o_t * (1 - tanh^2(c_t))    total dL/dc_t
+                   da_i = dc_total * g_t       * i_t (1 - i_t)
+                   da_f = dc_total * c_{t-1}   * f_t (1 - f_t)
+                   da_g = dc_total * i_t       * (1 - g_t^2)
+                   da_o = dh_total * tanh(c_t) * o_t (1 - o_t)
+                   dh_{t-1} = da_t W_h^T        dc_{t-1} = dc_total * f_t  sent to step t-1
                    dx_t = da_t W_x^T
                    dW_x += sum_t x_t^T da_t    dW_h += sum_t h_{t-1}^T da_t    db += sum_t da_t
 
     With a mask m_t (B, 1) in {0, 1}: (h_t, c_t) = m_t * (h~_t, c~_t) + (1 - m_t) * (h_{t-1}, c_{t-1})
     and out_t = m_t * h~_t, where (h~_t, c~_t) are the step's new values above. Backward:
-    gh_t = m_t * dout_t + dh, dc_t = dc + m_t * gh_t * o_t (1 - tanh^2 c_t), da_t = m_t * (...),
-    dh_{t-1} = da_t W_h^T + (1 - m_t) dh, dc_{t-1} = dc_t * (m_t f_t + 1 - m_t): a padded row's
+    dh_total = m_t * dout_t + dh, dc_total = dc + m_t * dh_total * o_t (1 - tanh^2 c_t),
+    da_t = m_t * (...), dh_{t-1} = da_t W_h^T + (1 - m_t) dh, dc_{t-1} = dc_total * (m_t f_t + 1 - m_t): a padded row's
     gate gradients are 0, its dout_t is ignored and (dh, dc) pass through unchanged.
 
     Diagnostics: with ``track_state_grads = True`` each bprop stores ``state_grad_norms``
-    {"h": (B, T), "c": (B, T)}, the norms over units of gh_t and dc_t above.
+    {"h": (B, T), "c": (B, T)}, the norms over units of dh_total and dc_total above.
 
     Parameters
     ----------
@@ -67,12 +82,8 @@ class LSTMCell(RecurrentCell):
 
     State: the tuple ``(h, c)``, each (B, H).
 
-    Cache (what bprop needs, nothing more): the inputs X (T, B, D) for dW_x; the gate
-    activations G (T, B, 4H), from which every gate derivative is computed (s' = s (1 - s),
-    tanh' = 1 - tanh^2, so pre-activations are never kept); the states H (T+1, B, H) for dW_h
-    and C (T+1, B, H) for da_f; tanh(c_t) (T, B, H), kept rather than recomputed because
-    backward needs it twice (da_o and the dc path) and a tanh is the dearest op per element.
-    bprop spends the cache: it writes the gate gradients over G.
+    Cache: :class:`LSTMCache` (what bprop needs, nothing more; each field says why).
+    bprop spends the cache: it writes the gate gradients over the gates.
     """
 
     state_names = ("h", "c")
@@ -93,72 +104,21 @@ class LSTMCell(RecurrentCell):
         else:
             b[0:H], b[H:2 * H] = initializers.chrono_forget_bias(self.chrono_t_max, self.rng, H, self.dtype)
         self.add_param("b", b)
-        self._gate_constants()
-
-    def _gate_constants(self) -> None:
-        """Constants of the gate nonlinearities: all four blocks in ONE exp call per step.
-
-        With per-column constants k and n over the blocks (i, f, g, o), the pre-activations
-        are computed already scaled, a' = k * a (with k-scaled weights; exact, |k| is a power
-        of 2), and::
-
-            gates = n / (1 + exp(a')) - [0, 0, 1, 0],   k = (-1, -1, -2, -1),   n = (1, 1, 2, 1)
-
-        since sigmoid(a) = 1 / (1 + exp(-a)) and tanh(a) = 2 sigmoid(2 a) - 1; tanh(c) the
-        same way. exp(a') may overflow to inf for a' > 709 (float64) or 88 (float32): then
-        the gate is n / inf = 0 (or -1 for g), its exact limit, so the loops run under
-        ``np.errstate(over="ignore")`` and no warning is raised for any finite input.
-
-        Why not ``scipy.special.expit`` or ``np.tanh``: NumPy's exp is vectorised (AVX2 in
-        float32), expit and tanh are not. One (64, 1024) gate block (config B) costs, measured
-        with NumPy 2.4 on the benchmark machine, in float64: exp + 3 cheap passes 0.39 ms,
-        expit 0.48 ms, tanh 0.88 ms; in float32: 0.11, 0.27 and 0.17 ms.
-        """
-        H = self.hidden_size
-        k = np.full(4 * H, -1.0, self.dtype)
-        k[2 * H:3 * H] = -2.0
-        self._k = k                                              # (4H,) pre-activation scale
-        self._n = -k                                             # (4H,) numerators (1, 1, 2, 1)
+        # exp-form gates (see _kernels.gate_scales): (4H,) scale (-1, -1, -2, -1) per block i, f, g, o
+        # of the weights, (4H,) numerators (1, 1, 2, 1)
+        self._gate_scale, self._gate_numerator = _kernels.gate_scales("ssts", H, self.dtype)
 
     def get_config(self) -> dict:
         """Constructor arguments to rebuild the cell (initialiser callables are not recorded)."""
         cfg = {"input_size": self.input_size, "hidden_size": self.hidden_size,
                "forget_bias": self.forget_bias, "chrono_t_max": self.chrono_t_max}
-        for k, v in self._init_names.items():
-            if isinstance(v, str):
-                cfg[k] = v
+        for name, value in self._init_names.items():
+            if isinstance(value, str):
+                cfg[name] = value
         cfg["dtype"] = self.dtype.name
         return cfg
 
     # ------------------------------------------------------------------
-    def _scaled_weights(self):
-        """(W_x * k, W_h * k, b * k): the weights producing a' = k * a (exact: |k| is 1 or 2)."""
-        k = self._k
-        return self.params["W_x"] * k, self.params["W_h"] * k, self.params["b"] * k
-
-    def _gates(self, a: np.ndarray) -> np.ndarray:
-        """In place: a' = k * a (B, 4H) -> [i | f | g | o] (see :meth:`_gate_constants`).
-
-        Call under ``np.errstate(over="ignore")``."""
-        np.exp(a, out=a)
-        a += 1.0
-        np.divide(self._n, a, out=a)
-        a[:, 2 * self.hidden_size:3 * self.hidden_size] -= 1.0
-        return a
-
-    def _tanh(self, c: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """out = tanh(c): ``np.tanh`` in float32 (vectorised) and on small blocks (one call beats
-        five), else 2 / (1 + exp(-2 c)) - 1 (NumPy's float64 tanh is scalar code, about 2.7x
-        the cost). Call under ``np.errstate(over="ignore")``."""
-        if self.dtype == np.float32 or c.size < self._EXP_TANH_MIN:
-            return np.tanh(c, out=out)
-        np.multiply(c, -2.0, out=out)
-        return tanh_from_scaled(out)
-
-    # float64 tanh(c) through exp (5 NumPy calls instead of 1) pays from about this many
-    # elements per step (B * H); below it the per-call overhead dominates (config D).
-    _EXP_TANH_MIN = 4096
-
     def fprop(self, x, state=None, mask=None):
         """Run the cell over a sequence.
 
@@ -178,106 +138,55 @@ class LSTMCell(RecurrentCell):
         B, T, D = x.shape
         H = self.hidden_size
         h0, c0 = self.unpack_state(state, B)
-        m = self._check_mask(mask, B, T)                          # (T, B, 1) bool or None
-        Wx_s, Wh_s, b_s = self._scaled_weights()
+        mask = self._check_mask(mask, B, T)                       # (T, B, 1) bool or None
+        scale = self._gate_scale                                  # exact: |scale| is 1 or 2
+        W_x_s, W_h_s, b_s = self.params["W_x"] * scale, self.params["W_h"] * scale, self.params["b"] * scale
 
-        X = x.transpose(1, 0, 2).copy()                           # (T, B, D) own copy: x may change later
-        G = (X.reshape(T * B, D) @ Wx_s).reshape(T, B, 4 * H)     # (T, B, 4H) k * (x W_x), all steps in one GEMM
-        G += b_s
-        Hs = np.empty((T + 1, B, H), self.dtype)                  # (T+1, B, H) h states, Hs[0] = h0
-        C = np.empty((T + 1, B, H), self.dtype)                   # (T+1, B, H) c states, C[0] = c0
-        TC = np.empty((T, B, H), self.dtype)                      # (T, B, H) tanh(c~_t)
-        Hs[0] = h0
-        C[0] = c0
-        hW = np.empty((B, 4 * H), self.dtype)                     # (B, 4H) h_{t-1} (k W_h)
-        ig = np.empty((B, H), self.dtype)                         # (B, H) i * g
-        G4 = G.reshape(T, B, 4, H)
-        steps = zip(G, G4[:, :, 0], G4[:, :, 1], G4[:, :, 2], G4[:, :, 3],   # per-step views, made by
-                    Hs[:-1], Hs[1:], C[:-1], C[1:], TC)                      # iteration (cheaper than indexing)
-        nk = self._n
-        np_tanh = self.dtype == np.float32 or B * H < self._EXP_TANH_MIN   # as in _tanh
-        with np.errstate(over="ignore"):                          # exp may overflow to inf: see _gate_constants
-            if m is None:
-                for a, i, f, g, o, h_prev, h, c_prev, c, tc in steps:
-                    np.dot(h_prev, Wh_s, out=hW)                  # the one recurrent GEMM
-                    a += hW                                       # a' = k * a_t   (B, 4H)
-                    np.exp(a, out=a)                              # gates = n / (1 + exp(a')) - [0,0,1,0]
-                    a += 1.0
-                    np.divide(nk, a, out=a)
-                    g -= 1.0                                      # [i | f | g | o]
-                    np.multiply(f, c_prev, out=c)                 # c = f * c_{t-1} + i * g
-                    np.multiply(i, g, out=ig)
-                    c += ig
-                    if np_tanh:                                   # tanh(c): NumPy's float32 tanh is
-                        np.tanh(c, out=tc)                        # vectorised, its float64 one is not
-                    else:                                         # tanh(c) = 2 / (1 + exp(-2c)) - 1
-                        np.multiply(c, -2.0, out=tc)
-                        tanh_from_scaled(tc)
-                    np.multiply(o, tc, out=h)                     # h = o * tanh(c)
-            else:
-                keep = ~m                                         # (T, B, 1) padded rows keep their state
-                mf = m.astype(self.dtype)                         # (T, B, 1) 1.0 real / 0.0 padded
-                O = np.empty((T, B, H), self.dtype)               # (T, B, H) outputs (0 on padded steps)
-                for (a, i, f, g, o, h_prev, h, c_prev, c, tc), m_t, k_t, out_t in zip(steps, mf, keep, O):
-                    np.dot(h_prev, Wh_s, out=hW)
-                    a += hW
-                    self._gates(a)
-                    np.multiply(f, c_prev, out=c)                 # c~
-                    np.multiply(i, g, out=ig)
-                    c += ig
-                    self._tanh(c, out=tc)
-                    np.multiply(o, tc, out=h)                     # h~
-                    np.multiply(h, m_t, out=out_t)                # out = m * h~
-                    np.copyto(h, h_prev, where=k_t)               # padded rows carry (h, c)
-                    np.copyto(c, c_prev, where=k_t)
-        if m is None:
-            O = Hs[1:]
-        self._cache = {"X": X, "G": G, "H": Hs, "C": C, "TC": TC, "m": m}
-        out = np.ascontiguousarray(O.transpose(1, 0, 2))          # (B, T, H)
-        return out, (Hs[T].copy(), C[T].copy())
+        x_steps = x.transpose(1, 0, 2).copy()                     # (T, B, D) own copy: x may change later
+        gates = (x_steps.reshape(T * B, D) @ W_x_s).reshape(T, B, 4 * H)   # (T, B, 4H) scale * x W_x, one GEMM
+        gates += b_s
+        h = np.empty((T + 1, B, H), self.dtype)                   # (T+1, B, H) h states, h[0] = h_0
+        c = np.empty((T + 1, B, H), self.dtype)                   # (T+1, B, H) c states, c[0] = c_0
+        tanh_c = np.empty((T, B, H), self.dtype)                  # (T, B, H) tanh(c~_t)
+        h[0] = h0
+        c[0] = c0
+        out = self._forward_loop(gates, h, c, tanh_c, W_h_s, mask)
+        self._cache = LSTMCache(x=x_steps, gates=gates, h=h, c=c, tanh_c=tanh_c, mask=mask)
+        return out.transpose(1, 0, 2).copy(), (h[T].copy(), c[T].copy())   # (B, T, H) never a view of the cache
 
-    def _check_dstate(self, dstate, batch: int):
-        """dstate: None, or a tuple (dh_T, dc_T) whose entries may be None (zeros)."""
-        if isinstance(dstate, (tuple, list)) and len(dstate) == 2:
-            dstate = tuple(np.zeros((batch, self.hidden_size), self.dtype) if d is None else d
-                           for d in dstate)
-        return self.unpack_state(dstate, batch, "dstate")
-
-    def _backward_factors(self, G4, C, TC, E, S4, f_raw):
-        """Everything in the backward step that does not depend on the running (dh, dc).
-
-        Computed for a block of K steps at once, so the sequential loop in ``bprop``
-        needs only ~7 NumPy calls per step::
-
-            E = o * (1 - tanh^2(c))                         dc_t = dc^{(t+1)} + dh_t * E_t
-            F = [g i(1-i) | c_{t-1} f(1-f) | i (1-g^2) | tanh(c) o(1-o)]
-                                                            da_t = F_t * [dc_t | dc_t | dc_t | dh_t]
-
-        In: G4 (K, B, 4, H) gates [i, f, g, o], C (K+1, B, H) cells c_{t-1}..c_t, TC (K, B, H)
-        tanh(c~). Out, in place: E (K, B, H); F over the gates in G4 (bprop spends the cache:
-        G's memory becomes da, so backward allocates no (T, B, 4H) array of its own); f_raw
-        (K, B, H) the forget gates themselves, which the dc chain still needs. S4 (K, B, 4, H)
-        is scratch.
-        """
-        i, f, g, o = G4[:, :, 0], G4[:, :, 1], G4[:, :, 2], G4[:, :, 3]
-        np.copyto(f_raw, f)
-        np.multiply(TC, TC, out=E)
-        np.subtract(1.0, E, out=E)
-        E *= o
-        np.subtract(1.0, G4, out=S4)                              # 1 - gate, then F
-        S4 *= G4                                                  # s' = s (1 - s) on i, f, o
-        S4[:, :, 0] *= g
-        S4[:, :, 1] *= C[:-1]
-        np.multiply(g, g, out=S4[:, :, 2])
-        np.subtract(1.0, S4[:, :, 2], out=S4[:, :, 2])
-        S4[:, :, 2] *= i
-        S4[:, :, 3] *= TC
-        np.copyto(G4, S4)
-        return E, G4
-
-    # Steps per block of the backward pass: the block's factor arrays (about 6H numbers
-    # per row and step) should stay in a 256 KiB L2 cache while the loop uses them.
-    _BLOCK_BYTES = 1 << 18
+    def _forward_loop(self, gates, h, c, tanh_c, W_h_s, mask):
+        """The sequential part of fprop, in place: gates (T, B, 4H) holds scale * (x_t W_x + b) and
+        becomes [i|f|g|o]; h, c (T+1, B, H) and tanh_c (T, B, H) are filled. Returns the outputs
+        (T, B, H): h[1:] itself, or with a mask m_t h~_t in a new array (padded rows keep h, c)."""
+        T, B, H = tanh_c.shape
+        numerator = self._gate_numerator                          # (4H,)
+        tanh_into = _kernels.tanh_kernel(_kernels.exp_tanh_pays(self.dtype, B * H))   # tanh(c): (c, out)
+        h_W = np.empty((B, 4 * H), self.dtype)                    # (B, 4H) h_{t-1} (scale W_h)
+        i_g = np.empty((B, H), self.dtype)                        # (B, H) i * g
+        out = h[1:] if mask is None else np.empty((T, B, H), self.dtype)   # (T, B, H) outputs
+        # per step: None, or (1.0 real / 0.0 padded (B, 1), True where padded rows keep (h, c) (B, 1))
+        mask_steps = repeat(None) if mask is None else zip(mask.astype(self.dtype), ~mask)
+        g4 = gates.reshape(T, B, 4, H)
+        exp_gates = _kernels.exp_gates                            # a local name: one call per step
+        steps = zip(gates, g4[:, :, 0], g4[:, :, 1], g4[:, :, 2], g4[:, :, 3], h[:-1], h[1:],
+                    c[:-1], c[1:], tanh_c, out, mask_steps)       # per-step views, made by iteration
+        with np.errstate(over="ignore"):                          # exp may overflow to inf: exact limits
+            for a, i, f, g, o, h_prev, h_t, c_prev, c_t, tanh_c_t, out_t, mask_t in steps:
+                np.dot(h_prev, W_h_s, out=h_W)                    # the one recurrent GEMM
+                a += h_W                                          # a' = scale * a_t   (B, 4H)
+                exp_gates(a, numerator)                           # [i | f | g + 1 | o]
+                g -= 1.0                                          # [i | f | g | o]
+                np.multiply(f, c_prev, out=c_t)                   # c~ = f * c_{t-1} + i * g
+                np.multiply(i, g, out=i_g)
+                c_t += i_g
+                tanh_into(c_t, tanh_c_t)
+                np.multiply(o, tanh_c_t, out=h_t)                 # h~ = o * tanh(c~)
+                if mask_t is not None:
+                    real_t, padded_t = mask_t
+                    np.multiply(h_t, real_t, out=out_t)           # out = m * h~
+                    np.copyto(h_t, h_prev, where=padded_t)        # padded rows carry (h, c)
+                    np.copyto(c_t, c_prev, where=padded_t)
+        return out
 
     def bprop(self, dout, dstate=None):
         """Backpropagate through the whole sequence of the last fprop (adds into ``grads``).
@@ -294,74 +203,84 @@ class LSTMCell(RecurrentCell):
         dx : ndarray of shape (B, T, D)
         dstate0 : tuple (dh_0, dc_0), each of shape (B, H)
         """
-        cache = self._cache
-        if cache is None:
-            self._take_cache()                                    # raises NotForwardedError
-        X, G, Hs, C, TC, m = cache["X"], cache["G"], cache["H"], cache["C"], cache["TC"], cache["m"]
-        T, B, D = X.shape
+        cache, dout, (dh, dc) = self._begin_bprop(dout, dstate)   # (B, H) each: running dL/dh, dL/dc
+        T, B, D = cache.x.shape                                   #   sent back from step t+1
         H = self.hidden_size
-        dout = self._check_dout(dout, B, T)                       # checked before the cache is spent
-        dh, dc = self._check_dstate(dstate, B)
-        self._take_cache()
-        dh = dh.copy()                                            # (B, H) running dL/dh_t from step t+1
-        dc = dc.copy()                                            # (B, H) running dL/dc_t from step t+1
+        da = cache.gates                                          # (T, B, 4H) da_t in the gates' memory
+        self._backward_loop(cache, dout.transpose(1, 0, 2), dh, dc)
+        da_rows = da.reshape(T * B, 4 * H)                        # (T*B, 4H)
+        self.grads["W_x"] += cache.x.reshape(T * B, D).T @ da_rows   # weight gradients: one GEMM each
+        self.grads["W_h"] += cache.h[:-1].reshape(T * B, H).T @ da_rows
+        self.grads["b"] += da_rows.sum(axis=0)
+        dx = (da_rows @ self.params["W_x"].T).reshape(T, B, D)    # (T, B, D)
+        return np.ascontiguousarray(dx.transpose(1, 0, 2)), (dh, dc)
 
-        K = int(min(T, max(1, self._BLOCK_BYTES // (10 * B * H * self.dtype.itemsize))))
-        dA = G                                                    # (T, B, 4H) da_t in G's memory (the cache
-        dA4 = dA.reshape(T, B, 4, H)                              #   is spent); F first, see _backward_factors
-        E = np.empty((K, B, H), self.dtype)                       # (K, B, H) block factor, see _backward_factors
-        S4 = np.empty((K, B, 4, H), self.dtype)                   # (K, B, 4, H) scratch for the factors
-        fR = np.empty((K, B, H), self.dtype)                      # (K, B, H) forget gates of the block
-        dO = dout.transpose(1, 0, 2)                              # (T, B, H) view, read only
-        if m is not None:
-            mf = m.astype(self.dtype)                             # (T, B, 1) 1.0 real / 0.0 padded
-            keepf = 1.0 - mf
-            dOK = np.empty((K, B, H), self.dtype)                 # (K, B, H) dout, := 0 on padded rows
-            carry = np.empty((B, H), self.dtype)                  # (B, H) (1 - m) dh
-        WhT = np.ascontiguousarray(self.params["W_h"].T)          # (4H, H) contiguous: BLAS is faster on it
-        gh = np.empty((B, H), self.dtype)                         # (B, H) total dL/dh_t
-        dct = np.empty((B, H), self.dtype)                        # (B, H) total dL/dc_t
-        dct3 = dct[:, None, :]                                    # (B, 1, H) view, scales the i, f, g blocks
+    def _backward_loop(self, cache, dout_steps, dh, dc):
+        """Walk the steps backwards, a block of K steps at a time (see _kernels.reverse_blocks):
+        the block's factors first (:meth:`_backward_factors`), then the sequential steps.
+        Writes da over cache.gates; dh, dc (B, H) end as dL/dh_0, dL/dc_0."""
+        T, B, H = cache.tanh_c.shape
+        mask = cache.mask
+        K = _kernels.block_steps(T, 10 * B * H * self.dtype.itemsize)   # 10 (B, H) arrays per step
+        gates4 = cache.gates.reshape(T, B, 4, H)
+        dc_dh = np.empty((K, B, H), self.dtype)                   # (K, B, H) o (1 - tanh^2 c) of the block
+        scratch4 = np.empty((K, B, 4, H), self.dtype)             # (K, B, 4, H) scratch for the factors
+        forget = np.empty((K, B, H), self.dtype)                  # (K, B, H) f of the block (dc chain)
+        if mask is not None:
+            real = mask.astype(self.dtype)                        # (T, B, 1) 1.0 real / 0.0 padded
+            padded = 1.0 - real                                   # (T, B, 1)
+            dout_real = np.empty((K, B, H), self.dtype)           # (K, B, H) dout, := 0 on padded rows
+        loop = _BackwardSteps(self, B, H)
         track = self._start_tracking(B, T)
-        rev = slice(None, None, -1)
-        for t1 in range(T, 0, -K):                                # blocks [t0, t1), last block first
-            t0 = max(0, t1 - K)
-            n = t1 - t0
-            Ek, Fk = self._backward_factors(dA4[t0:t1], C[t0:t1 + 1], TC[t0:t1], E[:n], S4[:n], fR[:n])
-            fk = fR[:n]
-            if m is None:
-                dOk, kk = dO[t0:t1], repeat(None, n)
+        for t0, t1 in _kernels.reverse_blocks(T, K):
+            length = t1 - t0                                      # steps in this block (K, or fewer)
+            dc_dh_k, da_factors = self._backward_factors(gates4[t0:t1], cache.c[t0:t1 + 1], cache.tanh_c[t0:t1],
+                                                         dc_dh[:length], scratch4[:length], forget[:length])
+            forget_k = forget[:length]
+            if mask is None:
+                dout_k, padded_k = dout_steps[t0:t1], repeat(None, length)
             else:                                                 # padded rows: no gate gradient, dc
-                Ek *= mf[t0:t1]                                   # passes unchanged (f := 1), dout ignored
-                Fk *= mf[t0:t1, :, :, None]
-                fk *= mf[t0:t1]
-                fk += keepf[t0:t1]
-                dOk = np.multiply(dO[t0:t1], mf[t0:t1], out=dOK[:n])
-                kk = keepf[t0:t1][rev]
-            steps = zip(range(t1 - 1, t0 - 1, -1), dOk[rev], Ek[rev], Fk[rev, :, :3], Fk[rev, :, 3],
-                        fk[rev], dA[t0:t1][rev], kk)              # per-step views, made by iteration
-            for t, dout_t, E_t, F3_t, Fo_t, f_t, da_t, keep_t in steps:
-                np.add(dout_t, dh, out=gh)
-                np.multiply(gh, E_t, out=dct)
-                dct += dc
-                if track:
-                    self._record_norms("h", t, gh)
-                    self._record_norms("c", t, dct)
-                F3_t *= dct3                                      # da_i, da_f, da_g (in dA)
-                Fo_t *= gh                                        # da_o (in dA)
-                np.multiply(dct, f_t, out=dc)
-                if keep_t is not None:
-                    np.multiply(dh, keep_t, out=carry)
-                np.dot(da_t, WhT, out=dh)                         # the one recurrent GEMM
-                if keep_t is not None:
-                    dh += carry
+                dc_dh_k *= real[t0:t1]                            # passes unchanged (f := 1), dout ignored
+                da_factors *= real[t0:t1, :, :, None]
+                forget_k *= real[t0:t1]
+                forget_k += padded[t0:t1]
+                dout_k = np.multiply(dout_steps[t0:t1], real[t0:t1], out=dout_real[:length])
+                padded_k = padded[t0:t1][::-1]
+            loop.run(range(t1 - 1, t0 - 1, -1), dout_k[::-1], dc_dh_k[::-1], da_factors[::-1],
+                     forget_k[::-1], cache.gates[t0:t1][::-1], padded_k, dh, dc, track)
 
-        dA2 = dA.reshape(T * B, 4 * H)                            # (T*B, 4H)
-        self.grads["W_x"] += X.reshape(T * B, D).T @ dA2          # weight gradients: one GEMM each
-        self.grads["W_h"] += Hs[:-1].reshape(T * B, H).T @ dA2
-        self.grads["b"] += dA2.sum(axis=0)
-        dX = (dA2 @ self.params["W_x"].T).reshape(T, B, D)        # (T, B, D)
-        return np.ascontiguousarray(dX.transpose(1, 0, 2)), (dh, dc)
+    @staticmethod
+    def _backward_factors(gates4, c, tanh_c, dc_dh, scratch4, forget):
+        """Everything in the backward step that does not depend on the running (dh, dc).
+
+        Computed for a block of K steps at once, so the sequential loop needs only ~7 NumPy
+        calls per step::
+
+            dc_dh      = o (1 - tanh^2(c))                  dc_total = dc + dh_total * dc_dh
+            da_factors = [g i(1-i) | c_{t-1} f(1-f) | i (1-g^2) | tanh(c) o(1-o)]
+                                                            da_t = da_factors * [dc_total x3 | dh_total]
+
+        In: gates4 (K, B, 4, H) [i, f, g, o], c (K+1, B, H) cells c_{t-1}..c_t, tanh_c (K, B, H).
+        Out, in place: dc_dh (K, B, H); da_factors over the gates in gates4 (bprop spends the
+        cache: the gates' memory becomes da, so backward allocates no (T, B, 4H) array of its
+        own); forget (K, B, H) the forget gates themselves, which the dc chain still needs.
+        scratch4 (K, B, 4, H) is scratch. Returns (dc_dh, da_factors).
+        """
+        i, f, g, o = gates4[:, :, 0], gates4[:, :, 1], gates4[:, :, 2], gates4[:, :, 3]
+        np.copyto(forget, f)
+        np.multiply(tanh_c, tanh_c, out=dc_dh)
+        np.subtract(1.0, dc_dh, out=dc_dh)
+        dc_dh *= o
+        np.subtract(1.0, gates4, out=scratch4)                    # 1 - gate, then the factors
+        scratch4 *= gates4                                        # s' = s (1 - s) on i, f, o
+        scratch4[:, :, 0] *= g
+        scratch4[:, :, 1] *= c[:-1]
+        np.multiply(g, g, out=scratch4[:, :, 2])
+        np.subtract(1.0, scratch4[:, :, 2], out=scratch4[:, :, 2])
+        scratch4[:, :, 2] *= i
+        scratch4[:, :, 3] *= tanh_c
+        np.copyto(gates4, scratch4)
+        return dc_dh, gates4
 
     def step(self, x_t, state=None):
         """One step without caching (closed-loop generation).
@@ -375,18 +294,42 @@ class LSTMCell(RecurrentCell):
         -------
         h : ndarray of shape (B, H)
         state : tuple (h, c)
+
+        The math is :func:`npnet.cells.reference.lstm_step_forward`, called as it is.
         """
         x_t = check_input(x_t, "x_t", 2, self.input_size, self.dtype)
-        B = x_t.shape[0]
-        H = self.hidden_size
-        h, c = self.unpack_state(state, B)
-        a = x_t @ self.params["W_x"]                              # (B, 4H) same sums as fprop; scaling the
-        a += self.params["b"]                                     # sum by s afterwards is exact (powers of 2)
-        a += h @ self.params["W_h"]                               # and saves copying the weights every step
-        a *= self._k
-        with np.errstate(over="ignore"):                          # see _gate_constants
-            g4 = self._gates(a).reshape(B, 4, H)
-            c = g4[:, 1] * c + g4[:, 0] * g4[:, 2]                # (B, H)
-            h = g4[:, 3] * self._tanh(c, out=np.empty_like(c))    # (B, H)
+        h_prev, c_prev = self.unpack_state(state, x_t.shape[0])
+        h, c, _ = reference.lstm_step_forward(x_t, h_prev, c_prev, self.params)
         return h, (h, c)
 
+
+class _BackwardSteps:
+    """The sequential part of LSTMCell.bprop: ~7 NumPy calls per step, in buffers made once."""
+
+    def __init__(self, cell, B, H):
+        self.cell = cell
+        self.W_h_T = np.ascontiguousarray(cell.params["W_h"].T)   # (4H, H) contiguous: BLAS is faster on it
+        self.dh_total = np.empty((B, H), cell.dtype)              # (B, H) total dL/dh_t
+        self.dc_total = np.empty((B, H), cell.dtype)              # (B, H) total dL/dc_t
+        self.carry = np.empty((B, H), cell.dtype)                 # (B, H) (1 - m_t) dh, passed straight through
+
+    def run(self, ts, dout_k, dc_dh_k, da_factors, forget_k, da_k, padded_k, dh, dc, track):
+        """One block, last step first: all arguments are per-step sequences in reverse order."""
+        dh_total, dc_total, carry, W_h_T = self.dh_total, self.dc_total, self.carry, self.W_h_T
+        dc_total3 = dc_total[:, None, :]                          # (B, 1, H) view, scales the i, f, g blocks
+        steps = zip(ts, dout_k, dc_dh_k, da_factors[:, :, :3], da_factors[:, :, 3], forget_k, da_k, padded_k)
+        for t, dout_t, dc_dh_t, da_ifg, da_o, f_t, da_t, padded_t in steps:
+            np.add(dout_t, dh, out=dh_total)
+            np.multiply(dh_total, dc_dh_t, out=dc_total)
+            dc_total += dc
+            if track:
+                self.cell._record_norms("h", t, dh_total)
+                self.cell._record_norms("c", t, dc_total)
+            da_ifg *= dc_total3                                   # da_i, da_f, da_g (in the gates' memory)
+            da_o *= dh_total                                      # da_o
+            np.multiply(dc_total, f_t, out=dc)
+            if padded_t is not None:
+                np.multiply(dh, padded_t, out=carry)
+            np.dot(da_t, W_h_T, out=dh)                           # the one recurrent GEMM
+            if padded_t is not None:
+                dh += carry

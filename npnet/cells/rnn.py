@@ -1,14 +1,30 @@
-"""BasicRNNCell: the vanilla (Elman) recurrent cell with tanh or ReLU, and its BPTT."""
+"""BasicRNNCell: the vanilla (Elman) recurrent cell with tanh or ReLU, and its BPTT.
+
+Written for speed: time-major buffers, one input-projection GEMM for the whole sequence and three
+NumPy calls per step each way. The plain step-by-step math is rnn_step_forward / rnn_step_backward
+in npnet/cells/reference.py (step() calls it); tests/cells/test_contract.py proves the two equal.
+"""
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 
 from .. import init as initializers
 from ..activations import tanh_from_scaled
+from . import _kernels, reference
 from .base import RecurrentCell
-from ..layer import NpnetError, ShapeError, check_input
+from ..layer import NpnetError, check_input
+
+
+@dataclass
+class RNNCache:
+    """What bprop needs from fprop (act' comes from the outputs: pre-activations are not kept)."""
+    x: np.ndarray                 # (T, B, D) the inputs, time-major, our own copy: for dW_x
+    h: np.ndarray                 # (T+1, B, H) states h_0 .. h_T: for dW_h
+    out: np.ndarray               # (T, B, H) outputs act(a_t) (m_t act(a_t) with a mask): for act'
+    mask: np.ndarray | None       # (T, B, 1) bool, True on real steps; None: all real
 
 
 class BasicRNNCell(RecurrentCell):
@@ -38,9 +54,8 @@ class BasicRNNCell(RecurrentCell):
     dtype, rng : see :class:`npnet.layer.Layer`
 
     Params: ``W_x`` (D, H), ``W_h`` (H, H), ``b`` (H,).
-    Cache: the inputs X (T, B, D), the states S (T+1, B, H) and, with a mask,
-    the outputs O (T, B, H); act' is recomputed from the outputs, so the
-    pre-activations are never stored.
+    Cache: :class:`RNNCache` (inputs, states, outputs); act' is recomputed from the outputs,
+    so the pre-activations are never stored.
     """
 
     state_names = ("h",)
@@ -61,26 +76,17 @@ class BasicRNNCell(RecurrentCell):
         return {"input_size": self.input_size, "hidden_size": self.hidden_size,
                 "nonlinearity": self.nonlinearity, "dtype": self.dtype.name}
 
-    # float64 tanh through exp (5 NumPy calls instead of 1) pays from about this many
-    # elements per step (B * H); below it the per-call overhead dominates (config D).
-    _EXP_TANH_MIN = 4096
-
     @staticmethod
     def _relu(a: np.ndarray, out: np.ndarray) -> np.ndarray:
         return np.maximum(a, 0.0, out=out)
 
-    def _act(self, a: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def _act_grad(self, out: np.ndarray) -> np.ndarray:
+        """act'(a) from the output out = act(a), for a whole (T, B, H) block at once."""
         if self.nonlinearity == "tanh":
-            return np.tanh(a, out=out)
-        return np.maximum(a, 0.0, out=out)
-
-    def _act_grad(self, o: np.ndarray) -> np.ndarray:
-        """act'(a) from the output o = act(a), for a whole (T, B, H) block at once."""
-        if self.nonlinearity == "tanh":
-            d = np.multiply(o, o)
-            np.subtract(1.0, d, out=d)
-            return d
-        return (o > 0).astype(self.dtype)
+            slope = np.multiply(out, out)
+            np.subtract(1.0, slope, out=slope)
+            return slope
+        return (out > 0).astype(self.dtype)
 
     # ------------------------------------------------------------------
     def fprop(self, x, state=None, mask=None):
@@ -89,103 +95,111 @@ class BasicRNNCell(RecurrentCell):
         B, T, D = x.shape
         H = self.hidden_size
         (h0,) = self.unpack_state(state, B)
-        m = self._check_mask(mask, B, T)                      # (T, B, 1) bool or None
-        Wx, Wh, b = self.params["W_x"], self.params["W_h"], self.params["b"]
+        mask = self._check_mask(mask, B, T)                   # (T, B, 1) bool or None
+        W_x_s, W_h_s, b_s = self.params["W_x"], self.params["W_h"], self.params["b"]   # times s = 1 ...
+        through_exp = self.nonlinearity == "tanh" and _kernels.exp_tanh_pays(self.dtype, B * H)
+        if through_exp:                                        # ... or s = -2 (exact): the loop gets
+            W_x_s, W_h_s, b_s = W_x_s * -2.0, W_h_s * -2.0, b_s * -2.0   # a' = -2 a for tanh through exp
+        x_steps = x.transpose(1, 0, 2).copy()                 # (T, B, D) own copy: the caller may edit x
+        a = (x_steps.reshape(T * B, D) @ W_x_s).reshape(T, B, H)   # (T, B, H) s x_t W_x, all steps in one GEMM
+        a += b_s
+        h = np.empty((T + 1, B, H), self.dtype)               # (T+1, B, H) states, h[0] = h_0
+        h[0] = h0
+        out = self._forward_loop(a, h, W_h_s, mask, through_exp)
+        self._cache = RNNCache(x=x_steps, h=h, out=out, mask=mask)
+        return out.transpose(1, 0, 2).copy(), h[T].copy()     # (B, T, H) never a view of the cache
 
-        # float64 tanh on big blocks: h = 2 / (1 + exp(a')) - 1 with a' = -2 a computed directly
-        # (weights scaled by -2, exact). NumPy's float64 tanh is scalar code, 2.7x the cost of
-        # this; its float32 tanh is vectorised, and on small blocks one call beats five.
-        exp_tanh = (self.nonlinearity == "tanh" and self.dtype != np.float32
-                    and B * H >= self._EXP_TANH_MIN)
-        if exp_tanh:
-            Wx, Wh, b = Wx * -2.0, Wh * -2.0, b * -2.0
-        X = x.transpose(1, 0, 2).copy()                      # (T, B, D) own copy: the caller may edit x
-        A = (X.reshape(T * B, D) @ Wx).reshape(T, B, H)       # (T, B, H) input projection, all steps
-        A += b
-        S = np.empty((T + 1, B, H), self.dtype)               # (T+1, B, H) states, S[0] = h0
-        S[0] = h0
-        if m is None and exp_tanh:
-            with np.errstate(over="ignore"):                   # exp(a') = inf gives h = -1, exact
-                for h_prev, h, a in zip(S[:-1], S[1:], A):
-                    np.dot(h_prev, Wh, out=h)
-                    h += a                                     # a' = -2 a_t
-                    tanh_from_scaled(h)                        # h_t = tanh(a_t)
-            O = S[1:]
-        elif m is None:
-            act = np.tanh if self.nonlinearity == "tanh" else self._relu
-            for h_prev, h, a in zip(S[:-1], S[1:], A):
-                np.dot(h_prev, Wh, out=h)
-                h += a
-                act(h, out=h)
-            O = S[1:]
-        else:
-            O = A                                              # reuse A's memory for outputs
-            a = np.empty((B, H), self.dtype)                   # (B, H) scratch
-            with np.errstate(over="ignore") if exp_tanh else nullcontext():   # ReLU keeps its warnings
-                for t in range(T):
-                    np.dot(S[t], Wh, out=a)
-                    a += A[t]
-                    if exp_tanh:
-                        tanh_from_scaled(a)
-                    else:
-                        self._act(a, out=a)
-                    np.copyto(S[t + 1], S[t])
-                    np.copyto(S[t + 1], a, where=m[t])
-                    np.multiply(a, m[t], out=O[t])
-        self._cache = {"X": X, "S": S, "O": O, "m": m}
-        out = O.transpose(1, 0, 2).copy()                    # (B, T, H) never a view of the cache
-        return out, S[T].copy()
+    def _forward_loop(self, a, h, W_h_s, mask, through_exp):
+        """h_t = act(h_{t-1} W_h + a_t) for every step, in place in h; returns the outputs (T, B, H).
+
+        a (T, B, H) holds x_t W_x + b and W_h_s is W_h (both times -2 when ``through_exp``: tanh through exp, see
+        :mod:`npnet.cells._kernels`). Without a mask the outputs are h[1:] itself and the loop
+        is the hot one, three NumPy calls per step (config D pays for every extra line)."""
+        act = np.tanh if self.nonlinearity == "tanh" else self._relu
+        if mask is not None:
+            return self._forward_loop_masked(a, h, W_h_s, mask, through_exp, act)
+        with np.errstate(over="ignore") if through_exp else nullcontext():   # ReLU keeps its warnings
+            for h_prev, h_t, a_t in zip(h[:-1], h[1:], a):   # per-step views, made by iteration
+                np.dot(h_prev, W_h_s, out=h_t)                # the one recurrent GEMM
+                h_t += a_t                                    # a_t (or a' = -2 a_t)
+                if through_exp:
+                    tanh_from_scaled(h_t)                     # h_t = tanh(a_t); exp = inf gives -1, exact
+                else:
+                    act(h_t, out=h_t)                         # h_t = act(a_t)
+        return h[1:]
+
+    @staticmethod
+    def _forward_loop_masked(a, h, W_h_s, mask, through_exp, act):
+        """:meth:`_forward_loop` with a mask: the outputs m_t h~_t are written over a (a_t is used
+        first) and padded rows keep h_{t-1}."""
+        h_new = np.empty_like(h[0])                           # (B, H) h~_t, the step's new value
+        with np.errstate(over="ignore") if through_exp else nullcontext():
+            for h_prev, h_t, a_t, real_t in zip(h[:-1], h[1:], a, mask):
+                np.dot(h_prev, W_h_s, out=h_new)
+                h_new += a_t
+                if through_exp:
+                    tanh_from_scaled(h_new)
+                else:
+                    act(h_new, out=h_new)
+                np.copyto(h_t, h_prev)                        # h_t = m_t h~_t + (1 - m_t) h_{t-1}
+                np.copyto(h_t, h_new, where=real_t)
+                np.multiply(h_new, real_t, out=a_t)           # out_t = m_t h~_t, over a_t
+        return a
 
     def bprop(self, dout, dstate=None):
         """dout (B, T, H), dstate dL/dh_T (B, H) or None -> (dx (B, T, D), dh_0 (B, H))."""
-        if self._cache is None:
-            self._take_cache()                                 # raises NotForwardedError
-        X, S, O, m = (self._cache[k] for k in ("X", "S", "O", "m"))
-        T, B, D = X.shape
+        cache, dout, (dh,) = self._begin_bprop(dout, dstate)   # dh (B, H) running dL/dh from step t+1
+        T, B, D = cache.x.shape
         H = self.hidden_size
-        dout = self._check_dout(dout, B, T)                    # checked before the cache is spent
-        (dh,) = self.unpack_state(dstate, B, "dstate")
-        self._take_cache()
-        dh = dh.copy()                                         # (B, H) running dL/dh_t
-        WhT = np.ascontiguousarray(self.params["W_h"].T)       # (H, H) contiguous: BLAS is faster on it
-
-        dA = self._act_grad(O)                                 # (T, B, H) act', then da in place
-        dO = dout.transpose(1, 0, 2)                           # (T, B, H) view, read only
+        da = self._act_grad(cache.out)                        # (T, B, H) act'(a_t), then da_t in place
+        dout_steps = dout.transpose(1, 0, 2)                  # (T, B, H) view, read only
+        W_h_T = np.ascontiguousarray(self.params["W_h"].T)    # (H, H) contiguous: BLAS is faster on it
         track = self._start_tracking(B, T)
-        g = np.empty((B, H), self.dtype)                       # (B, H) total dL/dh_t
-        if m is None and not track:                            # the hot loop: 3 NumPy calls per step
-            for dout_t, da_t in zip(dO[::-1], dA[::-1]):
-                np.add(dout_t, dh, out=g)
-                da_t *= g
-                np.dot(da_t, WhT, out=dh)
+        if cache.mask is None and not track:
+            self._backward_loop(da, dout_steps, dh, W_h_T)
         else:
-            keep = None if m is None else ~m                   # (T, B, 1) padded steps, inverted once
-            carry = np.empty((B, H), self.dtype)               # (B, H) (1 - m) dh
-            for t in range(T - 1, -1, -1):
-                np.add(dO[t], dh, out=g)
-                if m is not None:
-                    np.multiply(dh, keep[t], out=carry)        # padded rows pass dh straight through
-                    g *= m[t]
-                if track:
-                    self._record_norms("h", t, g if m is None else g + carry)
-                dA[t] *= g
-                np.dot(dA[t], WhT, out=dh)
-                if m is not None:
-                    dh += carry
+            self._backward_loop_masked(da, dout_steps, dh, W_h_T, cache.mask, track)
+        da_rows = da.reshape(T * B, H)                        # (T*B, H)
+        self.grads["W_x"] += cache.x.reshape(T * B, D).T @ da_rows
+        self.grads["W_h"] += cache.h[:-1].reshape(T * B, H).T @ da_rows
+        self.grads["b"] += da_rows.sum(axis=0)
+        dx = (da_rows @ self.params["W_x"].T).reshape(T, B, D)   # (T, B, D)
+        return np.ascontiguousarray(dx.transpose(1, 0, 2)), dh
 
-        dA2 = dA.reshape(T * B, H)                              # (T*B, H)
-        self.grads["W_x"] += X.reshape(T * B, D).T @ dA2
-        self.grads["W_h"] += S[:-1].reshape(T * B, H).T @ dA2
-        self.grads["b"] += dA2.sum(axis=0)
-        dX = (dA2 @ self.params["W_x"].T).reshape(T, B, D)
-        return np.ascontiguousarray(dX.transpose(1, 0, 2)), dh
+    @staticmethod
+    def _backward_loop(da, dout_steps, dh, W_h_T):
+        """The hot loop, three NumPy calls per step: da_t = act'_t * (dout_t + dh); dh = da_t W_h^T.
+
+        da (T, B, H) holds act'(a_t) and receives da_t; dh (B, H) ends as dL/dh_0."""
+        dh_total = np.empty_like(dh)                          # (B, H) total dL/dh_t
+        for dout_t, da_t in zip(dout_steps[::-1], da[::-1]):
+            np.add(dout_t, dh, out=dh_total)
+            da_t *= dh_total
+            np.dot(da_t, W_h_T, out=dh)
+
+    def _backward_loop_masked(self, da, dout_steps, dh, W_h_T, mask, track):
+        """:meth:`_backward_loop` with a mask (padded rows pass dh through) and/or norm tracking."""
+        T = da.shape[0]
+        padded = None if mask is None else ~mask              # (T, B, 1)
+        dh_total = np.empty_like(dh)                          # (B, H) total dL/dh_t (times m_t)
+        carry = np.empty_like(dh)                             # (B, H) (1 - m_t) dh, passed straight through
+        for t in range(T - 1, -1, -1):
+            np.add(dout_steps[t], dh, out=dh_total)
+            if mask is not None:
+                np.multiply(dh, padded[t], out=carry)
+                dh_total *= mask[t]
+            if track:
+                self._record_norms("h", t, dh_total if mask is None else dh_total + carry)
+            da[t] *= dh_total
+            np.dot(da[t], W_h_T, out=dh)
+            if mask is not None:
+                dh += carry
 
     def step(self, x_t, state=None):
-        """One step without caching (closed-loop generation): x_t (B, D) -> (h (B, H), h)."""
+        """One step without caching (closed-loop generation): x_t (B, D) -> (h (B, H), h).
+
+        The math is :func:`npnet.cells.reference.rnn_step_forward`, called as it is."""
         x_t = check_input(x_t, "x_t", 2, self.input_size, self.dtype)
-        (h,) = self.unpack_state(state, x_t.shape[0])
-        a = x_t @ self.params["W_x"]
-        a += h @ self.params["W_h"]
-        a += self.params["b"]
-        h = self._act(a, out=a)
+        (h_prev,) = self.unpack_state(state, x_t.shape[0])
+        h, _ = reference.rnn_step_forward(x_t, h_prev, self.params, self.nonlinearity)
         return h, h

@@ -1,17 +1,17 @@
-"""GRUCell: gradient checks, the fast path against the plain reference and PyTorch values, masks,
-dtypes, step-by-step generation, diagnostics and input errors.
+"""GRUCell: what is specific to it: backward blocks, PyTorch values, the reset placement,
+update_bias, parameter shapes and config.
 
-The reference implementation is tests/reference_gru.py; the PyTorch values are a fixture at the
-end of this file (torch.nn.GRU, float64), so no test needs torch.
+Everything every cell must do (the fast path equal to npnet.cells.reference, gradient checks,
+masks, step(), dtypes, errors, long sequences) is checked for all cells in
+tests/cells/test_contract.py. The PyTorch values are a fixture at the end of this file
+(torch.nn.GRU, float64), so no test needs torch.
 """
 import numpy as np
 import pytest
 
 import npnet
-from npnet.layer import NotForwardedError
-from reference_gru import gru_backward, gru_forward
+from npnet.cells import _kernels, reference
 
-TOL = 1e-6
 PARAMS = {"W_x", "W_h", "b", "b_hn"}
 
 
@@ -28,10 +28,6 @@ def data(rng, B=3, T=5, D=3, H=4):
     return rng.standard_normal((B, T, D)), rng.standard_normal((B, H))
 
 
-def lengths_mask(lengths, T):
-    return np.arange(T)[None, :] < np.asarray(lengths)[:, None]        # (B, T) bool
-
-
 def run(cell, x, h0, mask, dout, dhT):
     cell.zero_grad()
     out, hT = cell.fprop(x, h0, mask)
@@ -39,66 +35,23 @@ def run(cell, x, h0, mask, dout, dhT):
     return out, hT, dx, dh0, {k: g.copy() for k, g in cell.grads.items()}
 
 
-# -- gradient checks ------------------------------------------------------------------------
-@pytest.mark.parametrize("shape", [(3, 5, 3, 4), (1, 1, 2, 1), (1, 4, 1, 1), (2, 1, 3, 5), (1, 3, 2, 3)])
-def test_gradcheck(shape, rng):
-    B, T, D, H = shape
-    cell = make(D, H)
-    x, h0 = data(rng, B, T, D, H)
-    errors = npnet.gradcheck(cell, x, h0)
-    assert set(errors) == {f"param {k}" for k in PARAMS} | {"input x", "state 0"}
-    assert max(errors.values()) < TOL, errors
-
-
-def test_gradcheck_with_mask(rng):
-    cell = make(3, 4)
-    x, h0 = data(rng, 4, 6)
-    mask = np.array([[1] * 6, [1] * 4 + [0] * 2, [1] + [0] * 5, [0, 1, 1, 0, 1, 0]], bool)
-    errors = npnet.gradcheck(cell, x, h0, mask)
-    assert max(errors.values()) < TOL, errors
-
-
-def test_gradcheck_default_state(rng):
-    cell = make(2, 3)
-    x, _ = data(rng, 2, 4, 2, 3)
-    errors = npnet.gradcheck(cell, x)
-    assert max(errors.values()) < TOL, errors
-
-
-# -- fast path against the reference and against PyTorch ------------------------------------
+# -- backward blocks and PyTorch ------------------------------------
 @pytest.mark.parametrize("masked", [False, True])
-@pytest.mark.parametrize("shape", [(4, 7, 3, 5), (1, 1, 1, 1)])
-@pytest.mark.parametrize("exp_tanh_min", [0, 10 ** 9])     # float64 tanh through exp / np.tanh
-def test_fast_path_equals_reference(masked, shape, exp_tanh_min, rng):
-    B, T, D, H = shape
-    cell = make(D, H)
-    cell._EXP_TANH_MIN = exp_tanh_min
-    x, h0 = data(rng, B, T, D, H)
-    mask = (rng.random((B, T)) < 0.6) if masked else None
-    dout, dhT = rng.standard_normal((B, T, H)), rng.standard_normal((B, H))
-    out, hT, dx, dh0, grads = run(cell, x, h0, mask, dout, dhT)
-    r_out, r_hT, caches = gru_forward(x, h0, cell.params, mask)
-    r_dx, r_dh0, r_grads = gru_backward(dout, dhT, caches, cell.params, mask)
-    for got, want in [(out, r_out), (hT, r_hT), (dx, r_dx), (dh0, r_dh0)]:
-        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
-    for k in PARAMS:
-        np.testing.assert_allclose(grads[k], r_grads[k], rtol=0, atol=1e-12, err_msg=k)
-
-
-@pytest.mark.parametrize("masked", [False, True])
-def test_backward_blocks_equal_reference(masked, rng):
+def test_backward_blocks_equal_reference(masked, rng, monkeypatch):
     """bprop computes its factors per block of K steps; every K (1, one that does not divide
     T, all of T) must give the reference's gradients and the same state-gradient norms."""
     B, T, D, H = 3, 7, 2, 4
     x, h0 = data(rng, B, T, D, H)
     mask = (rng.random((B, T)) < 0.6) if masked else None
     dout, dhT = rng.standard_normal((B, T, H)), rng.standard_normal((B, H))
-    r_out, r_hT, caches = gru_forward(x, h0, make(D, H).params, mask)
-    r_dx, r_dh0, r_grads = gru_backward(dout, dhT, caches, make(D, H).params, mask)
+    r_out, r_hT, cache = reference.gru_forward(x, h0, make(D, H).params, mask)
+    r_grads = {k: np.zeros_like(v) for k, v in make(D, H).params.items()}
+    r_dx, r_dh0 = reference.gru_backward(dout, dhT, cache, r_grads)
     norms = []
     for K in (T, 1, 3):
         cell = make(D, H)
-        cell._BLOCK_BYTES = K * 4 * B * H * 8
+        monkeypatch.setattr(_kernels, "BLOCK_BYTES", K * 4 * B * H * 8)     # 4 (B, H) arrays per step
+        assert _kernels.block_steps(T, 4 * B * H * 8) == K
         cell.track_state_grads = True
         out, hT, dx, dh0, grads = run(cell, x, h0, mask, dout, dhT)
         for got, want in [(out, r_out), (dx, r_dx), (dh0, r_dh0)]:
@@ -136,113 +89,7 @@ def test_differs_from_cho_reset_placement(rng):
     assert np.abs(out[:, 0] - ((1 - z) * n_cho + z * h0)).max() > 1e-3
 
 
-# -- masks ----------------------------------------------------------------------------------
-def test_padded_batch_equals_sequences_alone(rng):
-    B, T, D, H = 3, 6, 2, 4
-    lengths = [6, 2, 4]
-    cell = make(D, H)
-    x, h0 = data(rng, B, T, D, H)
-    dout, dhT = rng.standard_normal((B, T, H)), rng.standard_normal((B, H))  # dout on padding is ignored
-    out, hT, dx, dh0, grads = run(cell, x, h0, lengths_mask(lengths, T), dout, dhT)
-    total = {k: np.zeros_like(g) for k, g in grads.items()}
-    for i, L in enumerate(lengths):
-        o, h, dxi, dhi, gi = run(cell, x[i:i + 1, :L], h0[i:i + 1], None, dout[i:i + 1, :L], dhT[i:i + 1])
-        np.testing.assert_allclose(out[i, :L], o[0], rtol=0, atol=1e-12)
-        assert np.all(out[i, L:] == 0.0)
-        np.testing.assert_allclose(hT[i], h[0], rtol=0, atol=1e-12)
-        np.testing.assert_allclose(dx[i, :L], dxi[0], rtol=0, atol=1e-12)
-        assert np.all(dx[i, L:] == 0.0)
-        np.testing.assert_allclose(dh0[i], dhi[0], rtol=0, atol=1e-12)
-        for k in total:
-            total[k] += gi[k]
-    for k in total:
-        np.testing.assert_allclose(grads[k], total[k], rtol=0, atol=1e-12, err_msg=k)
-
-
-def test_padded_steps_carry_state_exactly(rng):
-    cell = make(2, 3)
-    x, h0 = data(rng, 2, 5, 2, 3)
-    mask = np.array([[0, 1, 0, 0, 1], [0, 0, 0, 0, 0]], bool)
-    out, hT = cell.fprop(x, h0, mask)
-    assert np.array_equal(hT[1], h0[1])                       # bit for bit, not just close
-    assert np.all(out[~mask] == 0.0)
-    dx, dh0 = cell.bprop(np.ones_like(out), np.ones_like(hT))
-    assert np.array_equal(dh0[1], np.ones(3)) and np.all(dx[1] == 0.0)
-
-
-# -- contract -------------------------------------------------------------------------------
-def test_bprop_leaves_inputs_untouched(rng):
-    cell = make()
-    x, h0 = data(rng)
-    mask = lengths_mask([5, 3, 1], 5)
-    copies = [a.copy() for a in (x, h0, mask)]
-    out, hT = cell.fprop(x, h0, mask)
-    dout, dhT = rng.standard_normal(out.shape), rng.standard_normal(hT.shape)
-    dout_c, dhT_c = dout.copy(), dhT.copy()
-    cell.bprop(dout, dhT)
-    assert np.array_equal(dout, dout_c) and np.array_equal(dhT, dhT_c)
-    for a, c in zip((x, h0, mask), copies):
-        assert np.array_equal(a, c)
-
-
-@pytest.mark.parametrize("B, T", [(1, 4), (3, 1)])
-def test_outputs_do_not_alias_the_cache(B, T, rng):
-    """Editing the returned arrays or the input in place after fprop must not change bprop."""
-    cell = make()
-    x, h0 = data(rng, B, T)
-    dout = rng.standard_normal((B, T, 4))
-    _, _, dx_ref, dh0_ref, g_ref = run(cell, x, h0, None, dout, None)
-    cell.zero_grad()
-    out, hT = cell.fprop(x, h0)
-    out *= 3.0
-    hT += 1.0
-    x *= 2.0
-    h0 += 1.0
-    dx, dh0 = cell.bprop(dout)
-    np.testing.assert_array_equal(dx, dx_ref)
-    np.testing.assert_array_equal(dh0, dh0_ref)
-    for k in PARAMS:
-        np.testing.assert_array_equal(cell.grads[k], g_ref[k])
-
-
-def test_bprop_adds_into_grads(rng):
-    cell = make()
-    x, h0 = data(rng)
-    dout = rng.standard_normal((3, 5, 4))
-    _, _, _, _, once = run(cell, x, h0, None, dout, None)
-    cell.fprop(x, h0)
-    cell.bprop(dout)                                          # no zero_grad in between
-    for k in PARAMS:
-        np.testing.assert_allclose(cell.grads[k], 2 * once[k], rtol=1e-13, atol=1e-15)
-
-
-def test_params_read_on_every_call(rng):
-    cell = make()
-    x, h0 = data(rng)
-    out1, _ = cell.fprop(x, h0)
-    cell.params["b_hn"] += 1.0                                # in place, as optimisers do
-    out2, _ = cell.fprop(x, h0)
-    assert not np.allclose(out1, out2)
-
-
-def test_float32_end_to_end(rng):
-    cell32 = make(dtype=np.float32)
-    cell64 = make()
-    x, h0 = data(rng)
-    dout = rng.standard_normal((3, 5, 4))
-    out, hT, dx, dh0, grads = run(cell32, x.astype(np.float32), h0.astype(np.float32), None,
-                                  dout.astype(np.float32), None)
-    ref = run(cell64, x, h0, None, dout, None)
-    for got, want in zip((out, hT, dx, dh0), ref[:4]):
-        assert got.dtype == np.float32
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
-    for k in PARAMS:
-        assert cell32.params[k].dtype == np.float32 and grads[k].dtype == np.float32
-        np.testing.assert_allclose(grads[k], ref[4][k], rtol=1e-4, atol=1e-4)
-    h, state = cell32.step(x[:, 0].astype(np.float32), h0.astype(np.float32))
-    assert h.dtype == np.float32 and state.dtype == np.float32
-
-
+# -- shapes, config, constructor --------------------------------------------------------------
 def test_shapes_and_config():
     cell = npnet.GRUCell(5, 7, rng=1, dtype=np.float32)
     assert {k: v.shape for k, v in cell.params.items()} == {
@@ -262,90 +109,6 @@ def test_shapes_and_config():
     assert np.array_equal(s1, s2)
 
 
-def test_step_sequence_equals_fprop_and_keeps_cache(rng):
-    cell = make()
-    x, h0 = data(rng)
-    dout = rng.standard_normal((3, 5, 4))
-    out_ref, hT_ref, dx_ref, dh0_ref, g_ref = run(cell, x, h0, None, dout, None)
-
-    cell.zero_grad()
-    out, hT = cell.fprop(x, h0)
-    h = h0
-    for t in range(x.shape[1]):
-        y, h = cell.step(x[:, t], h)
-        np.testing.assert_allclose(y, out[:, t], rtol=0, atol=1e-13)
-    np.testing.assert_allclose(h, hT, rtol=0, atol=1e-13)
-    y0, _ = cell.step(x[:, 0])                                # default state is zeros
-    np.testing.assert_allclose(y0, cell.fprop(x[:, :1])[0][:, 0], rtol=0, atol=1e-13)
-    cell.fprop(x, h0)
-    cell.step(x[:, 0], h0)                                    # step between fprop and bprop ...
-    dx, dh0 = cell.bprop(dout)                                # ... does not touch the cache
-    np.testing.assert_allclose(dx, dx_ref, rtol=0, atol=1e-13)
-    np.testing.assert_allclose(dh0, dh0_ref, rtol=0, atol=1e-13)
-    for k in PARAMS:
-        np.testing.assert_allclose(cell.grads[k], g_ref[k], rtol=0, atol=1e-13)
-
-
-def test_state_grad_norms(rng):
-    """norms[:, t] = ||dL/dh_t||, checked as ||dout_t + dh0 of the cell run on the suffix||."""
-    B, T, D, H = 2, 4, 3, 4
-    cell = make(D, H)
-    x, h0 = data(rng, B, T, D, H)
-    dout, dhT = rng.standard_normal((B, T, H)), rng.standard_normal((B, H))
-    out, _ = cell.fprop(x, h0)
-    assert cell.state_grad_norms is None
-    cell.track_state_grads = True
-    cell.fprop(x, h0)
-    dx, _ = cell.bprop(dout, dhT)
-    norms = cell.state_grad_norms["h"]
-    assert set(cell.state_grad_norms) == {"h"} and norms.shape == (B, T)
-    for t in range(T):
-        g = dout[:, t] + dhT
-        if t < T - 1:
-            cell.fprop(x[:, t + 1:], out[:, t])
-            g = dout[:, t] + cell.bprop(dout[:, t + 1:], dhT)[1]
-        np.testing.assert_allclose(norms[:, t], np.linalg.norm(g, axis=1), rtol=1e-12)
-    cell.track_state_grads = False
-    cell.zero_grad()
-    cell.fprop(x, h0)
-    np.testing.assert_array_equal(cell.bprop(dout, dhT)[0], dx)      # tracking does not change results
-
-
-# -- errors ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("call, match", [
-    (lambda c, x, h: c.fprop(x[0]), r"x must have 3 dimensions"),
-    (lambda c, x, h: c.fprop(x[..., :2]), r"x must have shape \(B, T, 3\)"),
-    (lambda c, x, h: c.fprop(x, h[:2]), r"state h must have shape \(3, 4\)"),
-    (lambda c, x, h: c.fprop(x, h[:, :3]), r"state h must have last dimension 4"),
-    (lambda c, x, h: c.fprop(x, h, np.ones((3, 4), bool)), r"mask must have shape \(3, 5\)"),
-    (lambda c, x, h: c.fprop(x, h, np.ones((3, 5))), r"mask must be a bool array of shape \(3, 5\)"),
-    (lambda c, x, h: c.fprop(np.where(x > 1, np.nan, x)), r"x contains NaN or inf"),
-    (lambda c, x, h: c.fprop(np.where(x > 1, np.inf, x)), r"x contains NaN or inf"),
-    (lambda c, x, h: c.fprop(x, np.full_like(h, np.nan)), r"state h contains NaN or inf"),
-    (lambda c, x, h: c.bprop(np.zeros((3, 5, 4))), r"bprop called without a matching fprop"),
-    (lambda c, x, h: c.step(x[:, 0, :2], h), r"x_t must have last dimension 3"),
-    (lambda c, x, h: c.step(x, h), r"x_t must have 2 dimensions"),
-])
-def test_bad_input_raises(call, match, rng):
-    cell = make()
-    x, h0 = data(rng)
-    with pytest.raises(ValueError, match=match):
-        call(cell, x, h0)
-
-
-def test_bad_dout_and_double_bprop(rng):
-    cell = make()
-    x, h0 = data(rng)
-    cell.fprop(x, h0)
-    with pytest.raises(ValueError, match=r"dout must have shape \(3, 5, 4\)"):
-        cell.bprop(np.zeros((3, 4, 4)))
-    with pytest.raises(ValueError, match=r"dstate h must have shape \(3, 4\)"):
-        cell.bprop(np.zeros((3, 5, 4)), np.zeros((2, 4)))
-    cell.bprop(np.zeros((3, 5, 4)))                           # the forward pass survived the bad calls
-    with pytest.raises(NotForwardedError, match="without a matching fprop"):
-        cell.bprop(np.zeros((3, 5, 4)))
-
-
 def test_bad_constructor_args():
     with pytest.raises(ValueError, match="hidden_size must be >= 1"):
         npnet.GRUCell(3, 0)
@@ -353,21 +116,6 @@ def test_bad_constructor_args():
         npnet.GRUCell(3, 4, dtype=np.int32)
     with pytest.raises(ValueError, match="unknown initialiser"):
         npnet.GRUCell(3, 4, recurrent_init="nope")
-
-
-# -- numerics -------------------------------------------------------------------------------
-def test_long_sequence_large_preactivations(rng):
-    """10,000 steps with pre-activations in the hundreds: no overflow warning (an error under pytest)."""
-    B, T, D, H = 2, 10_000, 3, 4
-    cell = make(D, H, scale=30.0)
-    x = 10.0 * rng.standard_normal((B, T, D))
-    mask = np.ones((B, T), bool)
-    mask[1, 5000:] = False
-    out, hT = cell.fprop(x, None, mask)
-    dx, dh0 = cell.bprop(rng.standard_normal((B, T, H)), np.ones((B, H)))
-    assert np.isfinite(out).all() and np.isfinite(hT).all() and np.abs(out).max() <= 1.0
-    assert np.isfinite(dx).all() and np.isfinite(dh0).all()
-    assert all(np.isfinite(g).all() for g in cell.grads.values())
 
 
 # -- fixture: torch.nn.GRU (torch 2.13, float64) on the inputs below --------------------------
