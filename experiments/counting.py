@@ -30,7 +30,8 @@ def parser():
         dtype="float32")
     g = p.add_argument_group("the counting task")
     g.add_argument("--seq-len", type=common.positive_int, default=20, help="digits per sequence (T)")
-    g.add_argument("--mode", choices=("classification", "regression"), default="classification")
+    g.add_argument("--mode", choices=("classification", "regression"), default="classification",
+                   help="classify which digit is more common, or regress the count difference")
     g.add_argument("--eval-size", type=common.positive_int, default=2000, help="held-out sequences for early stopping")
     g.add_argument("--test-size", type=common.positive_int, default=4000, help="fresh sequences for the final test")
     return p

@@ -243,11 +243,10 @@ def check_args(args) -> None:
     """Cross-option checks; a ValueError becomes a usage error (exit 2). --target: TRAINING per-step accuracy."""
     for bad, text in ((args.bptt is not None, "--bptt is not supported (full BPTT over the L steps)"),
                       (not args.test_fraction < 1, f"--test-fraction must be in (0, 1), got {args.test_fraction}"),
-                      (args.mnist_dir and not os.path.isdir(os.path.expanduser(args.mnist_dir)),
-                       f"--mnist-dir {args.mnist_dir} is not a directory"),
                       ((28 >> len(args.conv_channels)) < 2, "--conv-channels: at most 3 conv blocks fit 28x28 images")):
         if bad:
             raise ValueError(text)
+    common.check_data_dir("--mnist-dir", args.mnist_dir, "mnist")
     args.steps = args.epochs * args.epoch_size if args.epochs else args.steps
     args.eval_seqs = min(args.eval_seqs, args.test_seqs)
     if args.match_params:

@@ -43,7 +43,7 @@ def parser():
     s.add_argument("--cells", type=common.str_list(common.CELLS), default=list(common.CELLS), help="cell types")
     s.add_argument("--reps", type=common.positive_int, default=3, help="repetitions (seeds) per setting")
     common.add_sweep_options(s)
-    s.add_argument("--solved", type=float, default=0.9,
+    s.add_argument("--solved", type=common.fraction, default=0.9,
                    help="a length counts as solved when the mean test accuracy reaches this")
     return p
 

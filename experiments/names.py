@@ -246,8 +246,7 @@ def check(a) -> None:
         raise ValueError("--predict needs --checkpoint FILE.npz (or a run folder)")
     if a.predict is not None and a.report is not None:
         raise ValueError("--predict and --report are separate commands")
-    if a.data_dir is not None and not Path(a.data_dir).is_dir():
-        raise ValueError(f"--data-dir {a.data_dir} is not a directory")
+    common.check_data_dir("--data-dir", a.data_dir, "names")
 
 
 def config_from_args(a) -> dict:

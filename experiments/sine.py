@@ -40,7 +40,8 @@ def parser():
     g.add_argument("--prime", type=common.positive_int, default=PRIME, help="samples shown before the closed loop")
     g.add_argument("--period", type=common.positive_float, nargs=2, default=[12.5, 50.0], metavar=("LOW", "HIGH"),
                    help="range of the period in samples")
-    g.add_argument("--train-mode", choices=("teacher", "free", "mixed"), default="free")
+    g.add_argument("--train-mode", choices=("teacher", "free", "mixed"), default="free",
+                   help="after --prime: feed the true samples, the model's own outputs, or a mix")
     g.add_argument("--target-ratio", type=common.positive_float, default=0.05,
                    help="stop once the held-out closed-loop MSE is below this fraction of the answer-0 MSE")
     g.add_argument("--eval-size", type=common.positive_int, default=200, help="held-out curves for early stopping")

@@ -12,6 +12,8 @@ from typing import Callable
 
 import numpy as np
 
+from .layer import NpnetError
+
 Initializer = Callable[[tuple, np.random.Generator, np.dtype], np.ndarray]
 
 
@@ -71,7 +73,7 @@ def orthogonal(gain: float = 1.0) -> Initializer:
 
     def init(shape, rng, dtype):
         if len(shape) != 2:
-            raise ValueError(f"orthogonal needs a 2-D shape, got {shape}")
+            raise NpnetError(f"orthogonal needs a 2-D shape, got {shape}")
         g = _blocks(shape)
         if g:
             n = shape[0]
@@ -87,7 +89,7 @@ def identity(gain: float = 1.0) -> Initializer:
     def init(shape, rng, dtype):
         g = _blocks(shape)
         if not g:
-            raise ValueError(f"identity needs a (H, k*H) shape, got {shape}")
+            raise NpnetError(f"identity needs a (H, k*H) shape, got {shape}")
         return (gain * np.tile(np.eye(shape[0]), (1, g))).astype(dtype)
     return init
 
@@ -98,8 +100,8 @@ def chrono_forget_bias(t_max: float, rng: np.random.Generator, hidden: int, dtyp
     ``b_f ~ log(U[1, t_max - 1])`` and ``b_i = -b_f``, so forget gates start with
     characteristic memory times spread up to ``t_max`` steps. Returns ``(b_i, b_f)``.
     """
-    if not t_max > 2:
-        raise ValueError(f"chrono t_max must be > 2 (the longest dependency, in steps), got {t_max}")
+    if not (np.isfinite(t_max) and t_max > 2):
+        raise NpnetError(f"chrono t_max must be a finite number > 2 (the longest dependency, in steps), got {t_max}")
     b_f = np.log(rng.uniform(1.0, t_max - 1.0, size=hidden))
     return (-b_f).astype(dtype), b_f.astype(dtype)
 
@@ -121,4 +123,4 @@ def get(init) -> Initializer:
         return init
     if isinstance(init, str) and init in _NAMES:
         return _NAMES[init]()
-    raise ValueError(f"unknown initialiser {init!r}; expected a callable or one of {sorted(_NAMES)}")
+    raise NpnetError(f"unknown initialiser {init!r}; expected a callable or one of {sorted(_NAMES)}")

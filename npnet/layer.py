@@ -20,6 +20,15 @@ class ShapeError(NpnetError):
     """An array has the wrong rank, size, dtype or values for the call."""
 
 
+class NonFiniteInputError(ShapeError):
+    """An array handed to a layer holds NaN or inf.
+
+    A :class:`ShapeError` like every bad input; its own class lets the training step tell
+    a diverged network (a non-finite value between two layers of a finite batch) from bad
+    data (see :meth:`npnet.SequenceRunner.train_step`).
+    """
+
+
 class NotForwardedError(NpnetError):
     """``bprop`` was called without a matching ``fprop`` (or twice for one)."""
 
@@ -39,12 +48,42 @@ def as_float_dtype(dtype) -> np.dtype:
 
 
 def as_rng(rng) -> np.random.Generator:
-    """Accept a Generator, an int seed or None (fresh entropy); never global state."""
+    """Accept a Generator, an int seed >= 0 or None (fresh entropy); never global state."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or isinstance(rng, (int, np.integer)):
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)):
+        if rng < 0:
+            raise NpnetError(f"rng as an int seed must be >= 0, got {rng}")
         return np.random.default_rng(rng)
-    raise NpnetError(f"rng must be a numpy.random.Generator, an int seed or None, got {type(rng).__name__}")
+    raise NpnetError(f"rng must be a numpy.random.Generator, an int seed >= 0 or None, got {rng!r}")
+
+
+def as_size(value, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as an int >= ``minimum``; refuse floats (3.5 and 3.0), bools and strings.
+
+    Sizes are ints as in PyTorch (``nn.LSTM(3.5, 4)`` is a TypeError there): truncating
+    3.5 to 3 would build a layer the caller did not ask for.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise NpnetError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise NpnetError(f"{name} must be an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def as_finite_float(value, name: str) -> float:
+    """Return ``value`` as a finite Python float; refuse NaN, inf, strings and bools."""
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise NpnetError(f"{name} must be a finite number, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise NpnetError(f"{name} must be a finite number, got {value!r}") from None
+    if not np.isfinite(v):
+        raise NpnetError(f"{name} must be a finite number, got {value!r}")
+    return v
 
 
 def check_input(x, name: str, ndim: int | tuple, last: int | None, dtype: np.dtype,
@@ -71,7 +110,7 @@ def check_input(x, name: str, ndim: int | tuple, last: int | None, dtype: np.dty
         raise ShapeError(f"{name} must have last dimension {last}, got shape {x.shape}")
     x = x.astype(dtype, copy=False)
     if finite and not np.isfinite(x).all():
-        raise ShapeError(f"{name} contains NaN or inf")
+        raise NonFiniteInputError(f"{name} contains NaN or inf")
     return x
 
 

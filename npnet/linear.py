@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import init as initializers
-from .layer import Layer, check_input
+from .layer import Layer, ShapeError, as_size, check_input
 
 
 class LinearLayer(Layer):
@@ -31,9 +31,9 @@ class LinearLayer(Layer):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  weight_init="glorot_uniform", dtype=np.float64, rng=None):
         super().__init__(dtype, rng)
-        if int(in_features) < 1 or int(out_features) < 1:
-            raise ValueError(f"in_features and out_features must be >= 1, got {in_features}, {out_features}")
-        self.in_features, self.out_features, self.bias = int(in_features), int(out_features), bool(bias)
+        self.in_features = as_size(in_features, "in_features")
+        self.out_features = as_size(out_features, "out_features")
+        self.bias = bool(bias)
         w = initializers.get(weight_init)((self.in_features, self.out_features), self.rng, self.dtype)
         self.add_param("W", w)
         if self.bias:
@@ -61,7 +61,7 @@ class LinearLayer(Layer):
         x = self._take_cache()
         dy = check_input(dy, "dy", x.ndim, self.out_features, self.dtype)
         if dy.shape[:-1] != x.shape[:-1]:
-            raise ValueError(f"dy must have shape {x.shape[:-1] + (self.out_features,)}, got {dy.shape}")
+            raise ShapeError(f"dy must have shape {x.shape[:-1] + (self.out_features,)}, got {dy.shape}")
         x2 = x.reshape(-1, self.in_features)        # (N, D)
         dy2 = dy.reshape(-1, self.out_features)     # (N, V)
         self.grads["W"] += x2.T @ dy2

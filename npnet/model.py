@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layer import Layer, NpnetError, ShapeError, check_input
+from .layer import Layer, NpnetError, ShapeError, as_size, check_input
 from .linear import LinearLayer
 from .cells.rnn import BasicRNNCell
 from .sequential import LinkedParams, check_layer, layer_config, layer_from_config
@@ -145,11 +145,9 @@ class SequenceModel(Layer):
                  return_sequences: bool = True, bidirectional: bool = False, dropout: float = 0.0,
                  dtype=np.float64, rng=None, cell_kwargs=None, reverse_read_out: str = "final"):
         super().__init__(dtype, rng)
-        L = int(num_layers)
-        if L < 1:
-            raise NpnetError(f"num_layers must be >= 1, got {num_layers}")
+        L = as_size(num_layers, "num_layers")
         kinds = [cell] * L if isinstance(cell, str) else list(cell)
-        sizes = [hidden_size] * L if isinstance(hidden_size, (int, np.integer)) else list(hidden_size)
+        sizes = list(hidden_size) if isinstance(hidden_size, (list, tuple, np.ndarray)) else [hidden_size] * L
         kws = [cell_kwargs or {}] * L if not isinstance(cell_kwargs, (list, tuple)) else list(cell_kwargs)
         for what, lst in (("cell", kinds), ("hidden_size", sizes), ("cell_kwargs", kws)):
             if len(lst) != L:
@@ -162,14 +160,14 @@ class SequenceModel(Layer):
         if not isinstance(reverse_read_out, str) or reverse_read_out not in REVERSE_READ_OUTS:
             raise NpnetError(f"reverse_read_out must be one of {REVERSE_READ_OUTS}, got {reverse_read_out!r}")
 
-        self.input_size = int(input_size)
-        self.hidden_sizes = [int(h) for h in sizes]
+        self.input_size = as_size(input_size, "input_size")
+        self.hidden_sizes = [as_size(h, "hidden_size") for h in sizes]
         self.num_layers = L
         self.cell_types = kinds
         self.cell_kwargs = [dict(k) for k in kws]
-        self.output_size = None if output_size is None else int(output_size)
+        self.output_size = None if output_size is None else as_size(output_size, "output_size")
         layer_in = self._is_layer_read_in(read_in)
-        self.read_in_size = None if read_in is None or layer_in else int(read_in)
+        self.read_in_size = None if read_in is None or layer_in else as_size(read_in, "read_in")
         self.return_sequences = bool(return_sequences)
         self.bidirectional = bool(bidirectional)
         self.dropout = float(dropout)

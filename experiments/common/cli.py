@@ -3,6 +3,8 @@ into argparse's usage error (exit code 2)."""
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +25,17 @@ def _number(kind, low, strict: bool, what: str):
         return v
     parse.__name__ = kind.__name__                   # argparse names the type in its messages
     return parse
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number in (0, 1] (an accuracy to reach, a share of runs)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0.0 < v <= 1.0:                                  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {v}")
+    return v
 
 
 positive_int = _number(int, 0, True, "an integer >= 1")
@@ -88,7 +101,7 @@ def make_parser(task: str, description: str, *, hidden=64, layers=1, cell="lstm"
     g.add_argument("--match-params", action="store_true",
                    help="resize --hidden so the model has about as many parameters as an LSTM "
                         "with --hidden units (for comparing cells)")
-    g.add_argument("--batch-size", type=positive_int, default=batch_size)
+    g.add_argument("--batch-size", type=positive_int, default=batch_size, help="sequences per batch (B)")
     length = g.add_mutually_exclusive_group()
     length.add_argument("--steps", type=positive_int, default=steps,
                         help="most optimiser steps (fewer if --target is reached)")
@@ -98,31 +111,68 @@ def make_parser(task: str, description: str, *, hidden=64, layers=1, cell="lstm"
     g.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
     g.add_argument("--lr-decay", type=positive_float, default=lr_decay,
                    help="learning-rate factor reached at the last step (exponential decay; 1: constant)")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default=optimizer)
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=optimizer, help="npnet.optim optimiser, built with --lr")
     g.add_argument("--clip", type=nonneg_float, default=clip,
                    help="global gradient-norm clipping threshold (0: no clipping)")
     g.add_argument("--bptt", type=positive_int, default=None,
                    help="truncated BPTT window in steps (default: full BPTT)")
     g.add_argument("--seed", type=nonneg_int, default=0, help="seeds the model, the data and the test set")
-    g.add_argument("--dtype", choices=("float64", "float32"), default=dtype)
+    g.add_argument("--dtype", choices=("float64", "float32"), default=dtype, help="precision of the model and data")
     g.add_argument("--eval-every", type=positive_int, default=eval_every,
                    help="steps between evaluations on the held-out batch")
-    g.add_argument("--target", type=float, default=target,
-                   help="stop once the held-out metric reaches this value")
+    g.add_argument("--target", type=fraction, default=target,
+                   help="stop once the held-out metric reaches this value, in (0, 1]")
     g.add_argument("--no-early-stop", action="store_true", help="ignore --target: train all steps")
-    g.add_argument("--out", default=None, help="run folder (default: runs/<task>-<timestamp>)")
+    g.add_argument("--out", default=None, help="run folder, new or existing (default: runs/<task>-<timestamp>)")
     g.add_argument("--quiet", action="store_true", help="no progress bar; only the final summary line")
     return p
 
 
-def parse(parser: argparse.ArgumentParser, argv=None, check=None) -> argparse.Namespace:
-    """Parse ``argv``; ``check(args)`` may raise ValueError, which becomes a usage error (exit 2)."""
-    args = parser.parse_args(argv)
-    if check is not None:
+def check_shared(args) -> None:
+    """The checks every script needs (ValueError: a usage error): ``--out`` must not name an
+    existing file, and ``--dask-scheduler`` needs dask.distributed to be importable."""
+    out = getattr(args, "out", None)
+    if out and os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out} is an existing file; give a folder (new or existing)")
+    if getattr(args, "dask_scheduler", None):
         try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise ValueError("--dask-scheduler needs dask.distributed, which is not installed: "
+                             "pip install 'npnet[dask]' (or leave --dask-scheduler out)") from None
+
+
+# What a data folder named on the command line must hold: every pattern of one of the groups.
+DATA_FILES = {
+    "names": ([("*.txt",)], "Language.txt files such as English.txt"),
+    "mnist": ([(f"{s}-images-idx3-ubyte*", f"{s}-labels-idx1-ubyte*") for s in ("t10k", "train")],
+              "the IDX files t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, or train-..., .gz or raw"),
+}
+
+
+def check_data_dir(option: str, path, kind: str) -> None:
+    """A usage check (ValueError) for ``option``: ``path`` (None: not given) must be a folder
+    holding the ``kind`` data set ("names" or "mnist"), so a wrong folder fails before anything runs."""
+    if path is None:
+        return
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise ValueError(f"{option} {path} is not a directory")
+    groups, want = DATA_FILES[kind]
+    if not any(all(any(folder.glob(pattern)) for pattern in group) for group in groups):
+        raise ValueError(f"{option} {path} holds no {kind} data (expected {want})")
+
+
+def parse(parser: argparse.ArgumentParser, argv=None, check=None) -> argparse.Namespace:
+    """Parse ``argv``; :func:`check_shared` and ``check(args)`` may raise ValueError, which
+    becomes a usage error (exit 2) before anything is written."""
+    args = parser.parse_args(argv)
+    try:
+        check_shared(args)
+        if check is not None:
             check(args)
-        except ValueError as exc:
-            parser.error(str(exc))
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layer import Layer, NpnetError, ShapeError, check_input
+from ..layer import Layer, ShapeError, as_finite_float, as_size, check_input
 
 
 class RecurrentCell(Layer):
@@ -33,12 +33,16 @@ class RecurrentCell(Layer):
 
     def __init__(self, input_size: int, hidden_size: int, dtype=np.float64, rng=None):
         super().__init__(dtype, rng)
-        if int(input_size) < 1 or int(hidden_size) < 1:
-            raise NpnetError(f"input_size and hidden_size must be >= 1, got {input_size}, {hidden_size}")
-        self.input_size = int(input_size)
-        self.hidden_size = int(hidden_size)
+        self.input_size = as_size(input_size, "input_size")       # ints >= 1: 3.5 is refused, not cut to 3
+        self.hidden_size = as_size(hidden_size, "hidden_size")
         self.track_state_grads = False
         self.state_grad_norms: dict | None = None
+
+    @staticmethod
+    def _finite_hyperparameter(value, name: str) -> float:
+        """The one check of a cell's float constructor argument (a bias offset, a time scale):
+        a finite number, else NpnetError naming it (``forget_bias=inf`` would start a NaN cell)."""
+        return as_finite_float(value, name)
 
     # -- state ------------------------------------------------------------
     def init_state(self, batch_size: int):

@@ -101,7 +101,7 @@ class GRUCell(RecurrentCell):
                  update_bias: float = 0.0, dtype=np.float64, rng=None):
         super().__init__(input_size, hidden_size, dtype, rng)
         D, H = self.input_size, self.hidden_size
-        self.update_bias = float(update_bias)
+        self.update_bias = self._finite_hyperparameter(update_bias, "update_bias")
         self.add_param("W_x", initializers.get(weight_init)((D, 3 * H), self.rng, self.dtype))
         self.add_param("W_h", initializers.get(recurrent_init)((H, 3 * H), self.rng, self.dtype))
         self.add_param("b", initializers.get(bias_init)((3 * H,), self.rng, self.dtype))

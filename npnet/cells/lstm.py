@@ -93,8 +93,8 @@ class LSTMCell(RecurrentCell):
                  chrono_t_max: float | None = None, dtype=np.float64, rng=None):
         super().__init__(input_size, hidden_size, dtype, rng)
         D, H = self.input_size, self.hidden_size
-        self.forget_bias = float(forget_bias)
-        self.chrono_t_max = None if chrono_t_max is None else float(chrono_t_max)
+        self.forget_bias = self._finite_hyperparameter(forget_bias, "forget_bias")
+        self.chrono_t_max = None if chrono_t_max is None else self._finite_hyperparameter(chrono_t_max, "chrono_t_max")
         self._init_names = {"weight_init": weight_init, "recurrent_init": recurrent_init}
         self.add_param("W_x", initializers.get(weight_init)((D, 4 * H), self.rng, self.dtype))
         self.add_param("W_h", initializers.get(recurrent_init)((H, 4 * H), self.rng, self.dtype))

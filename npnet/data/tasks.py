@@ -44,17 +44,35 @@ def _positive_int(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+class _Repeat:
+    """An iterator calling ``make()`` ``num_batches`` times (None: for ever).
+
+    ``endless`` is True without ``num_batches``: ``Learner.fit`` reads it to refuse, at once,
+    a pass over data that never ends (an epoch count over it would run for ever).
+    """
+
+    def __init__(self, make, num_batches):
+        self.make, self.num_batches, self.n = make, num_batches, 0
+
+    @property
+    def endless(self) -> bool:
+        return self.num_batches is None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> Batch:
+        if self.num_batches is not None and self.n >= self.num_batches:
+            raise StopIteration
+        self.n += 1
+        return self.make()
+
+
 def _repeat(make, num_batches) -> Iterator[Batch]:
-    """A generator calling ``make()`` ``num_batches`` times (None: for ever); checks eagerly."""
+    """An iterator calling ``make()`` ``num_batches`` times (None: for ever); checks eagerly."""
     if num_batches is not None:
         num_batches = _positive_int(num_batches, "num_batches", 0)
-
-    def gen():
-        n = 0
-        while num_batches is None or n < num_batches:
-            yield make()
-            n += 1
-    return gen()
+    return _Repeat(make, num_batches)
 
 
 def _one_hot(idx: np.ndarray, depth: int, dtype) -> np.ndarray:

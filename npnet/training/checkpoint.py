@@ -225,11 +225,18 @@ def _fsync_dir(directory: str) -> None:
 
 # ---------------------------------------------------------------------------- reading
 def _read_members(f, path: str) -> dict:
-    """Every member of the open npz file ``f`` as an ndarray, refusing pickles and corruption."""
+    """Every member of the open npz file ``f`` as an ndarray, refusing pickles and corruption.
+
+    Anything the zip or .npy parsers raise on this untrusted file means it cannot be read:
+    besides BadZipFile, a flipped header byte makes zipfile raise NotImplementedError
+    ("compression method", "zip file version", "patched data"), a flipped shape can make
+    NumPy raise MemoryError, and so on; each becomes a CheckpointError naming the cause.
+    """
     try:
         npz = np.load(f, allow_pickle=False)                 # never unpickle anything
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as exc:
-        raise CheckpointError(f"{path!r} is a truncated or corrupt npz archive ({exc})") from None
+    except Exception as exc:                                 # noqa: BLE001 - see the docstring
+        raise CheckpointError(f"{path!r} is a truncated or corrupt npz archive "
+                              f"({type(exc).__name__}: {exc})") from None
     arrays = {}
     with npz:
         for key in npz.files:
@@ -242,12 +249,25 @@ def _read_members(f, path: str) -> dict:
                         "to load it: npnet checkpoints contain only numeric arrays and a JSON string"
                     ) from None
                 raise CheckpointError(f"{path!r}: array {key!r} is corrupt or truncated ({exc})") from None
-            except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
-                raise CheckpointError(f"{path!r}: array {key!r} is corrupt or truncated ({exc})") from None
+            except Exception as exc:                         # noqa: BLE001 - see the docstring
+                raise CheckpointError(f"{path!r}: array {key!r} is corrupt or truncated "
+                                      f"({type(exc).__name__}: {exc})") from None
             if not isinstance(a, np.ndarray):
                 raise CheckpointError(f"{path!r}: member {key!r} is not a .npy array")
             arrays[key] = a
     return arrays
+
+
+def _check_finite_weights(params: dict, state: dict, path: str, allow_nonfinite: bool) -> None:
+    """Refuse NaN/inf parameters or optimiser state: resuming from them trains nothing but NaN."""
+    if allow_nonfinite:
+        return
+    for what, arrays in (("parameter", params), ("optimizer state", state)):
+        for name, a in arrays.items():
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+                raise CheckpointError(f"{path!r}: {what} {name!r} holds {bad} NaN/inf of {a.size} values (saved "
+                                      "from a diverged run?); pass allow_nonfinite=True to load it anyway")
 
 
 def _read(path):
@@ -350,7 +370,7 @@ def _optimizer_params(model, meta: dict, path: str) -> dict:
     return {n: model.params[n] for n in names}
 
 
-def load_checkpoint(path) -> Checkpoint:
+def load_checkpoint(path, allow_nonfinite: bool = False) -> Checkpoint:
     """Rebuild the model (and optimizer) saved at ``path``.
 
     The model class must be registered (:func:`register`) or one of npnet's
@@ -358,9 +378,12 @@ def load_checkpoint(path) -> Checkpoint:
     ``cls.from_config(config)`` if defined, else ``cls(**config)``, and its
     parameters are then overwritten by name (names and shapes must match exactly).
     Raises :class:`CheckpointError` for a missing, empty, truncated, corrupt,
-    pickle-bearing, wrong-format or wrong-architecture file.
+    pickle-bearing, wrong-format or wrong-architecture file, and for NaN or inf in a
+    parameter or the optimiser state unless ``allow_nonfinite`` (e.g. to inspect a
+    diverged run).
     """
     meta, params, state, extra_arrays, path = _read(path)
+    _check_finite_weights(params, state, path, allow_nonfinite)
     cls = _model_class(meta["model_class"])
     config = meta["model_config"]
     try:
@@ -383,7 +406,7 @@ def load_checkpoint(path) -> Checkpoint:
     return Checkpoint(model, optimizer, meta["step"], meta["extra"], extra_arrays)
 
 
-def load_into(path, model, optimizer=None, strict: bool = True) -> Checkpoint:
+def load_into(path, model, optimizer=None, strict: bool = True, allow_nonfinite: bool = False) -> Checkpoint:
     """Restore a checkpoint into existing objects (arrays are overwritten in place).
 
     ``model`` must be of the saved class with the same parameter names and shapes;
@@ -393,9 +416,11 @@ def load_into(path, model, optimizer=None, strict: bool = True) -> Checkpoint:
     model's dtype. If ``optimizer`` is given, the file must hold state for the same
     optimizer class over the same parameters; like PyTorch's ``load_state_dict``,
     the saved hyperparameters (lr included) replace the optimizer's. Nothing is
-    modified unless every check passes. Returns ``Checkpoint(model, optimizer, step, extra)``.
+    modified unless every check passes (NaN or inf in the parameters or the optimiser state
+    fails one unless ``allow_nonfinite``). Returns ``Checkpoint(model, optimizer, step, extra)``.
     """
     meta, params, state, extra_arrays, path = _read(path)
+    _check_finite_weights(params, state, path, allow_nonfinite)
     if meta["model_class"] != type(model).__name__:
         raise CheckpointError(f"wrong architecture: {path!r} holds a {meta['model_class']}, "
                               f"not a {type(model).__name__}")

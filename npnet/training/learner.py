@@ -9,6 +9,7 @@ The maths of a step lives in npnet.runner; this file holds only the bookkeeping.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import os
 import time
@@ -19,7 +20,7 @@ from . import optim as optim_mod
 from .callbacks import CSV_FIELDS, Callback, CSVLogger, LambdaCallback, TensorBoardLogger, tensorboard_available
 from .checkpoint import load_checkpoint, save_checkpoint
 from .lr_scheduler import LRScheduler, ReduceLROnPlateau
-from ..layer import NpnetError
+from ..layer import NpnetError, as_size
 from ..losses import MSELoss, SoftmaxCrossEntropyLoss
 from .runner import SequenceRunner
 _LOSSES = {"mse": MSELoss, "ce": SoftmaxCrossEntropyLoss, "cross_entropy": SoftmaxCrossEntropyLoss}
@@ -57,6 +58,25 @@ def _set_rng_state(rng, state: dict) -> None:
         raise NpnetError(f"cannot restore a {state['bit_generator']} state into a "
                          f"{type(rng.bit_generator).__name__} generator")
     rng.bit_generator.state = state
+
+
+def _endless(data) -> bool:
+    """Whether ``data`` says it never ends: an ``endless`` attribute that is True (npnet's task
+    generators without ``num_batches``), or itertools.count, cycle, or repeat without times."""
+    if getattr(data, "endless", False) is True or isinstance(data, (itertools.count, itertools.cycle)):
+        return True
+    if isinstance(data, itertools.repeat):
+        try:
+            data.__length_hint__()
+        except TypeError:                                       # repeat(x): no length, no end
+            return True
+    return False
+
+
+def _check_not_endless(data, what: str) -> None:
+    if _endless(data):
+        raise NpnetError(f"train_batches {what} an endless stream: fit would never finish a pass over it; "
+                         "give fit(..., steps=n) (epochs count passes, and an endless pass has no end)")
 
 
 def _has_len(data) -> bool:
@@ -172,8 +192,7 @@ class Learner:
             if metric not in _METRICS:
                 raise NpnetError(f"metric must be a callable or one of {sorted(_METRICS)}, got {metric!r}")
             metric = _METRICS[metric]
-        if int(log_every) < 1:
-            raise NpnetError(f"log_every must be >= 1, got {log_every}")
+        as_size(log_every, "log_every")
         self.model, self.loss, self.optimizer = model, loss, optimizer
         if not (isinstance(runner_class, type) and issubclass(runner_class, SequenceRunner)):
             raise NpnetError(f"runner_class must be SequenceRunner or a subclass, got {runner_class!r}")
@@ -264,6 +283,8 @@ class Learner:
         Returns ``self.history``.
         """
         epochs = self._check_fit_args(steps, epochs, eval_every)
+        if steps is None:
+            _check_not_endless(train_batches, "is")
         hooks = self._setup_callbacks(callbacks)
         target = None if steps is None else self.step + int(steps)
         passes_left = None if epochs is None else int(epochs)
@@ -290,10 +311,10 @@ class Learner:
         """Validate fit's arguments; return ``epochs`` (1 when neither steps nor epochs is given)."""
         if steps is not None and epochs is not None:
             raise NpnetError("give steps or epochs, not both")
-        if (steps is not None and int(steps) < 0) or (epochs is not None and int(epochs) < 0):
-            raise NpnetError(f"steps and epochs must be >= 0, got steps={steps}, epochs={epochs}")
-        if eval_every is not None and int(eval_every) < 1:
-            raise NpnetError(f"eval_every must be >= 1 or None, got {eval_every}")
+        steps = None if steps is None else as_size(steps, "steps", 0)          # 2.5 steps: refused
+        epochs = None if epochs is None else as_size(epochs, "epochs", 0)
+        if eval_every is not None:
+            as_size(eval_every, "eval_every (or None)")
         return 1 if steps is None and epochs is None else epochs
 
     def _setup_callbacks(self, callbacks) -> list:
@@ -359,8 +380,11 @@ class Learner:
                 break
             if passes_left is not None and passes_left <= 0:
                 break
-            if self._pass is None and not self._new_pass(train_batches):
-                break
+            if self._pass is None:
+                if not self._new_pass(train_batches):
+                    break
+                if target is None:                                 # a Stream whose passes never end
+                    _check_not_endless(self._pass, "yields")
             batch = self._next_batch(train_batches)
             if batch is not None:
                 self._train_on(batch)
@@ -470,9 +494,19 @@ class Learner:
         return out
 
     def plot(self, path) -> None:
-        """Save a PNG of the loss (train, eval) and metric curves against the step (matplotlib Agg)."""
+        """Save a PNG of the loss (train, eval) and metric curves against the step (matplotlib Agg).
+
+        The folder of ``path`` is created if missing. Raises NpnetError when nothing has been
+        recorded yet (before the first ``fit``).
+        """
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+
+        if not self.history:
+            raise NpnetError("nothing to plot: the history is empty; call fit() first")
+        folder = os.path.dirname(os.fspath(path))
+        if folder:
+            os.makedirs(folder, exist_ok=True)
 
         has_metric = any("metric" in r or "eval_metric" in r for r in self.history)
         fig = Figure(figsize=(10 if has_metric else 5, 3.6))
@@ -530,7 +564,7 @@ class Learner:
         return {"open": False, "rng": _rng_state(rng) if rng is not None else None, "pos": 0}
 
     @classmethod
-    def resume(cls, path, loss, metric=None, **kwargs) -> "Learner":
+    def resume(cls, path, loss, metric=None, allow_nonfinite=False, **kwargs) -> "Learner":
         """Rebuild a Learner from :meth:`save`'s checkpoint; the next ``fit`` continues the run exactly.
 
         ``loss`` and ``metric`` are given again (they hold no state); the runner options
@@ -540,9 +574,10 @@ class Learner:
         saved position. Give that ``fit`` the same callbacks and schedulers (new objects
         of the same classes, in the same order, schedulers built on ``learner.optimizer``):
         their saved states are loaded into them, and the optimiser's lr is set back to the
-        saved one, before the first step.
+        saved one, before the first step. NaN or inf in the saved parameters or optimiser
+        state is refused (CheckpointError) unless ``allow_nonfinite``.
         """
-        ck = load_checkpoint(path)
+        ck = load_checkpoint(path, allow_nonfinite=allow_nonfinite)
         info = (ck.extra or {}).get("learner")
         if info is None:
             raise NpnetError(f"{path!r} is not a Learner checkpoint (no extra['learner'])")

@@ -19,7 +19,13 @@ __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "Adagrad", "get", "from_config
 
 def _check_number(name: str, value, low: float, high: float | None = None,
                   low_open: bool = False, high_open: bool = True) -> float:
-    """Return ``value`` as a float, or raise a ValueError naming the allowed range."""
+    """Return ``value`` as a float, or raise an NpnetError naming the allowed range.
+
+    Strings and bools are refused (``float("0.01")`` would accept a string: a config
+    file read without conversion must fail here, not train with a surprise).
+    """
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        raise NpnetError(f"{name} must be a number, got {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -186,7 +192,7 @@ class SGD(Optimizer):
     state_kinds = ("buf",)
     hyperparams = ("lr", "momentum", "nesterov", "weight_decay")
 
-    def __init__(self, params, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, params, lr=1e-3, momentum=0.0, nesterov=False, weight_decay=0.0):
         self.momentum = _check_number("momentum", momentum, 0.0)
         self.weight_decay = _check_number("weight_decay", weight_decay, 0.0)
         self.nesterov = bool(nesterov)

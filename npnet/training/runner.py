@@ -6,12 +6,13 @@ non-finite check. It knows nothing of epochs, logging or data; see npnet.learner
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 
 from .clip import NonFiniteError, check_finite, clip_grad_norm, clip_grad_value, global_norm
-from ..layer import NpnetError, ShapeError
+from ..layer import NonFiniteInputError, NpnetError, ShapeError
 
 CLIP_MODES = ("norm", "value", None)
 
@@ -121,9 +122,11 @@ class SequenceRunner:
                              f"read-in layer, (B, T) ids for an Embedding read-in), got {x.shape}")
         B, T = x.shape[:2]
         model = self.model
+        seq = getattr(model, "return_sequences", True)
+        if seq:
+            y = self._check_targets(y, B, T)
         model.zero_grad()
         state = self._initial_state(B)
-        seq = getattr(model, "return_sequences", True)
         if not seq:                                               # one window, no loss mask
             out, state = model.fprop(x, state, mask)
             self._check_output(out, 0, T)
@@ -155,6 +158,25 @@ class SequenceRunner:
             self.state = state
         return value
 
+    def _check_targets(self, y, B: int, T: int) -> np.ndarray:
+        """Refuse targets that do not cover the (B, T) steps of a per-step model, and a cut
+        that would split a bidirectional model's sequence; return y as an array.
+
+        Without this a y of shape (B,) fails deep in the window loop (IndexError) and a y
+        longer than T is silently cut to T.
+        """
+        y = np.asarray(y)
+        if y.ndim < 2 or y.shape[:2] != (B, T):
+            raise ShapeError(f"y must have shape ({B}, {T}) (class indices) or ({B}, {T}, V) for a model "
+                             f"that returns every step (x has shape (B, T, ...) = ({B}, {T}, ...)), "
+                             f"got {y.shape}")
+        if self.bptt is not None and self.bptt < T and getattr(self.model, "bidirectional", False):
+            raise NpnetError(f"truncated BPTT with bptt={self.bptt} < T={T} cannot train a bidirectional model: "
+                             "its reverse cell would read one window instead of the whole sequence, so it "
+                             "would train on outputs other than those it computes in evaluation; use "
+                             f"bptt=None (or bptt >= {T})")
+        return y
+
     def _check_output(self, out, s: int, e: int) -> None:
         if not np.isfinite(out).all():
             raise NonFiniteError(f"model output is not finite at step {self.steps + 1} "
@@ -164,22 +186,33 @@ class SequenceRunner:
         """One optimiser step on a batch: gradients, non-finite check, clipping, update.
 
         Returns the (full-batch mean) loss as a float. Appends the pre-clip global
-        gradient norm to ``grad_norms``. Raises :class:`npnet.clip.NonFiniteError`
-        naming the loss or the parameter and the step number (1-based) if the loss,
-        the model output or a gradient is NaN/inf; the parameters are then untouched.
+        gradient norm to ``grad_norms``.
+
+        Divergence always ends in :class:`npnet.clip.NonFiniteError` naming the step number
+        (1-based), never in a NumPy overflow warning or an input error of an inner layer:
+        the step runs under ``np.errstate`` (overflow, invalid, divide ignored) and every
+        NaN/inf it makes is caught -- in the model output or an activation between two
+        layers of a finite batch, in the loss or a gradient (the parameters are then
+        untouched), or in a parameter after the update (an update too large for the dtype;
+        the message says the parameters now hold it). NaN or inf in ``x`` or ``y``
+        themselves stays a :class:`ShapeError`: bad data, not divergence.
         """
         if hasattr(self.model, "train"):
             self.model.train()
-        value = self.compute_gradients(x, y, mask)
-        grads = self.model.grads
-        norm = global_norm(grads)
-        self.grad_norms.append(norm)
-        check_finite(value, grads, self.steps + 1)
-        if self.clip_mode == "norm":
-            clip_grad_norm(grads, self.clip)
-        elif self.clip_mode == "value":
-            clip_grad_value(grads, self.clip)
-        self.optimizer.step(grads)
+        step = self.steps + 1
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            with _divergence_named(self.model, step, x, y):
+                value = self.compute_gradients(x, y, mask)
+            grads = self.model.grads
+            norm = global_norm(grads)
+            self.grad_norms.append(norm)
+            check_finite(value, grads, step)
+            if self.clip_mode == "norm":
+                clip_grad_norm(grads, self.clip)
+            elif self.clip_mode == "value":
+                clip_grad_value(grads, self.clip)
+            self.optimizer.step(grads)
+        _check_params(self.model.params, step)
         self.steps += 1
         return value
 
@@ -193,7 +226,11 @@ class SequenceRunner:
         if hasattr(model, "eval"):
             model.eval()
         try:
-            out, _ = model.fprop(x, state, mask)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+                    _divergence_named(model, self.steps, x, y, "evaluation after"):
+                out, _ = model.fprop(x, state, mask)
+                if not np.isfinite(out).all():
+                    raise NonFiniteError(f"model output is not finite in the evaluation after step {self.steps}")
         finally:
             if was_training:
                 model.train()
@@ -203,6 +240,39 @@ class SequenceRunner:
         value = float(self.loss.fprop(out, y, loss_mask))
         self.loss.clear_cache()                                  # no bprop follows
         return value
+
+
+@contextlib.contextmanager
+def _divergence_named(model, step: int, x, y, when: str = "step"):
+    """Turn a NaN/inf met between two layers of a finite batch into NonFiniteError naming the step.
+
+    An inner layer checks its input (``check_input``) and raises NonFiniteInputError; if the
+    batch itself is finite, that value was made by the network: training has diverged.
+    """
+    try:
+        yield
+    except NonFiniteInputError as exc:
+        _clear(model)
+        if not (_all_finite(x) and _all_finite(y)):
+            raise                                                # NaN/inf in the data: a ShapeError
+        raise NonFiniteError(f"training diverged: a value inside the model is not finite at {when} {step} "
+                             f"({exc}, although the batch is finite); lower the learning rate or clip "
+                             "the gradients") from None
+
+
+def _all_finite(a) -> bool:
+    a = np.asarray(a)
+    return a.dtype.kind not in "fc" or bool(np.isfinite(a).all())
+
+
+def _check_params(params: dict, step: int) -> None:
+    """After the update: a finite gradient times lr can still overflow the parameter's dtype."""
+    for name, p in params.items():
+        if not np.isfinite(p).all():
+            raise NonFiniteError(f"parameter {name!r} is not finite after the update of step {step}: "
+                                 "lr times the gradient overflowed its dtype (the parameters now hold "
+                                 "NaN/inf; restore them from a checkpoint); lower the learning rate or "
+                                 "clip the gradients")
 
 
 def _clear(model) -> None:

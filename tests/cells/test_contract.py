@@ -507,7 +507,9 @@ def test_bad_step_input_raises_a_clear_error(name):
 @pytest.mark.parametrize("name", CASES)
 def test_bad_constructor_arguments(name):
     make = CASES[name].make
-    with pytest.raises(npnet.NpnetError, match="input_size and hidden_size must be >= 1"):
+    with pytest.raises(npnet.NpnetError, match="input_size must be an int >= 1, got 0"):
         make(0, 3)
+    with pytest.raises(npnet.NpnetError, match=r"input_size must be an int >= 1, got 2\.5"):   # not cut to 2
+        make(2.5, 3)
     with pytest.raises(npnet.NpnetError, match="float32 or float64"):
         make(2, 3, np.int32)

@@ -110,7 +110,7 @@ def test_shapes_and_config():
 
 
 def test_bad_constructor_args():
-    with pytest.raises(ValueError, match="hidden_size must be >= 1"):
+    with pytest.raises(ValueError, match="hidden_size must be an int >= 1"):
         npnet.GRUCell(3, 0)
     with pytest.raises(ValueError, match="float32 or float64"):
         npnet.GRUCell(3, 4, dtype=np.int32)

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+import npnet
 from npnet import optim
 
 G1 = [0.5, -1.0]
@@ -314,3 +315,38 @@ def test_from_config_restores_an_annealed_zero_lr():
     assert again.lr == 0.0 and type(again) is optim.Adam
     with pytest.raises(ValueError, match="lr must be"):        # NpnetError is a ValueError
         optim.Adam(params, lr=0.0)                              # a new optimiser still needs lr > 0
+
+
+# ---------------------------------------------------------------- PyTorch's defaults (issue 14)
+# Copied from PyTorch's documentation of torch.optim (the signatures of SGD, Adam, RMSprop and
+# Adagrad in PyTorch 2.x): a table, not a call to npnet, so a changed default here fails.
+# dampening (SGD), amsgrad (Adam), centered (RMSprop), lr_decay and initial_accumulator_value
+# (Adagrad) have no npnet counterpart: npnet implements only their default (0 / False).
+TORCH_DEFAULTS = {
+    optim.SGD: {"lr": 1e-3, "momentum": 0.0, "weight_decay": 0.0, "nesterov": False},
+    optim.Adam: {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0},
+    optim.RMSprop: {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0},
+    optim.Adagrad: {"lr": 1e-2, "eps": 1e-10, "weight_decay": 0.0},
+}
+
+
+@pytest.mark.parametrize("cls", list(TORCH_DEFAULTS))
+def test_defaults_are_pytorchs(cls):
+    opt = cls(make_params(np.float64))
+    got = {k: getattr(opt, k) for k in TORCH_DEFAULTS[cls]}
+    assert got == TORCH_DEFAULTS[cls]
+    assert set(opt.hyperparams) == set(TORCH_DEFAULTS[cls])      # every hyperparameter is in the table
+
+
+@pytest.mark.parametrize("cls", list(TORCH_DEFAULTS))
+@pytest.mark.parametrize("value", ["0.01", b"0.01", True])
+def test_hyperparameters_refuse_strings_and_bools(cls, value):
+    """float("0.01") would accept a string from a config file; PyTorch refuses it too."""
+    with pytest.raises(npnet.NpnetError, match=r"lr must be a number, got"):
+        cls(make_params(np.float64), lr=value)
+    with pytest.raises(npnet.NpnetError, match=r"eps|momentum|weight_decay"):
+        cls(make_params(np.float64), weight_decay="0")
+    opt = cls(make_params(np.float64), lr=0.1)
+    with pytest.raises(npnet.NpnetError, match="lr must be a number"):
+        opt.lr = "0.2"                                         # the setter a scheduler uses
+    assert opt.lr == 0.1
