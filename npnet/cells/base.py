@@ -7,7 +7,8 @@ A cell runs over a whole batch-first sequence::
     h, state = cell.step(x_t, state)                     # one step (B, D), no cache
 
 ``state`` is ``h`` (B, H) for single-state cells and the tuple ``(h, c)`` for the
-LSTM. ``mask`` (B, T) bool marks real steps: on a padded step the state is
+LSTM. With ``recurrent_dropout=p`` (training mode) fprop draws one mask u (B, H) per call and uses
+h_{t-1} * u in the recurrent term at every step (see :meth:`RecurrentCell.recurrent_dropout_mask`). ``mask`` (B, T) bool marks real steps: on a padded step the state is
 carried through unchanged and the output is zero, so the gradient of a padded
 step's output is ignored. Internally cells work time-major (T, B, .).
 """
@@ -15,13 +16,55 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layer import Layer, ShapeError, as_finite_float, as_size, check_input
+from ..layer import Layer, NpnetError, ShapeError, as_finite_float, as_size, check_input
+
+
+def as_dropout_rate(value, name: str) -> float:
+    """A dropout probability: a finite number in [0, 1), else NpnetError naming it."""
+    p = as_finite_float(value, name)
+    if not 0.0 <= p < 1.0:
+        raise NpnetError(f"{name} must be in [0, 1), got {value!r}")
+    return p
+
+
+def recurrent_products(u):
+    """(forward, backward) products of the recurrent term, chosen once per fprop/bprop, not per step.
+
+    Without recurrent dropout (u None) both are ``np.dot`` itself: the hot loops call exactly what
+    they called before, at no extra cost. With a mask u (B, H)::
+
+        forward(h_prev, W_h, out)  : out = (h_prev * u) W_h
+        backward(da, W_h_T, out)   : out = (da W_h^T) * u        the adjoint of the forward map
+    """
+    if u is None:
+        return np.dot, np.dot
+    h_u = np.empty_like(u)                                          # (B, H) h_{t-1} * u, reused every step
+
+    def forward(h_prev, W_h, out):
+        np.multiply(h_prev, u, out=h_u)
+        return np.dot(h_u, W_h, out=out)
+
+    def backward(da, W_h_T, out):
+        np.dot(da, W_h_T, out=out)
+        return np.multiply(out, u, out=out)
+    return forward, backward
 
 
 class RecurrentCell(Layer):
     """Base class of BasicRNNCell, LSTMCell and GRUCell.
 
     Subclasses set ``state_names`` and implement ``fprop``, ``bprop``, ``step``.
+
+    Recurrent dropout (Gal & Ghahramani 2016, "variational"; Keras ``recurrent_dropout``): with
+    ``recurrent_dropout=p > 0`` and in training mode (``cell.train()``, the default; ``cell.eval()``
+    turns it off) each ``fprop`` draws ONE mask per sequence, u = Bernoulli(1 - p) / (1 - p) of shape
+    (B, H), from the cell's ``rng``, and every step uses it on h_{t-1} in the recurrent term only::
+
+        a_t = x_t W_x + (h_{t-1} * u) W_h + b        (the state itself, h_{t-1} elsewhere, is not dropped)
+        dW_h += (h_{t-1} * u)^T da_t                 dh_{t-1} gets (da_t W_h^T) * u
+
+    ``fprop(..., dropout_mask=u)`` uses a given (B, H) multiplier instead (any values, in either
+    mode): fixed masks for gradient checks, or Monte-Carlo dropout at inference.
 
     Diagnostics: set ``track_state_grads = True`` and every ``bprop`` stores
     ``state_grad_norms``, a dict name -> (B, T) array holding the Euclidean
@@ -31,10 +74,13 @@ class RecurrentCell(Layer):
 
     state_names: tuple = ("h",)
 
-    def __init__(self, input_size: int, hidden_size: int, dtype=np.float64, rng=None):
+    def __init__(self, input_size: int, hidden_size: int, dtype=np.float64, rng=None,
+                 recurrent_dropout: float = 0.0):
         super().__init__(dtype, rng)
         self.input_size = as_size(input_size, "input_size")       # ints >= 1: 3.5 is refused, not cut to 3
         self.hidden_size = as_size(hidden_size, "hidden_size")
+        self.recurrent_dropout = as_dropout_rate(recurrent_dropout, "recurrent_dropout")
+        self.training = True
         self.track_state_grads = False
         self.state_grad_norms: dict | None = None
 
@@ -43,6 +89,44 @@ class RecurrentCell(Layer):
         """The one check of a cell's float constructor argument (a bias offset, a time scale):
         a finite number, else NpnetError naming it (``forget_bias=inf`` would start a NaN cell)."""
         return as_finite_float(value, name)
+
+    # -- train / eval and recurrent dropout ----------------------------------
+    def train(self) -> "RecurrentCell":
+        """Training mode: recurrent dropout (if any) is applied."""
+        self.training = True
+        return self
+
+    def eval(self) -> "RecurrentCell":
+        """Evaluation mode: recurrent dropout is off (a given ``dropout_mask`` is still used)."""
+        self.training = False
+        return self
+
+    def _dropout_config(self, cfg: dict) -> dict:
+        """Add ``recurrent_dropout`` to a get_config dict when it is on (configs without it stay as before)."""
+        if self.recurrent_dropout > 0.0:
+            cfg["recurrent_dropout"] = self.recurrent_dropout
+        return cfg
+
+    def recurrent_dropout_mask(self, batch: int, dropout_mask=None):
+        """The multiplier u (B, H) of h_{t-1} in the recurrent term for one fprop, or None (no dropout).
+
+        ``dropout_mask`` given: checked (shape (B, H), finite) and copied. Otherwise, in training mode
+        with ``recurrent_dropout = p > 0``: u = [r < 1 - p] / (1 - p) with r uniform (B, H) from the
+        cell's ``rng`` (the same scheme as SequenceModel's dropout; inside a SequenceModel the cells
+        share the model's Generator, so one Generator state, saved in checkpoints, covers all masks).
+        """
+        H = self.hidden_size
+        if dropout_mask is not None:
+            u = check_input(dropout_mask, "dropout_mask", 2, H, self.dtype)
+            if u.shape[0] != batch:
+                raise ShapeError(f"dropout_mask must have shape ({batch}, {H}), got {u.shape}")
+            return np.array(u, dtype=self.dtype)                    # our own copy
+        if not self.training or self.recurrent_dropout == 0.0:
+            return None
+        keep = 1.0 - self.recurrent_dropout
+        u = (self.rng.random((batch, H)) < keep).astype(self.dtype)   # (B, H) 1 kept / 0 dropped
+        u /= self.dtype.type(keep)                                  # inverted scaling 1 / (1 - p)
+        return u
 
     # -- state ------------------------------------------------------------
     def init_state(self, batch_size: int):

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import init as initializers
 from . import _kernels, reference
-from .base import RecurrentCell
+from .base import RecurrentCell, recurrent_products
 from ..layer import check_input
 
 
@@ -30,6 +30,7 @@ class LSTMCache:
     tanh_c: np.ndarray            # (T, B, H) tanh(c~_t): used twice (da_o, the dc path), kept
                                   #   because a tanh is the dearest op per element
     mask: np.ndarray | None       # (T, B, 1) bool, True on real steps; None: all real
+    drop: np.ndarray | None = None  # (B, H) recurrent dropout multiplier u of h_{t-1}; None: no dropout
 
 
 class LSTMCell(RecurrentCell):
@@ -59,6 +60,10 @@ class LSTMCell(RecurrentCell):
     da_t = m_t * (...), dh_{t-1} = da_t W_h^T + (1 - m_t) dh, dc_{t-1} = dc_total * (m_t f_t + 1 - m_t): a padded row's
     gate gradients are 0, its dout_t is ignored and (dh, dc) pass through unchanged.
 
+    With recurrent dropout (mask u (B, H), one per sequence; see :class:`RecurrentCell`):
+    a_t = x_t W_x + (h_{t-1} * u) W_h + b, so dh_{t-1} = (da_t W_h^T) * u [+ (1 - m_t) dh] and
+    dW_h += sum_t (h_{t-1} * u)^T da_t; the cell path c is not dropped.
+
     Diagnostics: with ``track_state_grads = True`` each bprop stores ``state_grad_norms``
     {"h": (B, T), "c": (B, T)}, the norms over units of dh_total and dc_total above.
 
@@ -72,6 +77,9 @@ class LSTMCell(RecurrentCell):
     weight_init, recurrent_init : initialiser or name (see :mod:`npnet.init`)
         For W_x (D, 4H) and W_h (H, 4H); the orthogonal default draws one H x H
         orthogonal block per gate.
+    recurrent_dropout : float in [0, 1)
+        Variational dropout on h_{t-1} in the recurrent term, training mode only (Keras
+        ``recurrent_dropout``); 0 (default): none, and fprop runs exactly as without it.
     chrono_t_max : float or None
         Chrono initialisation (Tallec & Ollivier 2018): b_f ~ log U[1, T_max - 1], b_i = -b_f,
         for dependencies up to T_max steps long.
@@ -90,8 +98,9 @@ class LSTMCell(RecurrentCell):
 
     def __init__(self, input_size: int, hidden_size: int, forget_bias: float = 1.0,
                  weight_init="glorot_uniform", recurrent_init="orthogonal",
-                 chrono_t_max: float | None = None, dtype=np.float64, rng=None):
-        super().__init__(input_size, hidden_size, dtype, rng)
+                 chrono_t_max: float | None = None, dtype=np.float64, rng=None,
+                 recurrent_dropout: float = 0.0):
+        super().__init__(input_size, hidden_size, dtype, rng, recurrent_dropout)
         D, H = self.input_size, self.hidden_size
         self.forget_bias = self._finite_hyperparameter(forget_bias, "forget_bias")
         self.chrono_t_max = None if chrono_t_max is None else self._finite_hyperparameter(chrono_t_max, "chrono_t_max")
@@ -116,10 +125,10 @@ class LSTMCell(RecurrentCell):
             if isinstance(value, str):
                 cfg[name] = value
         cfg["dtype"] = self.dtype.name
-        return cfg
+        return self._dropout_config(cfg)
 
     # ------------------------------------------------------------------
-    def fprop(self, x, state=None, mask=None):
+    def fprop(self, x, state=None, mask=None, dropout_mask=None):
         """Run the cell over a sequence.
 
         Parameters
@@ -127,6 +136,9 @@ class LSTMCell(RecurrentCell):
         x : ndarray of shape (B, T, D)
         state : tuple (h0, c0) of arrays of shape (B, H), or None for zeros
         mask : bool ndarray of shape (B, T), or None (all steps real)
+        dropout_mask : ndarray of shape (B, H), or None
+            The recurrent dropout multiplier u to use (see :class:`RecurrentCell`); None draws one
+            when training with ``recurrent_dropout > 0``.
 
         Returns
         -------
@@ -139,6 +151,7 @@ class LSTMCell(RecurrentCell):
         H = self.hidden_size
         h0, c0 = self.unpack_state(state, B)
         mask = self._check_mask(mask, B, T)                       # (T, B, 1) bool or None
+        drop = self.recurrent_dropout_mask(B, dropout_mask)       # (B, H) or None
         scale = self._gate_scale                                  # exact: |scale| is 1 or 2
         W_x_s, W_h_s, b_s = self.params["W_x"] * scale, self.params["W_h"] * scale, self.params["b"] * scale
 
@@ -150,14 +163,15 @@ class LSTMCell(RecurrentCell):
         tanh_c = np.empty((T, B, H), self.dtype)                  # (T, B, H) tanh(c~_t)
         h[0] = h0
         c[0] = c0
-        out = self._forward_loop(gates, h, c, tanh_c, W_h_s, mask)
-        self._cache = LSTMCache(x=x_steps, gates=gates, h=h, c=c, tanh_c=tanh_c, mask=mask)
+        out = self._forward_loop(gates, h, c, tanh_c, W_h_s, mask, drop)
+        self._cache = LSTMCache(x=x_steps, gates=gates, h=h, c=c, tanh_c=tanh_c, mask=mask, drop=drop)
         return out.transpose(1, 0, 2).copy(), (h[T].copy(), c[T].copy())   # (B, T, H) never a view of the cache
 
-    def _forward_loop(self, gates, h, c, tanh_c, W_h_s, mask):
+    def _forward_loop(self, gates, h, c, tanh_c, W_h_s, mask, drop=None):
         """The sequential part of fprop, in place: gates (T, B, 4H) holds scale * (x_t W_x + b) and
         becomes [i|f|g|o]; h, c (T+1, B, H) and tanh_c (T, B, H) are filled. Returns the outputs
-        (T, B, H): h[1:] itself, or with a mask m_t h~_t in a new array (padded rows keep h, c)."""
+        (T, B, H): h[1:] itself, or with a mask m_t h~_t in a new array (padded rows keep h, c).
+        ``drop`` (B, H) or None: the recurrent dropout mask, inside the recurrent product."""
         T, B, H = tanh_c.shape
         numerator = self._gate_numerator                          # (4H,)
         tanh_into = _kernels.tanh_kernel(_kernels.exp_tanh_pays(self.dtype, B * H))   # tanh(c): (c, out)
@@ -168,11 +182,12 @@ class LSTMCell(RecurrentCell):
         mask_steps = repeat(None) if mask is None else zip(mask.astype(self.dtype), ~mask)
         g4 = gates.reshape(T, B, 4, H)
         exp_gates = _kernels.exp_gates                            # a local name: one call per step
+        rec_dot = recurrent_products(drop)[0]                     # np.dot itself without dropout
         steps = zip(gates, g4[:, :, 0], g4[:, :, 1], g4[:, :, 2], g4[:, :, 3], h[:-1], h[1:],
                     c[:-1], c[1:], tanh_c, out, mask_steps)       # per-step views, made by iteration
         with np.errstate(over="ignore"):                          # exp may overflow to inf: exact limits
             for a, i, f, g, o, h_prev, h_t, c_prev, c_t, tanh_c_t, out_t, mask_t in steps:
-                np.dot(h_prev, W_h_s, out=h_W)                    # the one recurrent GEMM
+                rec_dot(h_prev, W_h_s, out=h_W)                   # the one recurrent GEMM
                 a += h_W                                          # a' = scale * a_t   (B, 4H)
                 exp_gates(a, numerator)                           # [i | f | g + 1 | o]
                 g -= 1.0                                          # [i | f | g | o]
@@ -210,7 +225,8 @@ class LSTMCell(RecurrentCell):
         self._backward_loop(cache, dout.transpose(1, 0, 2), dh, dc)
         da_rows = da.reshape(T * B, 4 * H)                        # (T*B, 4H)
         self.grads["W_x"] += cache.x.reshape(T * B, D).T @ da_rows   # weight gradients: one GEMM each
-        self.grads["W_h"] += cache.h[:-1].reshape(T * B, H).T @ da_rows
+        h_rec = cache.h[:-1] if cache.drop is None else cache.h[:-1] * cache.drop   # (T, B, H) what met W_h
+        self.grads["W_h"] += h_rec.reshape(T * B, H).T @ da_rows
         self.grads["b"] += da_rows.sum(axis=0)
         dx = (da_rows @ self.params["W_x"].T).reshape(T, B, D)    # (T, B, D)
         return np.ascontiguousarray(dx.transpose(1, 0, 2)), (dh, dc)
@@ -230,7 +246,7 @@ class LSTMCell(RecurrentCell):
             real = mask.astype(self.dtype)                        # (T, B, 1) 1.0 real / 0.0 padded
             padded = 1.0 - real                                   # (T, B, 1)
             dout_real = np.empty((K, B, H), self.dtype)           # (K, B, H) dout, := 0 on padded rows
-        loop = _BackwardSteps(self, B, H)
+        loop = _BackwardSteps(self, B, H, cache.drop)
         track = self._start_tracking(B, T)
         for t0, t1 in _kernels.reverse_blocks(T, K):
             length = t1 - t0                                      # steps in this block (K, or fewer)
@@ -295,7 +311,8 @@ class LSTMCell(RecurrentCell):
         h : ndarray of shape (B, H)
         state : tuple (h, c)
 
-        The math is :func:`npnet.cells.reference.lstm_step_forward`, called as it is.
+        The math is :func:`npnet.cells.reference.lstm_step_forward`, called as it is. No recurrent
+        dropout: step() is for generation (evaluation).
         """
         x_t = check_input(x_t, "x_t", 2, self.input_size, self.dtype)
         h_prev, c_prev = self.unpack_state(state, x_t.shape[0])
@@ -306,8 +323,9 @@ class LSTMCell(RecurrentCell):
 class _BackwardSteps:
     """The sequential part of LSTMCell.bprop: ~7 NumPy calls per step, in buffers made once."""
 
-    def __init__(self, cell, B, H):
+    def __init__(self, cell, B, H, drop=None):
         self.cell = cell
+        self.rec_dot_T = recurrent_products(drop)[1]              # np.dot, or (da W_h^T) * u with dropout
         self.W_h_T = np.ascontiguousarray(cell.params["W_h"].T)   # (4H, H) contiguous: BLAS is faster on it
         self.dh_total = np.empty((B, H), cell.dtype)              # (B, H) total dL/dh_t
         self.dc_total = np.empty((B, H), cell.dtype)              # (B, H) total dL/dc_t
@@ -316,6 +334,7 @@ class _BackwardSteps:
     def run(self, ts, dout_k, dc_dh_k, da_factors, forget_k, da_k, padded_k, dh, dc, track):
         """One block, last step first: all arguments are per-step sequences in reverse order."""
         dh_total, dc_total, carry, W_h_T = self.dh_total, self.dc_total, self.carry, self.W_h_T
+        rec_dot_T = self.rec_dot_T
         dc_total3 = dc_total[:, None, :]                          # (B, 1, H) view, scales the i, f, g blocks
         steps = zip(ts, dout_k, dc_dh_k, da_factors[:, :, :3], da_factors[:, :, 3], forget_k, da_k, padded_k)
         for t, dout_t, dc_dh_t, da_ifg, da_o, f_t, da_t, padded_t in steps:
@@ -330,6 +349,6 @@ class _BackwardSteps:
             np.multiply(dc_total, f_t, out=dc)
             if padded_t is not None:
                 np.multiply(dh, padded_t, out=carry)
-            np.dot(da_t, W_h_T, out=dh)                           # the one recurrent GEMM
+            rec_dot_T(da_t, W_h_T, out=dh)                        # the one recurrent GEMM
             if padded_t is not None:
                 dh += carry

@@ -15,6 +15,9 @@ Conventions (the same for the three cells):
   (``h``, or the tuple ``(h, c)`` for the LSTM; None = zeros) and a mask (B, T) bool or None.
   On a padded step (mask False) a row keeps its state and outputs zero; backward ignores
   that output's gradient and passes the state gradient straight through.
+- Recurrent dropout (RNN, LSTM): an optional ``dropout_mask`` u (B, H), the same at every step,
+  multiplies h_prev where it meets W_h (:func:`recurrent_input`, and its adjoint
+  :func:`recurrent_input_backward`); None (the default) is the plain cell.
 """
 from __future__ import annotations
 
@@ -32,15 +35,28 @@ def sigmoid(a):
 
 
 # ----------------------------------------------------------------------------------- RNN
-def rnn_step_forward(x_t, h_prev, params, nonlinearity="tanh"):
+def recurrent_input(h_prev, dropout_mask):
+    """What meets W_h: h_prev, or h_prev * u with recurrent dropout (u (B, H), the same every step)."""
+    return h_prev if dropout_mask is None else h_prev * dropout_mask
+
+
+def recurrent_input_backward(dh_rec, dropout_mask):
+    """The adjoint of :func:`recurrent_input`: dL/dh_prev = dL/d(h_prev * u) * u."""
+    return dh_rec if dropout_mask is None else dh_rec * dropout_mask
+
+
+def rnn_step_forward(x_t, h_prev, params, nonlinearity="tanh", dropout_mask=None):
     """One step of BasicRNNCell: h = act(x_t W_x + h_prev W_h + b), act = tanh or relu.
 
-    x_t (B, D), h_prev (B, H), params {"W_x": (D, H), "W_h": (H, H), "b": (H,)}.
+    x_t (B, D), h_prev (B, H), params {"W_x": (D, H), "W_h": (H, H), "b": (H,)}; dropout_mask u
+    (B, H) or None: recurrent dropout, the recurrent term is then (h_prev * u) W_h.
     Returns h (B, H) and the step's cache for :func:`rnn_step_backward`.
     """
-    a = x_t @ params["W_x"] + h_prev @ params["W_h"] + params["b"]   # (B, H) a = x W_x + h_prev W_h + b
+    h_rec = recurrent_input(h_prev, dropout_mask)                # (B, H) h_prev (* u)
+    a = x_t @ params["W_x"] + h_rec @ params["W_h"] + params["b"]    # (B, H) a = x W_x + h_rec W_h + b
     h = np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0.0)   # (B, H) h = act(a)
-    cache = {"x_t": x_t, "h_prev": h_prev, "h": h, "params": params, "nonlinearity": nonlinearity}
+    cache = {"x_t": x_t, "h_prev": h_prev, "h_rec": h_rec, "dropout_mask": dropout_mask, "h": h,
+             "params": params, "nonlinearity": nonlinearity}
     return h, cache
 
 
@@ -52,21 +68,23 @@ def rnn_step_backward(dh, cache, grads):
     else:
         da = dh * (h > 0)                                         # (B, H) da = dh * relu'(a) = dh [h > 0]
     grads["W_x"] += cache["x_t"].T @ da                           # (D, H) dW_x += x^T da
-    grads["W_h"] += cache["h_prev"].T @ da                        # (H, H) dW_h += h_prev^T da
+    grads["W_h"] += cache["h_rec"].T @ da                         # (H, H) dW_h += h_rec^T da
     grads["b"] += da.sum(axis=0)                                  # (H,)   db += sum over the batch of da
     dx_t = da @ params["W_x"].T                                   # (B, D) dx = da W_x^T
-    dh_prev = da @ params["W_h"].T                                # (B, H) dh_prev = da W_h^T
+    dh_prev = recurrent_input_backward(da @ params["W_h"].T, cache["dropout_mask"])   # (B, H) da W_h^T (* u)
     return dx_t, dh_prev
 
 
 # ----------------------------------------------------------------------------------- LSTM
-def lstm_step_forward(x_t, h_prev, c_prev, params):
+def lstm_step_forward(x_t, h_prev, c_prev, params, dropout_mask=None):
     """One step of LSTMCell, gates in the order i, f, g, o (as PyTorch).
 
-    x_t (B, D), h_prev (B, H), c_prev (B, H), params {"W_x": (D, 4H), "W_h": (H, 4H), "b": (4H,)}.
+    x_t (B, D), h_prev (B, H), c_prev (B, H), params {"W_x": (D, 4H), "W_h": (H, 4H), "b": (4H,)};
+    dropout_mask u (B, H) or None: recurrent dropout, the recurrent term is then (h_prev * u) W_h.
     Returns h (B, H), c (B, H) and the step's cache for :func:`lstm_step_backward`.
     """
-    a = x_t @ params["W_x"] + h_prev @ params["W_h"] + params["b"]   # (B, 4H) a = x W_x + h_prev W_h + b
+    h_rec = recurrent_input(h_prev, dropout_mask)                    # (B, H) h_prev (* u)
+    a = x_t @ params["W_x"] + h_rec @ params["W_h"] + params["b"]    # (B, 4H) a = x W_x + h_rec W_h + b
     a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)                       # 4 x (B, H)
     i = sigmoid(a_i)                                                  # (B, H) input gate   i = s(a_i)
     f = sigmoid(a_f)                                                  # (B, H) forget gate  f = s(a_f)
@@ -75,8 +93,8 @@ def lstm_step_forward(x_t, h_prev, c_prev, params):
     c = f * c_prev + i * g                                            # (B, H) c = f c_prev + i g
     tanh_c = np.tanh(c)                                               # (B, H)
     h = o * tanh_c                                                    # (B, H) h = o tanh(c)
-    cache = {"x_t": x_t, "h_prev": h_prev, "c_prev": c_prev, "i": i, "f": f, "g": g, "o": o,
-             "tanh_c": tanh_c, "params": params}
+    cache = {"x_t": x_t, "h_prev": h_prev, "h_rec": h_rec, "dropout_mask": dropout_mask, "c_prev": c_prev,
+             "i": i, "f": f, "g": g, "o": o, "tanh_c": tanh_c, "params": params}
     return h, c, cache
 
 
@@ -99,10 +117,10 @@ def lstm_step_backward(dh, dc, cache, grads):
     da_o = dh * tanh_c * o * (1.0 - o)                           # (B, H) da_o = dh tanh(c) s'(a_o)
     da = np.concatenate([da_i, da_f, da_g, da_o], axis=1)        # (B, 4H)
     grads["W_x"] += cache["x_t"].T @ da                          # (D, 4H) dW_x += x^T da
-    grads["W_h"] += cache["h_prev"].T @ da                       # (H, 4H) dW_h += h_prev^T da
+    grads["W_h"] += cache["h_rec"].T @ da                        # (H, 4H) dW_h += h_rec^T da
     grads["b"] += da.sum(axis=0)                                 # (4H,)   db += sum over the batch of da
     dx_t = da @ params["W_x"].T                                  # (B, D) dx = da W_x^T
-    dh_prev = da @ params["W_h"].T                               # (B, H) dh_prev = da W_h^T
+    dh_prev = recurrent_input_backward(da @ params["W_h"].T, cache["dropout_mask"])   # (B, H) da W_h^T (* u)
     dc_prev = dc_total * f                                       # (B, H) dc_prev = dc_total f
     return dx_t, dh_prev, dc_prev
 
@@ -198,12 +216,14 @@ def _sequence_backward(step_backward, dout, dstates, cache, grads, state_grads=N
     return np.stack(dx_steps, axis=1), dstates                   # dx (B, T, D), gradients of the first states
 
 
-def rnn_forward(x, state, params, mask=None, nonlinearity="tanh"):
-    """BasicRNNCell over a sequence: x (B, T, D), state h (B, H) or None -> (out (B, T, H), h_T, cache)."""
+def rnn_forward(x, state, params, mask=None, nonlinearity="tanh", dropout_mask=None):
+    """BasicRNNCell over a sequence: x (B, T, D), state h (B, H) or None -> (out (B, T, H), h_T, cache).
+
+    ``dropout_mask`` u (B, H) or None: recurrent dropout, the same u at every step."""
     B, _, _ = x.shape
     states = _state_parts(state, B, params["W_h"].shape[0], x.dtype, 1)
     out, (h_T,), cache = _sequence_forward(
-        lambda x_t, h_prev: rnn_step_forward(x_t, h_prev, params, nonlinearity), x, states, mask)
+        lambda x_t, h_prev: rnn_step_forward(x_t, h_prev, params, nonlinearity, dropout_mask), x, states, mask)
     return out, h_T, cache
 
 
@@ -217,12 +237,14 @@ def rnn_backward(dout, dstate, cache, grads, state_grads=None):
     return dx, dh0
 
 
-def lstm_forward(x, state, params, mask=None):
-    """LSTMCell over a sequence: x (B, T, D), state (h, c) or None -> (out (B, T, H), (h_T, c_T), cache)."""
+def lstm_forward(x, state, params, mask=None, dropout_mask=None):
+    """LSTMCell over a sequence: x (B, T, D), state (h, c) or None -> (out (B, T, H), (h_T, c_T), cache).
+
+    ``dropout_mask`` u (B, H) or None: recurrent dropout, the same u at every step."""
     B, _, _ = x.shape
     states = _state_parts(state, B, params["W_h"].shape[0], x.dtype, 2)
     out, (h_T, c_T), cache = _sequence_forward(
-        lambda x_t, h_prev, c_prev: lstm_step_forward(x_t, h_prev, c_prev, params), x, states, mask)
+        lambda x_t, h_prev, c_prev: lstm_step_forward(x_t, h_prev, c_prev, params, dropout_mask), x, states, mask)
     return out, (h_T, c_T), cache
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from .. import init as initializers
 from ..activations import tanh_from_scaled
 from . import _kernels, reference
-from .base import RecurrentCell
+from .base import RecurrentCell, recurrent_products
 from ..layer import NpnetError, check_input
 
 
@@ -25,6 +25,7 @@ class RNNCache:
     h: np.ndarray                 # (T+1, B, H) states h_0 .. h_T: for dW_h
     out: np.ndarray               # (T, B, H) outputs act(a_t) (m_t act(a_t) with a mask): for act'
     mask: np.ndarray | None       # (T, B, 1) bool, True on real steps; None: all real
+    drop: np.ndarray | None = None  # (B, H) recurrent dropout multiplier u of h_{t-1}; None: no dropout
 
 
 class BasicRNNCell(RecurrentCell):
@@ -43,6 +44,11 @@ class BasicRNNCell(RecurrentCell):
     out_t = m_t * act(a_t); backward uses g_t = m_t (dout_t + dh_t) and adds
     (1 - m_t) dh_t straight into dh_{t-1}.
 
+    With recurrent dropout (mask u (B, H), one per sequence; see :class:`RecurrentCell`)::
+
+        a_t = x_t W_x + (h_{t-1} * u) W_h + b
+        dh_{t-1} = (da_t W_h^T) * u,   dW_h += sum_t (h_{t-1} * u)^T da_t
+
     Parameters
     ----------
     input_size : int (D)
@@ -51,6 +57,9 @@ class BasicRNNCell(RecurrentCell):
     weight_init, recurrent_init, bias_init : initialiser or name
         Defaults: glorot_uniform, orthogonal, zeros. For the IRNN of Le et al.
         (2015) use ``nonlinearity="relu", recurrent_init="identity"``.
+    recurrent_dropout : float in [0, 1)
+        Variational dropout on h_{t-1} in the recurrent term, training mode only (Keras
+        ``recurrent_dropout``); 0 (default): none, and fprop runs exactly as without it.
     dtype, rng : see :class:`npnet.layer.Layer`
 
     Params: ``W_x`` (D, H), ``W_h`` (H, H), ``b`` (H,).
@@ -62,8 +71,8 @@ class BasicRNNCell(RecurrentCell):
 
     def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh",
                  weight_init="glorot_uniform", recurrent_init="orthogonal", bias_init="zeros",
-                 dtype=np.float64, rng=None):
-        super().__init__(input_size, hidden_size, dtype, rng)
+                 dtype=np.float64, rng=None, recurrent_dropout: float = 0.0):
+        super().__init__(input_size, hidden_size, dtype, rng, recurrent_dropout)
         if nonlinearity not in ("tanh", "relu"):
             raise NpnetError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
@@ -73,8 +82,8 @@ class BasicRNNCell(RecurrentCell):
         self.add_param("b", initializers.get(bias_init)((H,), self.rng, self.dtype))
 
     def get_config(self) -> dict:
-        return {"input_size": self.input_size, "hidden_size": self.hidden_size,
-                "nonlinearity": self.nonlinearity, "dtype": self.dtype.name}
+        return self._dropout_config({"input_size": self.input_size, "hidden_size": self.hidden_size,
+                                     "nonlinearity": self.nonlinearity, "dtype": self.dtype.name})
 
     @staticmethod
     def _relu(a: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -89,13 +98,17 @@ class BasicRNNCell(RecurrentCell):
         return (out > 0).astype(self.dtype)
 
     # ------------------------------------------------------------------
-    def fprop(self, x, state=None, mask=None):
-        """x (B, T, D), state h (B, H) or None, mask (B, T) bool or None -> (out (B, T, H), h_T)."""
+    def fprop(self, x, state=None, mask=None, dropout_mask=None):
+        """x (B, T, D), state h (B, H) or None, mask (B, T) bool or None -> (out (B, T, H), h_T).
+
+        ``dropout_mask`` (B, H) or None: the recurrent dropout multiplier u to use (see
+        :class:`RecurrentCell`); None draws one when training with ``recurrent_dropout > 0``."""
         x = self._check_x(x)
         B, T, D = x.shape
         H = self.hidden_size
         (h0,) = self.unpack_state(state, B)
         mask = self._check_mask(mask, B, T)                   # (T, B, 1) bool or None
+        drop = self.recurrent_dropout_mask(B, dropout_mask)   # (B, H) or None
         W_x_s, W_h_s, b_s = self.params["W_x"], self.params["W_h"], self.params["b"]   # times s = 1 ...
         through_exp = self.nonlinearity == "tanh" and _kernels.exp_tanh_pays(self.dtype, B * H)
         if through_exp:                                        # ... or s = -2 (exact): the loop gets
@@ -105,22 +118,24 @@ class BasicRNNCell(RecurrentCell):
         a += b_s
         h = np.empty((T + 1, B, H), self.dtype)               # (T+1, B, H) states, h[0] = h_0
         h[0] = h0
-        out = self._forward_loop(a, h, W_h_s, mask, through_exp)
-        self._cache = RNNCache(x=x_steps, h=h, out=out, mask=mask)
+        out = self._forward_loop(a, h, W_h_s, mask, through_exp, drop)
+        self._cache = RNNCache(x=x_steps, h=h, out=out, mask=mask, drop=drop)
         return out.transpose(1, 0, 2).copy(), h[T].copy()     # (B, T, H) never a view of the cache
 
-    def _forward_loop(self, a, h, W_h_s, mask, through_exp):
+    def _forward_loop(self, a, h, W_h_s, mask, through_exp, drop=None):
         """h_t = act(h_{t-1} W_h + a_t) for every step, in place in h; returns the outputs (T, B, H).
 
         a (T, B, H) holds x_t W_x + b and W_h_s is W_h (both times -2 when ``through_exp``: tanh through exp, see
         :mod:`npnet.cells._kernels`). Without a mask the outputs are h[1:] itself and the loop
-        is the hot one, three NumPy calls per step (config D pays for every extra line)."""
+        is the hot one, three NumPy calls per step (config D pays for every extra line).
+        ``drop`` (B, H) or None: the recurrent dropout mask, inside the recurrent product."""
         act = np.tanh if self.nonlinearity == "tanh" else self._relu
         if mask is not None:
-            return self._forward_loop_masked(a, h, W_h_s, mask, through_exp, act)
+            return self._forward_loop_masked(a, h, W_h_s, mask, through_exp, act, drop)
+        rec_dot = recurrent_products(drop)[0]                 # np.dot itself without dropout
         with np.errstate(over="ignore") if through_exp else nullcontext():   # ReLU keeps its warnings
             for h_prev, h_t, a_t in zip(h[:-1], h[1:], a):   # per-step views, made by iteration
-                np.dot(h_prev, W_h_s, out=h_t)                # the one recurrent GEMM
+                rec_dot(h_prev, W_h_s, out=h_t)               # the one recurrent GEMM
                 h_t += a_t                                    # a_t (or a' = -2 a_t)
                 if through_exp:
                     tanh_from_scaled(h_t)                     # h_t = tanh(a_t); exp = inf gives -1, exact
@@ -129,13 +144,14 @@ class BasicRNNCell(RecurrentCell):
         return h[1:]
 
     @staticmethod
-    def _forward_loop_masked(a, h, W_h_s, mask, through_exp, act):
+    def _forward_loop_masked(a, h, W_h_s, mask, through_exp, act, drop):
         """:meth:`_forward_loop` with a mask: the outputs m_t h~_t are written over a (a_t is used
         first) and padded rows keep h_{t-1}."""
         h_new = np.empty_like(h[0])                           # (B, H) h~_t, the step's new value
+        rec_dot = recurrent_products(drop)[0]
         with np.errstate(over="ignore") if through_exp else nullcontext():
             for h_prev, h_t, a_t, real_t in zip(h[:-1], h[1:], a, mask):
-                np.dot(h_prev, W_h_s, out=h_new)
+                rec_dot(h_prev, W_h_s, out=h_new)
                 h_new += a_t
                 if through_exp:
                     tanh_from_scaled(h_new)
@@ -155,29 +171,32 @@ class BasicRNNCell(RecurrentCell):
         dout_steps = dout.transpose(1, 0, 2)                  # (T, B, H) view, read only
         W_h_T = np.ascontiguousarray(self.params["W_h"].T)    # (H, H) contiguous: BLAS is faster on it
         track = self._start_tracking(B, T)
+        rec_dot_T = recurrent_products(cache.drop)[1]         # np.dot itself without dropout
         if cache.mask is None and not track:
-            self._backward_loop(da, dout_steps, dh, W_h_T)
+            self._backward_loop(da, dout_steps, dh, W_h_T, rec_dot_T)
         else:
-            self._backward_loop_masked(da, dout_steps, dh, W_h_T, cache.mask, track)
+            self._backward_loop_masked(da, dout_steps, dh, W_h_T, cache.mask, track, rec_dot_T)
         da_rows = da.reshape(T * B, H)                        # (T*B, H)
+        h_rec = cache.h[:-1] if cache.drop is None else cache.h[:-1] * cache.drop   # (T, B, H) what met W_h
         self.grads["W_x"] += cache.x.reshape(T * B, D).T @ da_rows
-        self.grads["W_h"] += cache.h[:-1].reshape(T * B, H).T @ da_rows
+        self.grads["W_h"] += h_rec.reshape(T * B, H).T @ da_rows
         self.grads["b"] += da_rows.sum(axis=0)
         dx = (da_rows @ self.params["W_x"].T).reshape(T, B, D)   # (T, B, D)
         return np.ascontiguousarray(dx.transpose(1, 0, 2)), dh
 
     @staticmethod
-    def _backward_loop(da, dout_steps, dh, W_h_T):
+    def _backward_loop(da, dout_steps, dh, W_h_T, rec_dot_T=np.dot):
         """The hot loop, three NumPy calls per step: da_t = act'_t * (dout_t + dh); dh = da_t W_h^T.
 
-        da (T, B, H) holds act'(a_t) and receives da_t; dh (B, H) ends as dL/dh_0."""
+        da (T, B, H) holds act'(a_t) and receives da_t; dh (B, H) ends as dL/dh_0. ``rec_dot_T``
+        is np.dot, or with recurrent dropout (da_t W_h^T) * u (see :func:`recurrent_products`)."""
         dh_total = np.empty_like(dh)                          # (B, H) total dL/dh_t
         for dout_t, da_t in zip(dout_steps[::-1], da[::-1]):
             np.add(dout_t, dh, out=dh_total)
             da_t *= dh_total
-            np.dot(da_t, W_h_T, out=dh)
+            rec_dot_T(da_t, W_h_T, out=dh)
 
-    def _backward_loop_masked(self, da, dout_steps, dh, W_h_T, mask, track):
+    def _backward_loop_masked(self, da, dout_steps, dh, W_h_T, mask, track, rec_dot_T=np.dot):
         """:meth:`_backward_loop` with a mask (padded rows pass dh through) and/or norm tracking."""
         T = da.shape[0]
         padded = None if mask is None else ~mask              # (T, B, 1)
@@ -191,14 +210,15 @@ class BasicRNNCell(RecurrentCell):
             if track:
                 self._record_norms("h", t, dh_total if mask is None else dh_total + carry)
             da[t] *= dh_total
-            np.dot(da[t], W_h_T, out=dh)
+            rec_dot_T(da[t], W_h_T, out=dh)
             if mask is not None:
                 dh += carry
 
     def step(self, x_t, state=None):
         """One step without caching (closed-loop generation): x_t (B, D) -> (h (B, H), h).
 
-        The math is :func:`npnet.cells.reference.rnn_step_forward`, called as it is."""
+        The math is :func:`npnet.cells.reference.rnn_step_forward`, called as it is. No recurrent
+        dropout: step() is for generation (evaluation)."""
         x_t = check_input(x_t, "x_t", 2, self.input_size, self.dtype)
         (h_prev,) = self.unpack_state(state, x_t.shape[0])
         h, _ = reference.rnn_step_forward(x_t, h_prev, self.params, self.nonlinearity)
