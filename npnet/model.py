@@ -11,6 +11,7 @@ import numpy as np
 
 from .layer import Layer, NpnetError, ShapeError, as_size, check_input
 from .linear import LinearLayer
+from .cells.base import as_dropout_rate
 from .cells.rnn import BasicRNNCell
 from .sequential import LinkedParams, check_layer, layer_config, layer_from_config
 
@@ -70,7 +71,12 @@ class SequenceModel(Layer):
         forward:   h^l, s^l_T = cell_l(h^{l-1}, s^l_0)                 (B, T, H_l)
                    bidirectional: h^l = [cell_l(h^{l-1}) , R cell_l'(R h^{l-1})]   (B, T, 2 H_l)
                    with R the per-row reversal of the real steps (see reverse_index)
+                   input_dropout (training): h^0 <- h^0 * v / (1 - p_in), v ~ Bernoulli(1 - p_in) of
+                   shape (B, 1, F): one mask per sequence, the same at every step (Keras ``dropout``)
                    dropout (training, l < L): h^l <- h^l * u^l / (1 - p),  u^l ~ Bernoulli(1 - p)
+                   recurrent_dropout (training): inside each cell, see RecurrentCell
+                   output_dropout (training): the read-out's input (B, T, F) or (B, F) times
+                   w / (1 - p_out), w ~ Bernoulli(1 - p_out) per element
                    y = h^L W_out + b_out           at every step (return_sequences=True)
                    y_b = h^L_{b, t_b} W_out + b_out with t_b the last real step of row b
                    bidirectional, reverse_read_out="final" (the default):
@@ -78,9 +84,9 @@ class SequenceModel(Layer):
                    step of row b: the reverse cell's final state, after reading the whole row
         backward:  the same chain in reverse: dh^L = dy W_out^T (scattered to t_b; the reverse
                    half to f_b with reverse_read_out="final"),
-                   dh^l *= u^l / (1 - p), split [dh_fwd, dh_bwd], dh_bwd -> R dh_bwd,
+                   dh^L *= w / (1 - p_out), dh^l *= u^l / (1 - p), split [dh_fwd, dh_bwd], dh_bwd -> R dh_bwd,
                    each cell's bprop gives dh^{l-1} (summed over directions), and
-                   read-in: dx = dh^0 W_in^T. Parameter gradients add into grads.
+                   dh^0 *= v / (1 - p_in), read-in: dx = dh^0 W_in^T. Parameter gradients add into grads.
 
     Parameters
     ----------
@@ -118,9 +124,22 @@ class SequenceModel(Layer):
         checkpoint keeps the read-out it was trained with).
     dropout : float in [0, 1)
         Inverted dropout on the outputs of every layer but the last, in training mode
-        only, drawn from the model's ``rng``.
+        only, drawn from the model's ``rng`` (PyTorch's ``dropout`` of nn.LSTM).
+    input_dropout : float in [0, 1)
+        Dropout on the first recurrent layer's inputs (after the read-in: the features the cells
+        read, e.g. an Embedding's vectors), training mode only, ONE mask (B, 1, F) per sequence
+        shared by all steps and both directions, as Keras ``LSTM(dropout=p)``.
+    output_dropout : float in [0, 1)
+        Dropout on the top recurrent layer's outputs before the read-out (the picked (B, F) with
+        ``return_sequences=False``), training mode only, per element (as a Keras ``Dropout`` layer
+        placed after the recurrent layer).
+    recurrent_dropout : float in [0, 1)
+        Shorthand for ``cell_kwargs={"recurrent_dropout": p}`` on every layer: variational dropout
+        on h_{t-1} in each cell's recurrent term (see :class:`npnet.cells.base.RecurrentCell`).
     dtype, rng : see :class:`npnet.layer.Layer`
-        Sub-layers are initialised from ``rng``; dropout draws from it afterwards.
+        Sub-layers are initialised from ``rng``; every dropout mask is drawn from it afterwards
+        (the cells share the model's Generator), so one Generator state, saved by
+        ``Learner.save``, makes a resumed run draw the same masks.
     cell_kwargs : dict, list of dict or None
         Extra constructor arguments for every cell (or one dict per layer),
         e.g. ``{"forget_bias": 1.0}``; must be JSON-able for checkpoints.
@@ -134,7 +153,8 @@ class SequenceModel(Layer):
     "read_in.W", "cells.0.W_x", "cells.0_reverse.W_x", "read_out.b", ... (a layer read-in's
     own names follow "read_in.", e.g. "read_in.0.W" for a Sequential).
 
-    Cache: per layer the dropout multiplier (B, T, F) and the reversal index (B, T);
+    Cache: the input and output dropout multipliers; per layer the dropout multiplier (B, T, F)
+    and the reversal index (B, T);
     the last-step index (B,) when ``return_sequences`` is False (and the first-step index (B,)
     for the reverse half with ``reverse_read_out="final"``). The sub-layers keep
     their own caches.
@@ -143,12 +163,15 @@ class SequenceModel(Layer):
     def __init__(self, input_size: int, hidden_size, num_layers: int = 1, cell="lstm",
                  output_size: int | None = None, read_in=None,
                  return_sequences: bool = True, bidirectional: bool = False, dropout: float = 0.0,
-                 dtype=np.float64, rng=None, cell_kwargs=None, reverse_read_out: str = "final"):
+                 dtype=np.float64, rng=None, cell_kwargs=None, reverse_read_out: str = "final",
+                 input_dropout: float = 0.0, output_dropout: float = 0.0, recurrent_dropout: float = 0.0):
         super().__init__(dtype, rng)
         L = as_size(num_layers, "num_layers")
         kinds = [cell] * L if isinstance(cell, str) else list(cell)
         sizes = list(hidden_size) if isinstance(hidden_size, (list, tuple, np.ndarray)) else [hidden_size] * L
         kws = [cell_kwargs or {}] * L if not isinstance(cell_kwargs, (list, tuple)) else list(cell_kwargs)
+        rates = {k: as_dropout_rate(v, k) for k, v in (("input_dropout", input_dropout),
+                 ("output_dropout", output_dropout), ("recurrent_dropout", recurrent_dropout))}
         for what, lst in (("cell", kinds), ("hidden_size", sizes), ("cell_kwargs", kws)):
             if len(lst) != L:
                 raise NpnetError(f"{what} as a list needs one entry per layer ({L}), got {len(lst)}")
@@ -164,7 +187,9 @@ class SequenceModel(Layer):
         self.hidden_sizes = [as_size(h, "hidden_size") for h in sizes]
         self.num_layers = L
         self.cell_types = kinds
-        self.cell_kwargs = [dict(k) for k in kws]
+        self.cell_kwargs = [_with_recurrent_dropout(k, rates["recurrent_dropout"]) for k in kws]
+        self.input_dropout, self.output_dropout = rates["input_dropout"], rates["output_dropout"]
+        self.recurrent_dropout = rates["recurrent_dropout"]
         self.output_size = None if output_size is None else as_size(output_size, "output_size")
         layer_in = self._is_layer_read_in(read_in)
         self.read_in_size = None if read_in is None or layer_in else as_size(read_in, "read_in")
@@ -182,6 +207,7 @@ class SequenceModel(Layer):
                         "cell_kwargs": cell_kwargs if not isinstance(cell_kwargs, tuple) else list(cell_kwargs)}
         if self.bidirectional and not self.return_sequences:   # the only models it changes: other
             self._config["reverse_read_out"] = reverse_read_out  # configs stay as before, so old files match
+        self._config.update({k: v for k, v in rates.items() if v > 0.0})   # likewise: only when on
         for k in ("input_size", "hidden_size", "num_layers", "output_size", "read_in"):
             v = self._config[k]
             if isinstance(v, np.integer):
@@ -261,18 +287,32 @@ class SequenceModel(Layer):
         return cls(**config)
 
     def train(self) -> "SequenceModel":
-        """Training mode: dropout active (a layer read-in is switched too)."""
+        """Training mode: every dropout active (the cells and a layer read-in are switched too)."""
         self.training = True
         if self.read_in_is_layer and hasattr(self.read_in, "train"):
             self.read_in.train()
+        for _, c in self.recurrent_cells():
+            c.train()
         return self
 
     def eval(self) -> "SequenceModel":
-        """Evaluation mode: dropout is the identity (a layer read-in is switched too)."""
+        """Evaluation mode: every dropout is the identity (the cells and a layer read-in are switched too)."""
         self.training = False
         if self.read_in_is_layer and hasattr(self.read_in, "eval"):
             self.read_in.eval()
+        for _, c in self.recurrent_cells():
+            c.eval()
         return self
+
+    def _dropout_multiplier(self, p: float, shape: tuple):
+        """u / (1 - p) with u ~ Bernoulli(1 - p) of ``shape`` from the model's rng, or None (p = 0 or
+        evaluation mode). The one scheme of every dropout mask in npnet (the cells' too)."""
+        if not self.training or p == 0.0:
+            return None
+        keep = 1.0 - p
+        u = (self.rng.random(shape) < keep).astype(self.dtype)
+        u /= self.dtype.type(keep)
+        return u
 
     def init_state(self, batch_size: int) -> list:
         """Zero state: one entry per cell, in :meth:`recurrent_cells` order."""
@@ -397,6 +437,9 @@ class SequenceModel(Layer):
         last, first = self._read_out_steps(mask, B, T)
 
         h = self._read_in_fprop(x)                                          # (B, T, R)
+        drop_in = self._dropout_multiplier(self.input_dropout, (B, 1, h.shape[2]))   # (B, 1, R): per sequence
+        if drop_in is not None:
+            h = h * drop_in                            # new array: h may be the caller's x
         P = reverse_index(mask, B, T) if self.bidirectional else None       # (B, T)
         drop = []
         new_states = []
@@ -410,18 +453,19 @@ class SequenceModel(Layer):
                 new_states.append(s_r)
                 i += 1
                 out = np.concatenate([out, _gather_time(out_r, P)], axis=2)   # (B, T, 2H)
-            u = None
-            if self.training and self.dropout > 0.0 and l < self.num_layers - 1:
-                keep = 1.0 - self.dropout
-                u = (self.rng.random(out.shape) < keep).astype(self.dtype)   # (B, T, F)
-                u /= self.dtype.type(keep)
-                out = out * u                          # new array: out may view a cell's cache
+            u = self._dropout_multiplier(self.dropout, out.shape) if l < self.num_layers - 1 else None
+            if u is not None:
+                out = out * u                          # (B, T, F) new array: out may view a cell's cache
             drop.append(u)
             h = out
         if last is not None:
             h = self._pick_steps(h, last, first)                               # (B, F)
+        drop_out = self._dropout_multiplier(self.output_dropout, h.shape)     # (B, T, F) or (B, F)
+        if drop_out is not None:
+            h = h * drop_out
         y = self.read_out.fprop(h) if self.read_out is not None else h
-        self._cache = {"drop": drop, "P": P, "last": last, "first": first, "BT": (B, T), "x_shape": x.shape}
+        self._cache = {"drop": drop, "drop_in": drop_in, "drop_out": drop_out, "P": P, "last": last,
+                       "first": first, "BT": (B, T), "x_shape": x.shape}
         return y, new_states
 
     def bprop(self, dout, dstate=None):
@@ -437,6 +481,8 @@ class SequenceModel(Layer):
         dstates = self._split_state(dstate, "dstate")
 
         dh = self.read_out.bprop(dout) if self.read_out is not None else dout
+        if cache["drop_out"] is not None:
+            dh = dh * cache["drop_out"]                                        # new array: dout is the caller's
         if last is not None:
             dh = self._scatter_steps(dh, last, cache["first"], T)             # (B, T, F)
         dstate0 = [None] * len(dstates)
@@ -454,6 +500,8 @@ class SequenceModel(Layer):
             else:
                 dx, dstate0[l] = self.cells[l].bprop(dh, dstates[l])
             dh = dx
+        if cache["drop_in"] is not None:
+            dh = dh * cache["drop_in"]
         if self.read_in_is_layer:                       # (B, T, F) -> (B*T, F) -> (B*T, ...) -> x's shape
             dh = self.read_in.bprop(dh.reshape(B * T, -1)).reshape(cache["x_shape"])
         elif self.read_in is not None:
@@ -514,6 +562,17 @@ class SequenceModel(Layer):
             new_states.append(s)
         y = self.read_out.forward(h) if self.read_out is not None else h
         return y, new_states
+
+
+def _with_recurrent_dropout(kwargs: dict, p: float) -> dict:
+    """A layer's cell_kwargs with the ``recurrent_dropout`` shorthand merged in (a conflict is refused)."""
+    kwargs = dict(kwargs)
+    if p > 0.0:
+        if kwargs.get("recurrent_dropout", p) != p:
+            raise NpnetError(f"recurrent_dropout={p} and cell_kwargs recurrent_dropout="
+                             f"{kwargs['recurrent_dropout']} disagree; give it once")
+        kwargs["recurrent_dropout"] = p
+    return kwargs
 
 
 def _forward(layer, x):
