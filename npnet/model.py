@@ -11,7 +11,7 @@ import numpy as np
 
 from .layer import Layer, NpnetError, ShapeError, as_size, check_input
 from .linear import LinearLayer
-from .cells.base import as_dropout_rate
+from .cells.base import as_dropout_rate, dropout_multiplier
 from .cells.rnn import BasicRNNCell
 from .sequential import LinkedParams, check_layer, layer_config, layer_from_config
 
@@ -306,13 +306,10 @@ class SequenceModel(Layer):
 
     def _dropout_multiplier(self, p: float, shape: tuple):
         """u / (1 - p) with u ~ Bernoulli(1 - p) of ``shape`` from the model's rng, or None (p = 0 or
-        evaluation mode). The one scheme of every dropout mask in npnet (the cells' too)."""
+        evaluation mode): :func:`npnet.cells.base.dropout_multiplier`, the scheme of every mask (the cells' too)."""
         if not self.training or p == 0.0:
             return None
-        keep = 1.0 - p
-        u = (self.rng.random(shape) < keep).astype(self.dtype)
-        u /= self.dtype.type(keep)
-        return u
+        return dropout_multiplier(self.rng, p, shape, self.dtype)
 
     def init_state(self, batch_size: int) -> list:
         """Zero state: one entry per cell, in :meth:`recurrent_cells` order."""

@@ -27,6 +27,15 @@ def as_dropout_rate(value, name: str) -> float:
     return p
 
 
+def dropout_multiplier(rng: np.random.Generator, p: float, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """The one dropout scheme of npnet (every kind, in the cells and in SequenceModel):
+    u = [r < 1 - p] / (1 - p) of ``shape``, r uniform from ``rng`` (inverted dropout: E[u] = 1)."""
+    keep = 1.0 - p
+    u = (rng.random(shape) < keep).astype(dtype)                 # 1 kept / 0 dropped
+    u /= dtype.type(keep)                                        # inverted scaling 1 / (1 - p)
+    return u
+
+
 def recurrent_products(u):
     """(forward, backward) products of the recurrent term, chosen once per fprop/bprop, not per step.
 
@@ -112,7 +121,7 @@ class RecurrentCell(Layer):
 
         ``dropout_mask`` given: checked (shape (B, H), finite) and copied. Otherwise, in training mode
         with ``recurrent_dropout = p > 0``: u = [r < 1 - p] / (1 - p) with r uniform (B, H) from the
-        cell's ``rng`` (the same scheme as SequenceModel's dropout; inside a SequenceModel the cells
+        cell's ``rng`` (:func:`dropout_multiplier`, as SequenceModel's dropouts; inside a SequenceModel the cells
         share the model's Generator, so one Generator state, saved in checkpoints, covers all masks).
         """
         H = self.hidden_size
@@ -123,10 +132,7 @@ class RecurrentCell(Layer):
             return np.array(u, dtype=self.dtype)                    # our own copy
         if not self.training or self.recurrent_dropout == 0.0:
             return None
-        keep = 1.0 - self.recurrent_dropout
-        u = (self.rng.random((batch, H)) < keep).astype(self.dtype)   # (B, H) 1 kept / 0 dropped
-        u /= self.dtype.type(keep)                                  # inverted scaling 1 / (1 - p)
-        return u
+        return dropout_multiplier(self.rng, self.recurrent_dropout, (batch, H), self.dtype)   # (B, H)
 
     # -- state ------------------------------------------------------------
     def init_state(self, batch_size: int):
