@@ -24,6 +24,7 @@ _NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 def cell_kind(cell) -> str:
     """'rnn', 'lstm' or 'gru' for a BasicRNNCell, LSTMCell or GRUCell (subclasses too)."""
+    GRUCell.require_pytorch_form(cell)                 # no PyTorch layout for GRUCell(reset_after=False)
     for cls, kind in ((BasicRNNCell, "rnn"), (LSTMCell, "lstm"), (GRUCell, "gru")):
         if isinstance(cell, cls):
             return kind
