@@ -261,3 +261,5 @@ def load_embedding_state_dict(embedding, state_dict, prefix: str = "", strict: b
     np.copyto(embedding.params["W"], w, casting="unsafe")
     return [key]
 
+
+from .keras_interop import keras_weights, load_keras_weights  # noqa: E402
