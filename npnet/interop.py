@@ -15,7 +15,8 @@ from .cells.lstm import LSTMCell
 from .cells.rnn import BasicRNNCell
 
 __all__ = ["load_torch_state_dict", "torch_state_dict", "cell_kind", "reorder_gates",
-           "embedding_state_dict", "load_embedding_state_dict", "torch_module_spec", "MODEL_PREFIXES"]
+           "embedding_state_dict", "load_embedding_state_dict", "torch_module_spec", "MODEL_PREFIXES",
+           "keras_weights", "load_keras_weights"]
 
 # A SequenceModel's torch twin holds three submodules under these names (docs/interop.md):
 # read_in (nn.Linear or nn.Embedding), rnn (nn.RNN / nn.LSTM / nn.GRU), read_out (nn.Linear).
@@ -29,6 +30,7 @@ _NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 def cell_kind(cell) -> str:
     """'rnn', 'lstm' or 'gru' for a BasicRNNCell, LSTMCell or GRUCell (subclasses too)."""
+    GRUCell.require_pytorch_form(cell)                 # no PyTorch layout for GRUCell(reset_after=False)
     for cls, kind in ((BasicRNNCell, "rnn"), (LSTMCell, "lstm"), (GRUCell, "gru")):
         if isinstance(cell, cls):
             return kind
@@ -469,3 +471,5 @@ def load_embedding_state_dict(embedding, state_dict, prefix: str = "", strict: b
     np.copyto(embedding.params["W"], w, casting="unsafe")
     return [key]
 
+
+from .keras_interop import keras_weights, load_keras_weights  # noqa: E402

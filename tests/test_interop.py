@@ -342,7 +342,7 @@ def test_doc_examples_run(tmp_path, monkeypatch):
     from pathlib import Path
     text = (Path(__file__).resolve().parents[1] / "docs" / "interop.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert len(blocks) == 4
+    assert len(blocks) == 6                                  # 4 + the Keras section's 2
     for code in blocks:
         exec(compile(code, "docs/interop.md", "exec"), {})
 

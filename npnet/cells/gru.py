@@ -1,4 +1,5 @@
-"""GRUCell: the gated recurrent unit in the form PyTorch and cuDNN use, with its BPTT.
+"""GRUCell: the gated recurrent unit, in the form PyTorch and cuDNN use (reset after the recurrent
+product, the default) or in Cho et al.'s (reset before it, reset_after=False), with its BPTT.
 
 Written for speed: one input GEMM for the whole sequence plus one recurrent GEMM per step; the
 backward pass is one GEMM per step (its step-independent factors computed a block of steps at a
@@ -16,7 +17,7 @@ import numpy as np
 from .. import init as initializers
 from . import _kernels, reference
 from .base import RecurrentCell
-from ..layer import check_input
+from ..layer import NpnetError, check_input
 
 
 @dataclass
@@ -26,6 +27,16 @@ class GRUCache:
     h: np.ndarray                 # (T+1, B, H) states h_0 .. h_T: for dW_h and (h_{t-1} - n_t)
     gates: np.ndarray             # (T, B, 3H) [r|z|n] for every derivative; bprop overwrites with dG_h
     q: np.ndarray                 # (T, B, H) q_t = h_{t-1} W_hn + b_hn: for da_r
+    mask: np.ndarray | None       # (T, B, 1) bool, True on real steps; None: all real
+
+
+@dataclass
+class GRUResetBeforeCache:
+    """What bprop needs from fprop in the reset_after=False form."""
+    x: np.ndarray                 # (T, B, D) inputs, time-major, our own copy: for dW_x
+    h: np.ndarray                 # (T+1, B, H) states h_0 .. h_T: for dW_hr, dW_hz, da_r, (h_{t-1} - n_t)
+    gates: np.ndarray             # (T, B, 3H) [r|z|n]; bprop overwrites with dG = [da_r|da_z|da_n]
+    rh: np.ndarray                # (T, B, H) r_t * h_{t-1}, the input of W_hn: for dW_hn
     mask: np.ndarray | None       # (T, B, 1) bool, True on real steps; None: all real
 
 
@@ -61,15 +72,29 @@ class GRUCell(RecurrentCell):
     gradient is masked (dh_total = m_t dout_t + dh_t), the gate gradients of padded
     rows are zero, and padded rows pass dh_total straight to dh_{t-1} (as if z_t = 1).
 
-    Difference from the original GRU of Cho et al. (2014): there the reset gate
-    acts on the state *before* the matrix, n_t = tanh(x_t W_xn + (r_t * h_{t-1}) W_hn + b),
-    and the update is written h_t = z_t * h_{t-1} + (1 - z_t) * n_t with z the
-    weight of the old state (Cho et al.), which some texts (e.g. Chung et al. 2014)
-    swap to h_t = (1 - z_t) * h_{t-1} + z_t * n_t. npnet follows PyTorch/cuDNN
-    (and Keras with ``reset_after=True``): the reset applies after the matrix
-    product, which lets all three recurrent blocks share one GEMM per step, and
-    z weights the old state. The two reset placements give different functions,
-    so weights do not transfer between them.
+    The other form, ``reset_after=False`` (Cho et al. 2014; Keras ``reset_after=False``;
+    TensorFlow 1's GRUCell): the reset gate acts on the state *before* the matrix, with one
+    bias per gate (no b_hn)::
+
+        forward:   a_r, a_z as above
+                   a_n = x_t W_xn + b_n + (r_t * h_{t-1}) W_hn
+                   r_t = s(a_r),  z_t = s(a_z),  n_t = tanh(a_n)
+                   h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+        backward:  da_n, da_z as above
+                   drh_t = da_n W_hn^T                              dL/d(r_t * h_{t-1})
+                   da_r = drh_t * h_{t-1} * r_t (1 - r_t)
+                   dG = [da_r, da_z, da_n]                          (B, 3H)
+                   dh_{t-1} = dh_total * z_t + [da_r, da_z] [W_hr, W_hz]^T + drh_t * r_t
+                   dW_x += sum_t x_t^T dG,   db += sum_t dG
+                   [dW_hr, dW_hz] += sum_t h_{t-1}^T [da_r, da_z],   dW_hn += sum_t (r_t h_{t-1})^T da_n
+                   dx_t = dG W_x^T
+
+    It costs two recurrent GEMMs per step each way (r_t must be known before W_hn). Masks
+    work as above. The two reset placements give different functions, so weights do not
+    transfer between them. Both write the update as h_t = z_t * h_{t-1} + (1 - z_t) * n_t
+    (z the weight of the old state, as Cho et al., PyTorch and Keras; some texts, e.g.
+    Chung et al. 2014, swap z and 1 - z). The default is PyTorch's and Keras 2+'s
+    form: all three recurrent blocks share one GEMM per step.
 
     Parameters
     ----------
@@ -78,6 +103,11 @@ class GRUCell(RecurrentCell):
     weight_init, recurrent_init, bias_init : initialiser or name
         Defaults: glorot_uniform for W_x, orthogonal per gate block for W_h, zeros
         for b and b_hn.
+    reset_after : bool, default True
+        True: the reset gate multiplies ``h W_hn + b_hn`` (PyTorch, cuDNN, Keras's default).
+        False: it multiplies h before W_hn (Cho et al. 2014, Keras ``reset_after=False``); the
+        cell then has no ``b_hn``. PyTorch has no such GRU: npnet.interop's PyTorch functions
+        refuse it; npnet.interop.keras_weights exchanges both forms with Keras.
     update_bias : float, default 0.0
         Added to the update-gate bias b_z after ``bias_init``. z weights the old state,
         so a positive value (like the LSTM's forget bias) starts the cell remembering:
@@ -86,11 +116,11 @@ class GRUCell(RecurrentCell):
         update_bias 0 or 1 -> 10% (chance), 2 -> 100%.
     dtype, rng : see :class:`npnet.layer.Layer`
 
-    Params: ``W_x`` (D, 3H), ``W_h`` (H, 3H), ``b`` (3H,) and ``b_hn`` (H,).
+    Params: ``W_x`` (D, 3H), ``W_h`` (H, 3H), ``b`` (3H,) and ``b_hn`` (H,) (not with reset_after=False).
     PyTorch mapping: W_x = weight_ih.T, W_h = weight_hh.T,
     b = bias_ih + [bias_hh_r, bias_hh_z, 0], b_hn = bias_hh_n.
 
-    Cache: :class:`GRUCache`; pre-activations are never stored (the sigmoid and tanh
+    Cache: :class:`GRUCache` (:class:`GRUResetBeforeCache` with reset_after=False); pre-activations are never stored (the sigmoid and tanh
     derivatives come from their outputs). bprop spends the cache: it writes dG_h over the gates.
     """
 
@@ -98,14 +128,18 @@ class GRUCell(RecurrentCell):
 
     def __init__(self, input_size: int, hidden_size: int,
                  weight_init="glorot_uniform", recurrent_init="orthogonal", bias_init="zeros",
-                 update_bias: float = 0.0, dtype=np.float64, rng=None):
+                 update_bias: float = 0.0, dtype=np.float64, rng=None, reset_after: bool = True):
         super().__init__(input_size, hidden_size, dtype, rng)
+        if not isinstance(reset_after, (bool, np.bool_)):
+            raise NpnetError(f"reset_after must be True or False, got {reset_after!r}")
         D, H = self.input_size, self.hidden_size
         self.update_bias = self._finite_hyperparameter(update_bias, "update_bias")
+        self.reset_after = bool(reset_after)
         self.add_param("W_x", initializers.get(weight_init)((D, 3 * H), self.rng, self.dtype))
         self.add_param("W_h", initializers.get(recurrent_init)((H, 3 * H), self.rng, self.dtype))
         self.add_param("b", initializers.get(bias_init)((3 * H,), self.rng, self.dtype))
-        self.add_param("b_hn", initializers.get(bias_init)((H,), self.rng, self.dtype))
+        if self.reset_after:                                    # the form decides the params: the
+            self.add_param("b_hn", initializers.get(bias_init)((H,), self.rng, self.dtype))   # reference reads it
         self.params["b"][H:2 * H] += self.update_bias                # (H,) the z block
         # exp-form gates (see _kernels.gate_scales): (3H,) -1 on the r and z columns, 1 on n, so
         # the forward pass gets -a_r, -a_z directly and s(a) = 1 / (1 + exp(-a)) needs one exp
@@ -116,7 +150,22 @@ class GRUCell(RecurrentCell):
                "dtype": self.dtype.name}
         if self.update_bias:
             cfg["update_bias"] = self.update_bias
+        if not self.reset_after:                                # absent = True: older configs load as before
+            cfg["reset_after"] = False
         return cfg
+
+    @staticmethod
+    def require_pytorch_form(cell) -> None:
+        """Raise NpnetError if ``cell`` is a GRUCell(reset_after=False); anything else passes.
+
+        PyTorch's nn.GRU / nn.GRUCell have only the reset_after=True form (the reset gate after the
+        recurrent product), so no PyTorch state dict can hold the other one. npnet.interop's PyTorch
+        functions call this for every cell."""
+        if isinstance(cell, GRUCell) and not cell.reset_after:
+            raise NpnetError(f"PyTorch has no GRU with reset_after=False (the reset gate before the recurrent "
+                             f"product): {type(cell).__name__}(reset_after=False) cannot be exchanged with nn.GRU; "
+                             "use npnet.interop.keras_weights for Keras's GRU(reset_after=False), or a "
+                             "GRUCell(reset_after=True)")
 
     # ------------------------------------------------------------------
     def fprop(self, x, state=None, mask=None):
@@ -144,11 +193,16 @@ class GRUCell(RecurrentCell):
         x_steps = x.transpose(1, 0, 2).copy()                   # (T, B, D), our own copy (cached)
         gates = (x_steps.reshape(T * B, D) @ (self.params["W_x"] * scale)).reshape(T, B, 3 * H)
         gates += self.params["b"] * scale                       # (T, B, 3H) [-a_r, -a_z | x W_xn + b_n] so far
-        q = np.empty((T, B, H), self.dtype)                     # (T, B, H) q_t = h_{t-1} W_hn + b_hn
         h = np.empty((T + 1, B, H), self.dtype)                 # (T+1, B, H) states, h[0] = h_0
         h[0] = h0
-        self._forward_loop(gates, q, h, self.params["W_h"] * scale, mask)
-        self._cache = GRUCache(x=x_steps, h=h, gates=gates, q=q, mask=mask)
+        if self.reset_after:
+            q = np.empty((T, B, H), self.dtype)                 # (T, B, H) q_t = h_{t-1} W_hn + b_hn
+            self._forward_loop(gates, q, h, self.params["W_h"] * scale, mask)
+            self._cache = GRUCache(x=x_steps, h=h, gates=gates, q=q, mask=mask)
+        else:
+            rh = np.empty((T, B, H), self.dtype)                # (T, B, H) r_t * h_{t-1}
+            self._forward_loop_reset_before(gates, rh, h, mask)
+            self._cache = GRUResetBeforeCache(x=x_steps, h=h, gates=gates, rh=rh, mask=mask)
         out = h[1:] if mask is None else h[1:] * mask           # (T, B, H) outputs
         return out.transpose(1, 0, 2).copy(), h[T].copy()       # (B, T, H), never a view of the cache
 
@@ -195,6 +249,8 @@ class GRUCell(RecurrentCell):
         dh0 : ndarray of shape (B, H)
         """
         cache, dout, (dh,) = self._begin_bprop(dout, dstate)    # dh (B, H) running dL/dh_t
+        if isinstance(cache, GRUResetBeforeCache):
+            return self._bprop_reset_before(cache, dout, dh)
         T, B, D = cache.x.shape
         H = self.hidden_size
         da_n = np.empty((T, B, H), self.dtype)                  # (T, B, H) the n block of dG_x
@@ -280,6 +336,119 @@ class GRUCell(RecurrentCell):
         r *= A
         r *= q
 
+    # -- the reset_after=False form (Cho et al. 2014): two recurrent GEMMs per step each way ----
+    def _forward_loop_reset_before(self, gates, rh, h, mask):
+        """The sequential part of fprop with reset_after=False, in place: gates (T, B, 3H) arrive as
+        [-a_r, -a_z | x W_xn + b_n] without the recurrent parts and become [r | z | n]; rh (T, B, H)
+        gets r_t * h_{t-1} and h[1:] the states."""
+        T, B, H = rh.shape
+        W_h = self.params["W_h"]
+        W_hrz_s = W_h[:, :2 * H] * self._gate_scale[:2 * H]     # (H, 2H) [W_hr, W_hz] negated (exact), contiguous
+        W_hn = np.ascontiguousarray(W_h[:, 2 * H:])             # (H, H)
+        tanh_into = _kernels.tanh_kernel(_kernels.exp_tanh_pays(self.dtype, B * H))   # n_t = tanh(a_n)
+        h_W_rz = np.empty((B, 2 * H), self.dtype)               # (B, 2H) h_{t-1} [W_hr, W_hz] (negated), scratch
+        rh_W = np.empty((B, H), self.dtype)                     # (B, H) (r_t h_{t-1}) W_hn, scratch
+        padded = repeat(None) if mask is None else ~mask        # (T, B, 1) True on padded steps
+        sigmoid_gates = _kernels.exp_sigmoid_gates              # a local name: one call per step
+        steps = zip(gates[:, :, :2 * H], gates[:, :, :H], gates[:, :, H:2 * H], gates[:, :, 2 * H:],
+                    rh, h[:-1], h[1:], padded)                  # per-step views, made by iteration
+        with np.errstate(over="ignore"):                        # exp(-a) may be inf: s(a) = 1 / inf = 0, exact
+            for rz, r, z, n, rh_t, h_prev, h_t, padded_t in steps:
+                np.dot(h_prev, W_hrz_s, out=h_W_rz)             # recurrent GEMM 1: r and z
+                rz += h_W_rz                                    # -a_r, -a_z
+                sigmoid_gates(rz)                               # r_t, z_t
+                np.multiply(r, h_prev, out=rh_t)                # r_t * h_{t-1}, kept for dW_hn
+                np.dot(rh_t, W_hn, out=rh_W)                    # recurrent GEMM 2: needs r_t
+                n += rh_W                                       # a_n
+                tanh_into(n, n)                                 # n_t = tanh(a_n)
+                np.subtract(h_prev, n, out=h_t)                 # h_t = n + z (h_{t-1} - n)
+                h_t *= z
+                h_t += n
+                if padded_t is not None:
+                    np.copyto(h_t, h_prev, where=padded_t)      # padded rows keep h_{t-1} exactly
+
+    def _bprop_reset_before(self, cache, dout, dh):
+        """bprop with reset_after=False, after :meth:`bprop` checked the arguments; dh (B, H) is dL/dh_T."""
+        T, B, D = cache.x.shape
+        H = self.hidden_size
+        self._backward_loop_reset_before(cache, dout.transpose(1, 0, 2), dh)
+        dG = cache.gates.reshape(T * B, 3 * H)                  # (T*B, 3H) [da_r | da_z | da_n]
+        x_rows = cache.x.reshape(T * B, D)                      # (T*B, D)
+        self.grads["W_x"] += x_rows.T @ dG
+        self.grads["W_h"][:, :2 * H] += cache.h[:-1].reshape(T * B, H).T @ dG[:, :2 * H]
+        self.grads["W_h"][:, 2 * H:] += cache.rh.reshape(T * B, H).T @ dG[:, 2 * H:]
+        self.grads["b"] += dG.sum(axis=0)
+        dx = dG @ self.params["W_x"].T                          # (T*B, D)
+        return np.ascontiguousarray(dx.reshape(T, B, D).transpose(1, 0, 2)), dh
+
+    def _backward_loop_reset_before(self, cache, dout_steps, dh):
+        """Walk the steps backwards a block at a time; cache.gates ends as dG = [da_r, da_z, da_n].
+
+        Per block, :meth:`_backward_factors_reset_before` turns the gates into the factors
+        [G_r, F_z, A] = [h_{t-1} r(1-r), (h_{t-1} - n) z(1-z), (1 - z)(1 - n^2)]; then per step
+        da_z = F_z dh_total, da_n = A dh_total, drh = da_n W_hn^T, da_r = G_r drh and
+        dh_{t-1} = [da_r, da_z] [W_hr, W_hz]^T + drh r + dh_total z. dh ends as dL/dh_0.
+        """
+        T, B, H = cache.rh.shape
+        mask = cache.mask
+        K = _kernels.block_steps(T, 4 * B * H * self.dtype.itemsize)   # 4 (B, H) arrays per step
+        r_block, z_block, scratch = (np.empty((K, B, H), self.dtype) for _ in range(3))   # (K, B, H) each
+        if mask is not None:
+            real = mask.astype(self.dtype)                      # (T, B, 1) 1.0 real / 0.0 padded
+            dout_real = np.empty((K, B, H), self.dtype)         # (K, B, H) dout, := 0 on padded rows
+        dh_total = np.empty((B, H), self.dtype)                 # (B, H) dh_total = dout_t + dh
+        dh_total2 = dh_total[:, None, :]                        # (B, 1, H) view, scales the z and n blocks
+        drh = np.empty((B, H), self.dtype)                      # (B, H) dL/d(r_t h_{t-1})
+        dh_carry = np.empty((B, H), self.dtype)                 # (B, H) dh_total * z
+        W_hrz_T = np.ascontiguousarray(self.params["W_h"][:, :2 * H].T)   # (2H, H)
+        W_hn_T = np.ascontiguousarray(self.params["W_h"][:, 2 * H:].T)    # (H, H)
+        gates4 = cache.gates.reshape(T, B, 3, H)                # (T, B, 3, H) view
+        track = self._start_tracking(B, T)
+        for t0, t1 in _kernels.reverse_blocks(T, K):
+            length = t1 - t0
+            r_k, z_k, gates_k = r_block[:length], z_block[:length], cache.gates[t0:t1]
+            self._backward_factors_reset_before(gates_k, cache.h[t0:t1], r_k, z_k, scratch[:length])
+            dout_k = dout_steps[t0:t1]
+            if mask is not None:                                # padded rows: no gate gradients, dout
+                real_k = real[t0:t1]                            # ignored, dh_{t-1} = dh_total (z = 1, r = 0)
+                gates_k *= real_k
+                r_k *= real_k
+                np.copyto(z_k, 1.0, where=real_k == 0.0)
+                dout_k = np.multiply(dout_k, real_k, out=dout_real[:length])
+            for j in range(length - 1, -1, -1):
+                t = t0 + j
+                np.add(dout_k[j], dh, out=dh_total)             # dh_total = dout_t + dh_t
+                if track:
+                    self._record_norms("h", t, dh_total)
+                g = gates4[t]                                   # (B, 3, H) [G_r, F_z, A] -> dG
+                np.multiply(g[:, 1:], dh_total2, out=g[:, 1:])  # da_z, da_n
+                np.dot(g[:, 2], W_hn_T, out=drh)                # drh = da_n W_hn^T
+                g[:, 0] *= drh                                  # da_r = G_r drh
+                np.dot(cache.gates[t][:, :2 * H], W_hrz_T, out=dh)   # [da_r, da_z] [W_hr, W_hz]^T
+                drh *= r_k[j]
+                dh += drh
+                np.multiply(dh_total, z_k[j], out=dh_carry)
+                dh += dh_carry                                  # dh_{t-1}
+
+    @staticmethod
+    def _backward_factors_reset_before(gates, h_prev, r_copy, z_copy, scratch):
+        """In place, for a block of K steps: gates (K, B, 3H) [r, z, n] -> [G_r, F_z, A] (see
+        :meth:`_backward_loop_reset_before`); r_copy, z_copy (K, B, H) := r, z. h_prev is read."""
+        H = h_prev.shape[2]
+        r, z, n = gates[..., :H], gates[..., H:2 * H], gates[..., 2 * H:]
+        np.copyto(r_copy, r)
+        np.copyto(z_copy, z)
+        np.subtract(1.0, r, out=scratch)                        # G_r = h_{t-1} r (1 - r)
+        r *= scratch
+        r *= h_prev
+        np.subtract(h_prev, n, out=scratch)                     # h_{t-1} - n
+        n *= n
+        np.subtract(1.0, n, out=n)                              # 1 - n^2
+        z *= scratch                                            # z (h_{t-1} - n)
+        np.subtract(1.0, z_copy, out=scratch)                   # 1 - z
+        z *= scratch                                            # F_z = (h_{t-1} - n) z (1 - z)
+        n *= scratch                                            # A = (1 - z)(1 - n^2)
+
     def step(self, x_t, state=None):
         """One step without caching (closed-loop generation).
 
@@ -293,7 +462,8 @@ class GRUCell(RecurrentCell):
         h : ndarray of shape (B, H)
             The output, which is also the new state (returned twice, as ``(h, h)``).
 
-        The math is :func:`npnet.cells.reference.gru_step_forward`, called as it is.
+        The math is :func:`npnet.cells.reference.gru_step_forward`, called as it is (it takes the
+        form from the params: no ``b_hn`` with reset_after=False).
         """
         x_t = check_input(x_t, "x_t", 2, self.input_size, self.dtype)
         (h_prev,) = self.unpack_state(state, x_t.shape[0])

@@ -127,11 +127,17 @@ def lstm_step_backward(dh, dc, cache, grads):
 
 # ----------------------------------------------------------------------------------- GRU
 def gru_step_forward(x_t, h_prev, params):
-    """One step of GRUCell (PyTorch / cuDNN form: the reset gate acts after the matrix product).
+    """One step of GRUCell, in the cell's form: ``params`` with a ``b_hn`` key is the default
+    (reset_after=True) form, without one the reset_after=False form.
 
-    x_t (B, D), h_prev (B, H), params {"W_x": (D, 3H), "W_h": (H, 3H), "b": (3H,), "b_hn": (H,)},
+    x_t (B, D), h_prev (B, H), params {"W_x": (D, 3H), "W_h": (H, 3H), "b": (3H,)[, "b_hn": (H,)]},
     gate blocks r (reset), z (update), n (candidate). Returns h (B, H) and the step's cache.
+    The reset gate acts after the recurrent matrix product (PyTorch / cuDNN / Keras
+    reset_after=True) when ``b_hn`` is there, before it otherwise (Cho et al. 2014 / Keras
+    reset_after=False, :func:`_gru_reset_before_step_forward`).
     """
+    if "b_hn" not in params:
+        return _gru_reset_before_step_forward(x_t, h_prev, params)
     xw_r, xw_z, xw_n = np.split(x_t @ params["W_x"] + params["b"], 3, axis=1)   # 3 x (B, H) x W_x + b
     hw_r, hw_z, hw_n = np.split(h_prev @ params["W_h"], 3, axis=1)              # 3 x (B, H) h_prev W_h
     r = sigmoid(xw_r + hw_r)                                     # (B, H) r = s(x W_xr + h_prev W_hr + b_r)
@@ -144,7 +150,10 @@ def gru_step_forward(x_t, h_prev, params):
 
 
 def gru_step_backward(dh, cache, grads):
-    """Backward of one GRU step: dh = dL/dh (B, H) -> (dx_t (B, D), dh_prev (B, H)); adds into grads."""
+    """Backward of one GRU step (either form): dh = dL/dh (B, H) -> (dx_t (B, D), dh_prev (B, H));
+    adds into grads."""
+    if "rh" in cache:
+        return _gru_reset_before_step_backward(dh, cache, grads)
     x_t, h_prev, r, z, q, n, params = (cache[k] for k in ("x_t", "h_prev", "r", "z", "q", "n", "params"))
     da_n = dh * (1.0 - z) * (1.0 - n ** 2)                       # (B, H) da_n = dh (1 - z) tanh'(a_n)
     da_z = dh * (h_prev - n) * z * (1.0 - z)                     # (B, H) da_z = dh (h_prev - n) s'(a_z)
@@ -158,6 +167,43 @@ def gru_step_backward(dh, cache, grads):
     grads["b_hn"] += dq.sum(axis=0)                              # (H,)    db_hn += sum of dq
     dx_t = dxw @ params["W_x"].T                                 # (B, D) dx = dxw W_x^T
     dh_prev = dh * z + dhw @ params["W_h"].T                     # (B, H) dh_prev = dh z + dhw W_h^T
+    return dx_t, dh_prev
+
+
+def _gru_reset_before_step_forward(x_t, h_prev, params):
+    """One step of GRUCell(reset_after=False): the reset gate multiplies h_prev before W_hn.
+
+    params {"W_x": (D, 3H), "W_h": (H, 3H), "b": (3H,)}: one bias per gate, no b_hn.
+    """
+    H = h_prev.shape[1]
+    xw_r, xw_z, xw_n = np.split(x_t @ params["W_x"] + params["b"], 3, axis=1)   # 3 x (B, H) x W_x + b
+    hw_r, hw_z = np.split(h_prev @ params["W_h"][:, :2 * H], 2, axis=1)         # 2 x (B, H) h_prev W_hr, W_hz
+    r = sigmoid(xw_r + hw_r)                                     # (B, H) r = s(x W_xr + h_prev W_hr + b_r)
+    z = sigmoid(xw_z + hw_z)                                     # (B, H) z = s(x W_xz + h_prev W_hz + b_z)
+    rh = r * h_prev                                              # (B, H) the reset state r * h_prev
+    n = np.tanh(xw_n + rh @ params["W_h"][:, 2 * H:])            # (B, H) n = tanh(x W_xn + b_n + (r h_prev) W_hn)
+    h = (1.0 - z) * n + z * h_prev                               # (B, H) h = (1 - z) n + z h_prev
+    cache = {"x_t": x_t, "h_prev": h_prev, "r": r, "z": z, "rh": rh, "n": n, "params": params}
+    return h, cache
+
+
+def _gru_reset_before_step_backward(dh, cache, grads):
+    """Backward of :func:`_gru_reset_before_step_forward`; adds into grads (no b_hn)."""
+    x_t, h_prev, r, z, rh, n, params = (cache[k] for k in ("x_t", "h_prev", "r", "z", "rh", "n", "params"))
+    H = h_prev.shape[1]
+    W_hrz, W_hn = params["W_h"][:, :2 * H], params["W_h"][:, 2 * H:]   # (H, 2H), (H, H)
+    da_n = dh * (1.0 - z) * (1.0 - n ** 2)                       # (B, H) da_n = dh (1 - z) tanh'(a_n)
+    da_z = dh * (h_prev - n) * z * (1.0 - z)                     # (B, H) da_z = dh (h_prev - n) s'(a_z)
+    drh = da_n @ W_hn.T                                          # (B, H) d(r h_prev) = da_n W_hn^T
+    da_r = drh * h_prev * r * (1.0 - r)                          # (B, H) da_r = d(r h_prev) h_prev s'(a_r)
+    dxw = np.concatenate([da_r, da_z, da_n], axis=1)             # (B, 3H) gradient of x W_x + b
+    da_rz = dxw[:, :2 * H]                                       # (B, 2H) gradient of h_prev [W_hr, W_hz]
+    grads["W_x"] += x_t.T @ dxw                                  # (D, 3H) dW_x += x^T dxw
+    grads["W_h"][:, :2 * H] += h_prev.T @ da_rz                  # (H, 2H) dW_hr, dW_hz += h_prev^T da_rz
+    grads["W_h"][:, 2 * H:] += rh.T @ da_n                       # (H, H)  dW_hn += (r h_prev)^T da_n
+    grads["b"] += dxw.sum(axis=0)                                # (3H,)   db += sum of dxw
+    dx_t = dxw @ params["W_x"].T                                 # (B, D) dx = dxw W_x^T
+    dh_prev = dh * z + da_rz @ W_hrz.T + drh * r                 # (B, H) dh_prev = dh z + da_rz W_hrz^T + d(rh) r
     return dx_t, dh_prev
 
 
@@ -266,7 +312,9 @@ def lstm_backward(dout, dstate, cache, grads, state_grads=None):
 
 
 def gru_forward(x, state, params, mask=None):
-    """GRUCell over a sequence: x (B, T, D), state h (B, H) or None -> (out (B, T, H), h_T, cache)."""
+    """GRUCell over a sequence: x (B, T, D), state h (B, H) or None -> (out (B, T, H), h_T, cache).
+
+    The form follows ``params`` as in :func:`gru_step_forward` (no ``b_hn``: reset_after=False)."""
     B, _, _ = x.shape
     states = _state_parts(state, B, params["W_h"].shape[0], x.dtype, 1)
     out, (h_T,), cache = _sequence_forward(

@@ -45,6 +45,9 @@ CASES = {
                  reference.lstm_forward, reference.lstm_backward),
     "gru": Case(lambda D, H, dtype=np.float64: npnet.GRUCell(D, H, dtype=dtype, rng=0),
                 reference.gru_forward, reference.gru_backward),
+    "gru_reset_before": Case(lambda D, H, dtype=np.float64: npnet.GRUCell(D, H, dtype=dtype, rng=0,
+                                                                          reset_after=False),
+                             reference.gru_forward, reference.gru_backward),
 }
 SHAPES = [(1, 1, 1, 1), (3, 5, 2, 4), (4, 7, 3, 5), (2, 1, 3, 2), (1, 6, 2, 3)]   # (B, T, D, H)
 MASKS = [None, "ragged", "scattered"]

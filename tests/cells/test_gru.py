@@ -181,3 +181,125 @@ def test_update_bias_sets_only_the_z_block():
     np.testing.assert_array_equal(cell.params["b"], [0, 0, 0, 2, 2, 2, 0, 0, 0])
     assert not cell.params["b_hn"].any()
     assert npnet.GRUCell(**cell.get_config()).params["b"][3:6].tolist() == [2, 2, 2]
+
+
+# -- the reset_after=False form (Cho et al. 2014, Keras reset_after=False) --------------------
+def make_reset_before(D=3, H=4, seed=0, dtype=np.float64, scale=0.7):
+    cell = npnet.GRUCell(D, H, rng=seed, dtype=dtype, reset_after=False)
+    prng = np.random.default_rng(seed + 100)
+    for p in cell.params.values():
+        p[...] = scale * prng.standard_normal(p.shape)
+    return cell
+
+
+def test_reset_before_computes_the_cho_equations(rng):
+    """Written out here, independently of npnet.cells.reference: n = tanh(x W_xn + b_n + (r h) W_hn)."""
+    B, T, D, H = 2, 4, 3, 5
+    cell = make_reset_before(D, H)
+    x, h0 = data(rng, B, T, D, H)
+    out, hT = cell.fprop(x, h0)
+    p, h = cell.params, h0
+    s = lambda a: 1 / (1 + np.exp(-a))
+    for t in range(T):
+        gx = x[:, t] @ p["W_x"] + p["b"]
+        r = s(gx[:, :H] + h @ p["W_h"][:, :H])
+        z = s(gx[:, H:2 * H] + h @ p["W_h"][:, H:2 * H])
+        n = np.tanh(gx[:, 2 * H:] + (r * h) @ p["W_h"][:, 2 * H:])
+        h = z * h + (1 - z) * n
+        np.testing.assert_allclose(out[:, t], h, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(hT, h, rtol=0, atol=1e-14)
+    default = npnet.GRUCell(D, H, rng=0)                      # the same weights, b_hn = 0: another function
+    for k in cell.params:
+        default.params[k][...] = cell.params[k]
+    assert np.abs(default.fprop(x, h0)[0] - out).max() > 1e-3
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_reset_before_backward_blocks_equal_reference(masked, rng, monkeypatch):
+    B, T, D, H = 3, 7, 2, 4
+    x, h0 = data(rng, B, T, D, H)
+    mask = (rng.random((B, T)) < 0.6) if masked else None
+    dout, dhT = rng.standard_normal((B, T, H)), rng.standard_normal((B, H))
+    params = make_reset_before(D, H).params
+    r_out, r_hT, cache = reference.gru_forward(x, h0, params, mask)
+    r_grads = {k: np.zeros_like(v) for k, v in params.items()}
+    r_dx, r_dh0 = reference.gru_backward(dout, dhT, cache, r_grads)
+    norms = []
+    for K in (T, 1, 3):
+        cell = make_reset_before(D, H)
+        monkeypatch.setattr(_kernels, "BLOCK_BYTES", K * 4 * B * H * 8)
+        assert _kernels.block_steps(T, 4 * B * H * 8) == K
+        cell.track_state_grads = True
+        out, hT, dx, dh0, grads = run(cell, x, h0, mask, dout, dhT)
+        for got, want in [(out, r_out), (hT, r_hT), (dx, r_dx), (dh0, r_dh0)]:
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+        assert set(grads) == {"W_x", "W_h", "b"}
+        for k in grads:
+            np.testing.assert_allclose(grads[k], r_grads[k], rtol=0, atol=1e-12, err_msg=f"{k}, K={K}")
+        norms.append(cell.state_grad_norms["h"])
+    assert all(np.array_equal(n, norms[0]) for n in norms[1:])
+
+
+def test_reset_before_params_and_config():
+    cell = npnet.GRUCell(5, 7, rng=1, dtype=np.float32, reset_after=False, update_bias=1.0)
+    assert {k: v.shape for k, v in cell.params.items()} == {"W_x": (5, 21), "W_h": (7, 21), "b": (21,)}
+    assert set(cell.grads) == {"W_x", "W_h", "b"}
+    cfg = cell.get_config()
+    assert cfg == {"input_size": 5, "hidden_size": 7, "dtype": "float32", "update_bias": 1.0,
+                   "reset_after": False}
+    clone = npnet.GRUCell(**cfg)
+    assert clone.reset_after is False and "b_hn" not in clone.params
+    old = npnet.GRUCell(**{"input_size": 5, "hidden_size": 7, "dtype": "float32"})   # a config from before
+    assert old.reset_after is True and "b_hn" in old.params
+    assert "reset_after" not in old.get_config()
+    with pytest.raises(npnet.NpnetError, match="reset_after must be True or False, got 'no'"):
+        npnet.GRUCell(2, 3, reset_after="no")
+
+
+def test_reset_before_step_is_the_reference_step(rng):
+    cell = make_reset_before(2, 3)
+    x, h0 = data(rng, 2, 1, 2, 3)
+    h, state = cell.step(x[:, 0], h0)
+    want, cache = reference.gru_step_forward(x[:, 0], h0, cell.params)
+    assert "rh" in cache and np.array_equal(h, want) and state is h
+
+
+def test_reset_before_in_a_sequence_model_and_its_checkpoint(tmp_path, rng):
+    model = npnet.SequenceModel(3, 4, num_layers=2, cell="gru", output_size=2, bidirectional=True,
+                                rng=0, cell_kwargs={"reset_after": False})
+    assert all(c.reset_after is False and "b_hn" not in c.params for _, c in model.recurrent_cells())
+    assert not any(k.endswith("b_hn") for k in model.params)
+    x = rng.standard_normal((2, 5, 3))
+    mask = np.array([[True] * 5, [True] * 3 + [False] * 2])
+    errors = npnet.gradcheck(model, x, mask=mask)
+    assert max(errors.values()) < 1e-6, errors
+    path = tmp_path / "gru.npz"
+    npnet.save_checkpoint(path, model)
+    loaded = npnet.load_checkpoint(path).model
+    assert all(c.reset_after is False for _, c in loaded.recurrent_cells())
+    np.testing.assert_array_equal(loaded.fprop(x, mask=mask)[0], model.fprop(x, mask=mask)[0])
+
+
+def test_old_gru_checkpoint_without_the_key_loads_with_reset_after(tmp_path):
+    """A GRUCell config written before reset_after existed has no such key: it loads as True,
+    and load_into(strict) finds a fresh default GRUCell's config equal to it."""
+    cell = npnet.GRUCell(2, 3, rng=0)
+    path = tmp_path / "cell.npz"
+    npnet.save_checkpoint(path, cell)
+    assert "reset_after" not in npnet.training.checkpoint.read_meta(path)["model_config"]
+    assert npnet.load_checkpoint(path).model.reset_after is True
+    npnet.training.checkpoint.load_into(path, npnet.GRUCell(2, 3, rng=1))
+    with pytest.raises(npnet.CheckpointError, match="reset_after"):
+        npnet.training.checkpoint.load_into(path, npnet.GRUCell(2, 3, rng=1, reset_after=False))
+
+
+def test_pytorch_interop_refuses_reset_before():
+    cell = npnet.GRUCell(2, 3, rng=0, reset_after=False)
+    with pytest.raises(npnet.NpnetError, match=r"PyTorch has no GRU with reset_after=False"):
+        npnet.interop.torch_state_dict(cell)
+    torch_like = npnet.interop.torch_state_dict(npnet.GRUCell(2, 3, rng=0))
+    with pytest.raises(npnet.NpnetError, match=r"PyTorch has no GRU with reset_after=False"):
+        npnet.interop.load_torch_state_dict(cell, torch_like)
+    model = npnet.SequenceModel(2, 3, cell="gru", rng=0, cell_kwargs={"reset_after": False})
+    with pytest.raises(npnet.NpnetError, match=r"reset_after=False"):
+        npnet.interop.torch_state_dict(model)
