@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import init as initializers
 from . import _kernels, reference
-from .base import RecurrentCell
+from .base import RecurrentCell, recurrent_products
 from ..layer import NpnetError, check_input
 
 
@@ -28,6 +28,7 @@ class GRUCache:
     gates: np.ndarray             # (T, B, 3H) [r|z|n] for every derivative; bprop overwrites with dG_h
     q: np.ndarray                 # (T, B, H) q_t = h_{t-1} W_hn + b_hn: for da_r
     mask: np.ndarray | None       # (T, B, 1) bool, True on real steps; None: all real
+    drop: np.ndarray | None = None  # (B, H) recurrent dropout multiplier u of h_{t-1}; None: no dropout
 
 
 @dataclass
@@ -38,6 +39,7 @@ class GRUResetBeforeCache:
     gates: np.ndarray             # (T, B, 3H) [r|z|n]; bprop overwrites with dG = [da_r|da_z|da_n]
     rh: np.ndarray                # (T, B, H) r_t * h_{t-1}, the input of W_hn: for dW_hn
     mask: np.ndarray | None       # (T, B, 1) bool, True on real steps; None: all real
+    drop: np.ndarray | None = None  # (B, H) recurrent dropout multiplier u of h_{t-1}; None: no dropout
 
 
 class GRUCell(RecurrentCell):
@@ -114,6 +116,11 @@ class GRUCell(RecurrentCell):
         the gradient along the carry path is scaled by z per step, 0.5^T with zero bias.
         Measured on the first-element task (T=40, H=32, Adam 1e-2, 1,500 steps):
         update_bias 0 or 1 -> 10% (chance), 2 -> 100%.
+    recurrent_dropout : float in [0, 1)
+        Variational dropout (Keras ``recurrent_dropout``), training mode only: one mask u (B, H)
+        per fprop, h_{t-1} * u wherever h_{t-1} meets W_h (all three blocks; with reset_after=False
+        r_t * (h_{t-1} * u) before W_hn); the carry z_t h_{t-1} is not dropped. Backward:
+        dW_h uses h_{t-1} * u and the W_h^T part of dh_{t-1} is multiplied by u.
     dtype, rng : see :class:`npnet.layer.Layer`
 
     Params: ``W_x`` (D, 3H), ``W_h`` (H, 3H), ``b`` (3H,) and ``b_hn`` (H,) (not with reset_after=False).
@@ -128,8 +135,9 @@ class GRUCell(RecurrentCell):
 
     def __init__(self, input_size: int, hidden_size: int,
                  weight_init="glorot_uniform", recurrent_init="orthogonal", bias_init="zeros",
-                 update_bias: float = 0.0, dtype=np.float64, rng=None, reset_after: bool = True):
-        super().__init__(input_size, hidden_size, dtype, rng)
+                 update_bias: float = 0.0, dtype=np.float64, rng=None, reset_after: bool = True,
+                 recurrent_dropout: float = 0.0):
+        super().__init__(input_size, hidden_size, dtype, rng, recurrent_dropout)
         if not isinstance(reset_after, (bool, np.bool_)):
             raise NpnetError(f"reset_after must be True or False, got {reset_after!r}")
         D, H = self.input_size, self.hidden_size
@@ -152,7 +160,7 @@ class GRUCell(RecurrentCell):
             cfg["update_bias"] = self.update_bias
         if not self.reset_after:                                # absent = True: older configs load as before
             cfg["reset_after"] = False
-        return cfg
+        return self._dropout_config(cfg)
 
     @staticmethod
     def require_pytorch_form(cell) -> None:
@@ -168,7 +176,7 @@ class GRUCell(RecurrentCell):
                              "GRUCell(reset_after=True)")
 
     # ------------------------------------------------------------------
-    def fprop(self, x, state=None, mask=None):
+    def fprop(self, x, state=None, mask=None, dropout_mask=None):
         """Run the cell over a sequence.
 
         Parameters
@@ -176,6 +184,9 @@ class GRUCell(RecurrentCell):
         x : ndarray of shape (B, T, D)
         state : ndarray of shape (B, H) or None (zeros)
         mask : bool ndarray of shape (B, T) or None (all steps real)
+        dropout_mask : ndarray of shape (B, H), or None
+            The recurrent dropout multiplier u to use (see :class:`RecurrentCell`); None draws one
+            when training with ``recurrent_dropout > 0``.
 
         Returns
         -------
@@ -189,6 +200,7 @@ class GRUCell(RecurrentCell):
         H = self.hidden_size
         (h0,) = self.unpack_state(state, B)
         mask = self._check_mask(mask, B, T)                     # (T, B, 1) bool or None
+        drop = self.recurrent_dropout_mask(B, dropout_mask)     # (B, H) or None
         scale = self._gate_scale                                # (3H,) exact sign flips
         x_steps = x.transpose(1, 0, 2).copy()                   # (T, B, D), our own copy (cached)
         gates = (x_steps.reshape(T * B, D) @ (self.params["W_x"] * scale)).reshape(T, B, 3 * H)
@@ -197,16 +209,16 @@ class GRUCell(RecurrentCell):
         h[0] = h0
         if self.reset_after:
             q = np.empty((T, B, H), self.dtype)                 # (T, B, H) q_t = h_{t-1} W_hn + b_hn
-            self._forward_loop(gates, q, h, self.params["W_h"] * scale, mask)
-            self._cache = GRUCache(x=x_steps, h=h, gates=gates, q=q, mask=mask)
+            self._forward_loop(gates, q, h, self.params["W_h"] * scale, mask, drop)
+            self._cache = GRUCache(x=x_steps, h=h, gates=gates, q=q, mask=mask, drop=drop)
         else:
             rh = np.empty((T, B, H), self.dtype)                # (T, B, H) r_t * h_{t-1}
-            self._forward_loop_reset_before(gates, rh, h, mask)
-            self._cache = GRUResetBeforeCache(x=x_steps, h=h, gates=gates, rh=rh, mask=mask)
+            self._forward_loop_reset_before(gates, rh, h, mask, drop)
+            self._cache = GRUResetBeforeCache(x=x_steps, h=h, gates=gates, rh=rh, mask=mask, drop=drop)
         out = h[1:] if mask is None else h[1:] * mask           # (T, B, H) outputs
         return out.transpose(1, 0, 2).copy(), h[T].copy()       # (B, T, H), never a view of the cache
 
-    def _forward_loop(self, gates, q, h, W_h_s, mask):
+    def _forward_loop(self, gates, q, h, W_h_s, mask, drop=None):
         """The sequential part of fprop, in place: gates (T, B, 3H) becomes [r | z | n]; q and
         h[1:] are filled. W_h_s is W_h with the r, z columns negated (exact)."""
         T, B, H = q.shape
@@ -216,11 +228,12 @@ class GRUCell(RecurrentCell):
         h_W_rz, h_W_n = h_W[:, :2 * H], h_W[:, 2 * H:]
         padded = repeat(None) if mask is None else ~mask        # (T, B, 1) True on padded steps
         sigmoid_gates = _kernels.exp_sigmoid_gates              # a local name: one call per step
+        rec_dot = recurrent_products(drop)[0]                   # np.dot itself without dropout
         steps = zip(gates[:, :, :2 * H], gates[:, :, :H], gates[:, :, H:2 * H], gates[:, :, 2 * H:],
                     q, h[:-1], h[1:], padded)                   # per-step views, made by iteration
         with np.errstate(over="ignore"):                        # exp(-a) may be inf: s(a) = 1 / inf = 0, exact
             for rz, r, z, n, q_t, h_prev, h_t, padded_t in steps:
-                np.dot(h_prev, W_h_s, out=h_W)                  # the one recurrent GEMM
+                rec_dot(h_prev, W_h_s, out=h_W)                 # the one recurrent GEMM
                 np.add(h_W_n, b_hn, out=q_t)                    # q_t, kept for da_r
                 rz += h_W_rz                                    # -a_r, -a_z
                 sigmoid_gates(rz)                               # r_t, z_t
@@ -262,7 +275,8 @@ class GRUCell(RecurrentCell):
         x_rows, W_x = cache.x.reshape(T * B, D), self.params["W_x"]
         self.grads["W_x"][:, :2 * H] += x_rows.T @ dG_rz
         self.grads["W_x"][:, 2 * H:] += x_rows.T @ da_n_rows
-        self.grads["W_h"] += cache.h[:-1].reshape(T * B, H).T @ dG_h
+        h_rec = cache.h[:-1] if cache.drop is None else cache.h[:-1] * cache.drop   # (T, B, H) what met W_h
+        self.grads["W_h"] += h_rec.reshape(T * B, H).T @ dG_h
         self.grads["b"][:2 * H] += dG_rz.sum(axis=0)
         self.grads["b"][2 * H:] += da_n_rows.sum(axis=0)
         self.grads["b_hn"] += dG_h[:, 2 * H:].sum(axis=0)
@@ -291,6 +305,7 @@ class GRUCell(RecurrentCell):
         dh_total3 = dh_total[:, None, :]                        # (B, 1, H) view, scales all three blocks
         dh_carry = np.empty((B, H), self.dtype)                 # (B, H) dh_total * z
         W_h_T = np.ascontiguousarray(self.params["W_h"].T)      # (3H, H) contiguous: BLAS is faster on it
+        rec_dot_T = recurrent_products(cache.drop)[1]           # np.dot, or (dG_h W_h^T) * u with dropout
         track = self._start_tracking(B, T)
         for t0, t1 in _kernels.reverse_blocks(T, K):
             length = t1 - t0                                    # steps in this block (K, or fewer)
@@ -312,7 +327,7 @@ class GRUCell(RecurrentCell):
                 dG_h_t = cache.gates[t]                         # (B, 3H) F_t -> dG_h[t]
                 np.multiply(dG_h_t.reshape(B, 3, H), dh_total3, out=dG_h_t.reshape(B, 3, H))
                 np.multiply(A[j], dh_total, out=da_n[t])        # da_n
-                np.dot(dG_h_t, W_h_T, out=dh)                       # the one GEMM per step
+                rec_dot_T(dG_h_t, W_h_T, out=dh)                    # the one GEMM per step
                 np.multiply(dh_total, z_k[j], out=dh_carry)
                 dh += dh_carry                                  # dh_{t-1} = dG_h W_h^T + dh_total z
 
@@ -337,10 +352,11 @@ class GRUCell(RecurrentCell):
         r *= q
 
     # -- the reset_after=False form (Cho et al. 2014): two recurrent GEMMs per step each way ----
-    def _forward_loop_reset_before(self, gates, rh, h, mask):
+    def _forward_loop_reset_before(self, gates, rh, h, mask, drop=None):
         """The sequential part of fprop with reset_after=False, in place: gates (T, B, 3H) arrive as
         [-a_r, -a_z | x W_xn + b_n] without the recurrent parts and become [r | z | n]; rh (T, B, H)
-        gets r_t * h_{t-1} and h[1:] the states."""
+        gets r_t * h_{t-1} and h[1:] the states. With recurrent dropout ``drop`` u (B, H), h_{t-1} * u
+        replaces h_{t-1} in both recurrent products (GEMM 1 leaves it in ``h_u``, read by r_t * ...)."""
         T, B, H = rh.shape
         W_h = self.params["W_h"]
         W_hrz_s = W_h[:, :2 * H] * self._gate_scale[:2 * H]     # (H, 2H) [W_hr, W_hz] negated (exact), contiguous
@@ -350,14 +366,17 @@ class GRUCell(RecurrentCell):
         rh_W = np.empty((B, H), self.dtype)                     # (B, H) (r_t h_{t-1}) W_hn, scratch
         padded = repeat(None) if mask is None else ~mask        # (T, B, 1) True on padded steps
         sigmoid_gates = _kernels.exp_sigmoid_gates              # a local name: one call per step
+        h_u = None if drop is None else np.empty((B, H), self.dtype)   # (B, H) h_{t-1} * u, per step
+        rec_dot = np.dot if drop is None else _dropped_dot(drop, h_u)
+        h_rec = h[:-1] if drop is None else repeat(h_u)         # what meets W_h: h_{t-1}, or h_{t-1} * u
         steps = zip(gates[:, :, :2 * H], gates[:, :, :H], gates[:, :, H:2 * H], gates[:, :, 2 * H:],
-                    rh, h[:-1], h[1:], padded)                  # per-step views, made by iteration
+                    rh, h[:-1], h[1:], padded, h_rec)           # per-step views, made by iteration
         with np.errstate(over="ignore"):                        # exp(-a) may be inf: s(a) = 1 / inf = 0, exact
-            for rz, r, z, n, rh_t, h_prev, h_t, padded_t in steps:
-                np.dot(h_prev, W_hrz_s, out=h_W_rz)             # recurrent GEMM 1: r and z
+            for rz, r, z, n, rh_t, h_prev, h_t, padded_t, h_rec_t in steps:
+                rec_dot(h_prev, W_hrz_s, out=h_W_rz)            # recurrent GEMM 1: r and z
                 rz += h_W_rz                                    # -a_r, -a_z
                 sigmoid_gates(rz)                               # r_t, z_t
-                np.multiply(r, h_prev, out=rh_t)                # r_t * h_{t-1}, kept for dW_hn
+                np.multiply(r, h_rec_t, out=rh_t)               # r_t * h_{t-1} (* u), kept for dW_hn
                 np.dot(rh_t, W_hn, out=rh_W)                    # recurrent GEMM 2: needs r_t
                 n += rh_W                                       # a_n
                 tanh_into(n, n)                                 # n_t = tanh(a_n)
@@ -371,23 +390,26 @@ class GRUCell(RecurrentCell):
         """bprop with reset_after=False, after :meth:`bprop` checked the arguments; dh (B, H) is dL/dh_T."""
         T, B, D = cache.x.shape
         H = self.hidden_size
-        self._backward_loop_reset_before(cache, dout.transpose(1, 0, 2), dh)
+        h_rec = cache.h[:-1] if cache.drop is None else cache.h[:-1] * cache.drop   # (T, B, H) what met W_h
+        self._backward_loop_reset_before(cache, dout.transpose(1, 0, 2), dh, h_rec)
         dG = cache.gates.reshape(T * B, 3 * H)                  # (T*B, 3H) [da_r | da_z | da_n]
         x_rows = cache.x.reshape(T * B, D)                      # (T*B, D)
         self.grads["W_x"] += x_rows.T @ dG
-        self.grads["W_h"][:, :2 * H] += cache.h[:-1].reshape(T * B, H).T @ dG[:, :2 * H]
+        self.grads["W_h"][:, :2 * H] += h_rec.reshape(T * B, H).T @ dG[:, :2 * H]
         self.grads["W_h"][:, 2 * H:] += cache.rh.reshape(T * B, H).T @ dG[:, 2 * H:]
         self.grads["b"] += dG.sum(axis=0)
         dx = dG @ self.params["W_x"].T                          # (T*B, D)
         return np.ascontiguousarray(dx.reshape(T, B, D).transpose(1, 0, 2)), dh
 
-    def _backward_loop_reset_before(self, cache, dout_steps, dh):
+    def _backward_loop_reset_before(self, cache, dout_steps, dh, h_rec):
         """Walk the steps backwards a block at a time; cache.gates ends as dG = [da_r, da_z, da_n].
 
         Per block, :meth:`_backward_factors_reset_before` turns the gates into the factors
         [G_r, F_z, A] = [h_{t-1} r(1-r), (h_{t-1} - n) z(1-z), (1 - z)(1 - n^2)]; then per step
         da_z = F_z dh_total, da_n = A dh_total, drh = da_n W_hn^T, da_r = G_r drh and
         dh_{t-1} = [da_r, da_z] [W_hr, W_hz]^T + drh r + dh_total z. dh ends as dL/dh_0.
+        With recurrent dropout u, h_rec = h_{t-1} * u (else h_{t-1}) replaces h_{t-1} in G_r and the
+        first two terms of dh_{t-1} are multiplied by u (u is folded into the block's copy of r).
         """
         T, B, H = cache.rh.shape
         mask = cache.mask
@@ -402,12 +424,16 @@ class GRUCell(RecurrentCell):
         dh_carry = np.empty((B, H), self.dtype)                 # (B, H) dh_total * z
         W_hrz_T = np.ascontiguousarray(self.params["W_h"][:, :2 * H].T)   # (2H, H)
         W_hn_T = np.ascontiguousarray(self.params["W_h"][:, 2 * H:].T)    # (H, H)
+        rec_dot_T = recurrent_products(cache.drop)[1]           # np.dot itself without dropout
         gates4 = cache.gates.reshape(T, B, 3, H)                # (T, B, 3, H) view
         track = self._start_tracking(B, T)
         for t0, t1 in _kernels.reverse_blocks(T, K):
             length = t1 - t0
             r_k, z_k, gates_k = r_block[:length], z_block[:length], cache.gates[t0:t1]
-            self._backward_factors_reset_before(gates_k, cache.h[t0:t1], r_k, z_k, scratch[:length])
+            self._backward_factors_reset_before(gates_k, cache.h[t0:t1], r_k, z_k, scratch[:length],
+                                                h_rec[t0:t1])
+            if cache.drop is not None:
+                r_k *= cache.drop                               # drh r u
             dout_k = dout_steps[t0:t1]
             if mask is not None:                                # padded rows: no gate gradients, dout
                 real_k = real[t0:t1]                            # ignored, dh_{t-1} = dh_total (z = 1, r = 0)
@@ -424,23 +450,24 @@ class GRUCell(RecurrentCell):
                 np.multiply(g[:, 1:], dh_total2, out=g[:, 1:])  # da_z, da_n
                 np.dot(g[:, 2], W_hn_T, out=drh)                # drh = da_n W_hn^T
                 g[:, 0] *= drh                                  # da_r = G_r drh
-                np.dot(cache.gates[t][:, :2 * H], W_hrz_T, out=dh)   # [da_r, da_z] [W_hr, W_hz]^T
+                rec_dot_T(cache.gates[t][:, :2 * H], W_hrz_T, out=dh)   # [da_r, da_z] [W_hr, W_hz]^T (* u)
                 drh *= r_k[j]
                 dh += drh
                 np.multiply(dh_total, z_k[j], out=dh_carry)
                 dh += dh_carry                                  # dh_{t-1}
 
     @staticmethod
-    def _backward_factors_reset_before(gates, h_prev, r_copy, z_copy, scratch):
+    def _backward_factors_reset_before(gates, h_prev, r_copy, z_copy, scratch, h_rec):
         """In place, for a block of K steps: gates (K, B, 3H) [r, z, n] -> [G_r, F_z, A] (see
-        :meth:`_backward_loop_reset_before`); r_copy, z_copy (K, B, H) := r, z. h_prev is read."""
+        :meth:`_backward_loop_reset_before`); r_copy, z_copy (K, B, H) := r, z. h_prev and h_rec
+        (h_prev * u with recurrent dropout, else h_prev itself) are read."""
         H = h_prev.shape[2]
         r, z, n = gates[..., :H], gates[..., H:2 * H], gates[..., 2 * H:]
         np.copyto(r_copy, r)
         np.copyto(z_copy, z)
-        np.subtract(1.0, r, out=scratch)                        # G_r = h_{t-1} r (1 - r)
+        np.subtract(1.0, r, out=scratch)                        # G_r = h_rec r (1 - r)
         r *= scratch
-        r *= h_prev
+        r *= h_rec
         np.subtract(h_prev, n, out=scratch)                     # h_{t-1} - n
         n *= n
         np.subtract(1.0, n, out=n)                              # 1 - n^2
@@ -469,3 +496,12 @@ class GRUCell(RecurrentCell):
         (h_prev,) = self.unpack_state(state, x_t.shape[0])
         h, _ = reference.gru_step_forward(x_t, h_prev, self.params)
         return h, h
+
+
+def _dropped_dot(u: np.ndarray, h_u: np.ndarray):
+    """out = (h_prev * u) W, leaving h_prev * u in ``h_u`` for the caller (GRU reset_after=False
+    reads it again for r_t * (h_{t-1} * u))."""
+    def dot(h_prev, W, out):
+        np.multiply(h_prev, u, out=h_u)
+        return np.dot(h_u, W, out=out)
+    return dot

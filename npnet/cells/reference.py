@@ -15,7 +15,7 @@ Conventions (the same for the three cells):
   (``h``, or the tuple ``(h, c)`` for the LSTM; None = zeros) and a mask (B, T) bool or None.
   On a padded step (mask False) a row keeps its state and outputs zero; backward ignores
   that output's gradient and passes the state gradient straight through.
-- Recurrent dropout (RNN, LSTM): an optional ``dropout_mask`` u (B, H), the same at every step,
+- Recurrent dropout (every cell): an optional ``dropout_mask`` u (B, H), the same at every step,
   multiplies h_prev where it meets W_h (:func:`recurrent_input`, and its adjoint
   :func:`recurrent_input_backward`); None (the default) is the plain cell.
 """
@@ -126,7 +126,7 @@ def lstm_step_backward(dh, dc, cache, grads):
 
 
 # ----------------------------------------------------------------------------------- GRU
-def gru_step_forward(x_t, h_prev, params):
+def gru_step_forward(x_t, h_prev, params, dropout_mask=None):
     """One step of GRUCell, in the cell's form: ``params`` with a ``b_hn`` key is the default
     (reset_after=True) form, without one the reset_after=False form.
 
@@ -134,18 +134,21 @@ def gru_step_forward(x_t, h_prev, params):
     gate blocks r (reset), z (update), n (candidate). Returns h (B, H) and the step's cache.
     The reset gate acts after the recurrent matrix product (PyTorch / cuDNN / Keras
     reset_after=True) when ``b_hn`` is there, before it otherwise (Cho et al. 2014 / Keras
-    reset_after=False, :func:`_gru_reset_before_step_forward`).
+    reset_after=False, :func:`_gru_reset_before_step_forward`). ``dropout_mask`` u (B, H) or None:
+    recurrent dropout, h_prev * u wherever h_prev meets W_h (the carry z h_prev is not dropped).
     """
     if "b_hn" not in params:
-        return _gru_reset_before_step_forward(x_t, h_prev, params)
+        return _gru_reset_before_step_forward(x_t, h_prev, params, dropout_mask)
+    h_rec = recurrent_input(h_prev, dropout_mask)                # (B, H) h_prev (* u)
     xw_r, xw_z, xw_n = np.split(x_t @ params["W_x"] + params["b"], 3, axis=1)   # 3 x (B, H) x W_x + b
-    hw_r, hw_z, hw_n = np.split(h_prev @ params["W_h"], 3, axis=1)              # 3 x (B, H) h_prev W_h
+    hw_r, hw_z, hw_n = np.split(h_rec @ params["W_h"], 3, axis=1)               # 3 x (B, H) h_rec W_h
     r = sigmoid(xw_r + hw_r)                                     # (B, H) r = s(x W_xr + h_prev W_hr + b_r)
     z = sigmoid(xw_z + hw_z)                                     # (B, H) z = s(x W_xz + h_prev W_hz + b_z)
     q = hw_n + params["b_hn"]                                    # (B, H) q = h_prev W_hn + b_hn
     n = np.tanh(xw_n + r * q)                                    # (B, H) n = tanh(x W_xn + b_n + r q)
     h = (1.0 - z) * n + z * h_prev                               # (B, H) h = (1 - z) n + z h_prev
-    cache = {"x_t": x_t, "h_prev": h_prev, "r": r, "z": z, "q": q, "n": n, "params": params}
+    cache = {"x_t": x_t, "h_prev": h_prev, "h_rec": h_rec, "dropout_mask": dropout_mask, "r": r, "z": z,
+             "q": q, "n": n, "params": params}
     return h, cache
 
 
@@ -162,28 +165,30 @@ def gru_step_backward(dh, cache, grads):
     dxw = np.concatenate([da_r, da_z, da_n], axis=1)             # (B, 3H) gradient of x W_x + b
     dhw = np.concatenate([da_r, da_z, dq], axis=1)               # (B, 3H) gradient of h_prev W_h
     grads["W_x"] += x_t.T @ dxw                                  # (D, 3H) dW_x += x^T dxw
-    grads["W_h"] += h_prev.T @ dhw                               # (H, 3H) dW_h += h_prev^T dhw
+    grads["W_h"] += cache["h_rec"].T @ dhw                       # (H, 3H) dW_h += h_rec^T dhw
     grads["b"] += dxw.sum(axis=0)                                # (3H,)   db += sum of dxw
     grads["b_hn"] += dq.sum(axis=0)                              # (H,)    db_hn += sum of dq
     dx_t = dxw @ params["W_x"].T                                 # (B, D) dx = dxw W_x^T
-    dh_prev = dh * z + dhw @ params["W_h"].T                     # (B, H) dh_prev = dh z + dhw W_h^T
+    dh_prev = dh * z + recurrent_input_backward(dhw @ params["W_h"].T, cache["dropout_mask"])   # dh z + dhw W_h^T (* u)
     return dx_t, dh_prev
 
 
-def _gru_reset_before_step_forward(x_t, h_prev, params):
+def _gru_reset_before_step_forward(x_t, h_prev, params, dropout_mask=None):
     """One step of GRUCell(reset_after=False): the reset gate multiplies h_prev before W_hn.
 
     params {"W_x": (D, 3H), "W_h": (H, 3H), "b": (3H,)}: one bias per gate, no b_hn.
     """
     H = h_prev.shape[1]
     xw_r, xw_z, xw_n = np.split(x_t @ params["W_x"] + params["b"], 3, axis=1)   # 3 x (B, H) x W_x + b
-    hw_r, hw_z = np.split(h_prev @ params["W_h"][:, :2 * H], 2, axis=1)         # 2 x (B, H) h_prev W_hr, W_hz
+    h_rec = recurrent_input(h_prev, dropout_mask)                # (B, H) h_prev (* u)
+    hw_r, hw_z = np.split(h_rec @ params["W_h"][:, :2 * H], 2, axis=1)          # 2 x (B, H) h_rec W_hr, W_hz
     r = sigmoid(xw_r + hw_r)                                     # (B, H) r = s(x W_xr + h_prev W_hr + b_r)
     z = sigmoid(xw_z + hw_z)                                     # (B, H) z = s(x W_xz + h_prev W_hz + b_z)
-    rh = r * h_prev                                              # (B, H) the reset state r * h_prev
+    rh = r * h_rec                                               # (B, H) the reset state r * h_rec
     n = np.tanh(xw_n + rh @ params["W_h"][:, 2 * H:])            # (B, H) n = tanh(x W_xn + b_n + (r h_prev) W_hn)
     h = (1.0 - z) * n + z * h_prev                               # (B, H) h = (1 - z) n + z h_prev
-    cache = {"x_t": x_t, "h_prev": h_prev, "r": r, "z": z, "rh": rh, "n": n, "params": params}
+    cache = {"x_t": x_t, "h_prev": h_prev, "h_rec": h_rec, "dropout_mask": dropout_mask, "r": r, "z": z,
+             "rh": rh, "n": n, "params": params}
     return h, cache
 
 
@@ -195,15 +200,16 @@ def _gru_reset_before_step_backward(dh, cache, grads):
     da_n = dh * (1.0 - z) * (1.0 - n ** 2)                       # (B, H) da_n = dh (1 - z) tanh'(a_n)
     da_z = dh * (h_prev - n) * z * (1.0 - z)                     # (B, H) da_z = dh (h_prev - n) s'(a_z)
     drh = da_n @ W_hn.T                                          # (B, H) d(r h_prev) = da_n W_hn^T
-    da_r = drh * h_prev * r * (1.0 - r)                          # (B, H) da_r = d(r h_prev) h_prev s'(a_r)
+    da_r = drh * cache["h_rec"] * r * (1.0 - r)                  # (B, H) da_r = d(r h_rec) h_rec s'(a_r)
     dxw = np.concatenate([da_r, da_z, da_n], axis=1)             # (B, 3H) gradient of x W_x + b
     da_rz = dxw[:, :2 * H]                                       # (B, 2H) gradient of h_prev [W_hr, W_hz]
     grads["W_x"] += x_t.T @ dxw                                  # (D, 3H) dW_x += x^T dxw
-    grads["W_h"][:, :2 * H] += h_prev.T @ da_rz                  # (H, 2H) dW_hr, dW_hz += h_prev^T da_rz
-    grads["W_h"][:, 2 * H:] += rh.T @ da_n                       # (H, H)  dW_hn += (r h_prev)^T da_n
+    grads["W_h"][:, :2 * H] += cache["h_rec"].T @ da_rz          # (H, 2H) dW_hr, dW_hz += h_rec^T da_rz
+    grads["W_h"][:, 2 * H:] += rh.T @ da_n                       # (H, H)  dW_hn += (r h_rec)^T da_n
     grads["b"] += dxw.sum(axis=0)                                # (3H,)   db += sum of dxw
     dx_t = dxw @ params["W_x"].T                                 # (B, D) dx = dxw W_x^T
-    dh_prev = dh * z + da_rz @ W_hrz.T + drh * r                 # (B, H) dh_prev = dh z + da_rz W_hrz^T + d(rh) r
+    dh_rec = da_rz @ W_hrz.T + drh * r                           # (B, H) dL/dh_rec = da_rz W_hrz^T + d(rh) r
+    dh_prev = dh * z + recurrent_input_backward(dh_rec, cache["dropout_mask"])   # (B, H) dh z + dh_rec (* u)
     return dx_t, dh_prev
 
 
@@ -311,14 +317,15 @@ def lstm_backward(dout, dstate, cache, grads, state_grads=None):
     return dx, (dh0, dc0)
 
 
-def gru_forward(x, state, params, mask=None):
+def gru_forward(x, state, params, mask=None, dropout_mask=None):
     """GRUCell over a sequence: x (B, T, D), state h (B, H) or None -> (out (B, T, H), h_T, cache).
 
-    The form follows ``params`` as in :func:`gru_step_forward` (no ``b_hn``: reset_after=False)."""
+    The form follows ``params`` as in :func:`gru_step_forward` (no ``b_hn``: reset_after=False).
+    ``dropout_mask`` u (B, H) or None: recurrent dropout, the same u at every step."""
     B, _, _ = x.shape
     states = _state_parts(state, B, params["W_h"].shape[0], x.dtype, 1)
     out, (h_T,), cache = _sequence_forward(
-        lambda x_t, h_prev: gru_step_forward(x_t, h_prev, params), x, states, mask)
+        lambda x_t, h_prev: gru_step_forward(x_t, h_prev, params, dropout_mask), x, states, mask)
     return out, h_T, cache
 
 

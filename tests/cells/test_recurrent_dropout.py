@@ -24,6 +24,10 @@ CELLS = {
                  lambda x, s, p, m, u: reference.rnn_forward(x, s, p, m, "relu", u), reference.rnn_backward),
     "lstm": (lambda D, H, **kw: npnet.LSTMCell(D, H, rng=0, **kw),
              lambda x, s, p, m, u: reference.lstm_forward(x, s, p, m, u), reference.lstm_backward),
+    "gru": (lambda D, H, **kw: npnet.GRUCell(D, H, rng=0, **kw),
+            lambda x, s, p, m, u: reference.gru_forward(x, s, p, m, u), reference.gru_backward),
+    "gru_reset_before": (lambda D, H, **kw: npnet.GRUCell(D, H, rng=0, reset_after=False, **kw),
+                         lambda x, s, p, m, u: reference.gru_forward(x, s, p, m, u), reference.gru_backward),
 }
 SHAPES = [(1, 1, 1, 1), (3, 5, 2, 4), (4, 7, 3, 5), (1, 6, 2, 3)]   # (B, T, D, H)
 
@@ -214,14 +218,17 @@ def test_a_mask_of_ones_is_the_plain_cell_bit_for_bit(name):
 
 @pytest.mark.parametrize("name", CELLS)
 def test_a_zero_mask_removes_the_recurrent_term_only(name):
-    """u = 0: every step sees h_{t-1} W_h = 0; the LSTM's cell state c still runs through time."""
+    """u = 0: every step sees h_{t-1} W_h = 0; the LSTM's c and the GRU's carry z h_{t-1} still run."""
     rng = np.random.default_rng(8)
     cell = random_cell(name, 2, 3)
     x = rng.standard_normal((2, 4, 2))
     out, _ = cell.fprop(x, dropout_mask=np.zeros((2, 3)))
     cell.clear_cache()
     cell.params["W_h"][...] = 0.0
-    assert np.array_equal(out, cell.fprop(x)[0])
+    if "b_hn" in cell.params:                                      # q = h_{t-1} W_hn + b_hn: b_hn stays
+        np.testing.assert_allclose(out, cell.fprop(x)[0], rtol=0, atol=1e-15)
+    else:
+        assert np.array_equal(out, cell.fprop(x)[0])
 
 
 def test_float32_stays_float32():
@@ -232,7 +239,7 @@ def test_float32_stays_float32():
 
 
 @pytest.mark.parametrize("bad", [1.0, -0.1, float("nan"), "0.1", True])
-@pytest.mark.parametrize("make", [npnet.BasicRNNCell, npnet.LSTMCell])
+@pytest.mark.parametrize("make", [npnet.BasicRNNCell, npnet.LSTMCell, npnet.GRUCell])
 def test_bad_rates_are_refused(make, bad):
     with pytest.raises(NpnetError, match="recurrent_dropout"):
         make(2, 3, recurrent_dropout=bad)
