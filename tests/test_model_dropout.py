@@ -90,7 +90,7 @@ class Frozen:
         return self.m.bprop(*a)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
 @pytest.mark.parametrize("bidirectional, return_sequences", [(False, True), (True, False)])
 def test_gradcheck_with_every_dropout_on(cell, bidirectional, return_sequences):
     rng = np.random.default_rng(4)
@@ -118,7 +118,7 @@ def test_gradcheck_sees_a_backward_that_forgets_the_input_mask(monkeypatch):
     assert errors["input x"] > 1e-3, errors
 
 
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
 def test_eval_switches_every_dropout_off_and_draws_nothing(cell):
     kw = dict(input_size=2, hidden_size=5, num_layers=2, cell=cell, read_in=3, output_size=2)
     m, plain = SequenceModel(**kw, **ALL, rng=7), SequenceModel(**kw, rng=7)   # same weights

@@ -35,7 +35,7 @@ def learner(m):
     return Learner(m, "mse", "adam", lr=1e-2, bptt=4, progress=False)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_resume_with_dropout_is_bit_exact(tmp_path, cell, kind):
     k = 3
