@@ -162,3 +162,16 @@ def test_config_round_trip_and_old_configs_unchanged():
 def test_bad_rates_are_refused_by_name(name, bad):
     with pytest.raises(NpnetError, match=name):
         SequenceModel(2, 4, **{name: bad})
+
+
+def test_a_checkpoint_trained_with_dropout_loads_into_a_model_without(tmp_path):
+    """The dropout rates are training-only settings (checkpoint.LOOSE_CONFIG_KEYS), like ``dropout``."""
+    kw = dict(input_size=2, hidden_size=4, num_layers=2, cell="lstm", output_size=1)
+    trained = SequenceModel(**kw, **ALL, rng=10)
+    npnet.save_checkpoint(tmp_path / "ck.npz", trained)
+    plain = SequenceModel(**kw, rng=11)
+    npnet.checkpoint.load_into(tmp_path / "ck.npz", plain)
+    for k in trained.params:
+        assert np.array_equal(plain.params[k], trained.params[k]), k
+    again = npnet.load_checkpoint(tmp_path / "ck.npz").model
+    assert (again.input_dropout, again.output_dropout, again.recurrent_dropout) == (0.3, 0.4, 0.5)

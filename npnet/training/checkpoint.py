@@ -35,7 +35,8 @@ _REGISTRY: dict[str, type] = {}
 # (initialisation choices, precision, training-only regularisation): load_into(strict=True)
 # does not compare them.
 LOOSE_CONFIG_KEYS = frozenset({"dtype", "dropout", "weight_init", "recurrent_init", "bias_init",
-                               "forget_bias", "chrono_t_max"})
+                               "forget_bias", "chrono_t_max", "input_dropout", "output_dropout",
+                               "recurrent_dropout"})
 
 
 def _default_file_mode() -> int:
