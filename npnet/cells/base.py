@@ -224,7 +224,7 @@ class RecurrentCell(Layer):
         return self.track_state_grads
 
     # -- the shared sequence API -----------------------------------------
-    def fprop(self, x, state=None, mask=None):  # pragma: no cover - abstract
+    def fprop(self, x, state=None, mask=None, dropout_mask=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def bprop(self, dout, dstate=None):  # pragma: no cover - abstract
