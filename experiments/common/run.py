@@ -2,7 +2,6 @@
 one training call every Learner-based script makes (:meth:`Run.train`)."""
 from __future__ import annotations
 
-import csv
 import datetime
 import json
 import math
@@ -15,6 +14,7 @@ import numpy as np
 
 import npnet
 from npnet.data import Stream
+from npnet.tables import write_csv
 
 from .model import seed_rng
 
@@ -57,20 +57,13 @@ def write_json(path, obj) -> None:
 
 
 def write_table(path, rows, fields=None) -> None:
-    """The experiments' one CSV writer for tables that are not a training log (those go through
-    ``npnet.CSVLogger``): ``rows`` are dicts (columns ``fields``, default the first row's keys)
-    or sequences (then ``fields`` is the header)."""
+    """A table that is not a training log (those go through ``npnet.CSVLogger``), written by
+    npnet's one CSV writer :func:`npnet.tables.write_csv`: ``rows`` are dicts (columns ``fields``,
+    default the first row's keys) or sequences (then ``fields`` is the header)."""
     rows = list(rows)
     if fields is None:
         fields = list(rows[0]) if rows else []
-    with open(path, "w", newline="") as f:
-        if rows and not isinstance(rows[0], dict):
-            w = csv.writer(f)
-            w.writerow(fields)
-        else:
-            w = csv.DictWriter(f, fieldnames=list(fields), extrasaction="ignore", restval="")
-            w.writeheader()
-        w.writerows(rows)
+    write_csv(path, rows, fields)
 
 
 def lr_schedule(optimizer, lr_decay: float, total: int):

@@ -7,7 +7,6 @@ The learning-rate schedulers live in :mod:`npnet.optim.lr_scheduler`.
 """
 from __future__ import annotations
 
-import csv
 import math
 import os
 import time
@@ -15,6 +14,7 @@ import time
 import numpy as np
 
 from ..layer import NpnetError
+from ..tables import write_csv
 
 __all__ = ["Callback", "EarlyStopping", "TimeLimit", "CSVLogger", "TensorBoardLogger", "CSV_FIELDS"]
 
@@ -204,12 +204,7 @@ class CSVLogger(Callback):
             raise NpnetError(f"CSVLogger: the folder of {self.path!r} does not exist")
 
     def on_log(self, learner, record):
-        new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
-        with open(self.path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerow({k: record.get(k, "") for k in self.fields})
+        write_csv(self.path, [record], self.fields, append=True)
 
 
 class TensorBoardLogger(Callback):

@@ -21,6 +21,7 @@ from .callbacks import CSV_FIELDS, Callback, CSVLogger, LambdaCallback, TensorBo
 from .checkpoint import load_checkpoint, save_checkpoint
 from .lr_scheduler import LRScheduler, ReduceLROnPlateau
 from ..layer import NpnetError, as_size
+from ..plotting import plot_learning_curve
 from ..losses import MSELoss, SoftmaxCrossEntropyLoss
 from .runner import SequenceRunner
 _LOSSES = {"mse": MSELoss, "ce": SoftmaxCrossEntropyLoss, "cross_entropy": SoftmaxCrossEntropyLoss}
@@ -499,34 +500,9 @@ class Learner:
         The folder of ``path`` is created if missing. Raises NpnetError when nothing has been
         recorded yet (before the first ``fit``).
         """
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
         if not self.history:
             raise NpnetError("nothing to plot: the history is empty; call fit() first")
-        folder = os.path.dirname(os.fspath(path))
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-
-        has_metric = any("metric" in r or "eval_metric" in r for r in self.history)
-        fig = Figure(figsize=(10 if has_metric else 5, 3.6))
-        FigureCanvasAgg(fig)
-        axes = fig.subplots(1, 2 if has_metric else 1, squeeze=False)[0]
-        panels = [("loss", axes[0])] + ([("metric", axes[1])] if has_metric else [])
-        for key, ax in panels:
-            for k, label in ((key, "train"), ("eval_" + key, "eval")):
-                pts = [(r["step"], r[k]) for r in self.history if k in r]
-                if pts:
-                    s, v = zip(*pts)
-                    ax.plot(s, v, "-" if label == "train" else "o-", label=label, lw=1)
-            ax.set_xlabel("step")
-            ax.set_ylabel(key)
-            if key == "loss" and any(r.get("loss", 1) > 0 for r in self.history):
-                ax.set_yscale("log")
-            ax.legend(loc="best")
-            ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(path, format="png", dpi=100)
+        plot_learning_curve(self.history, path, dpi=100)
 
     # -- checkpoints --------------------------------------------------------------
     def save(self, path) -> None:

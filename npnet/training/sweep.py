@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..layer import NpnetError
+from ..tables import write_csv
 
 
 def run_key(config: dict) -> str:
@@ -49,17 +50,7 @@ def read_results(path) -> list[dict]:
 
 def _write_all(path: Path, rows: list[dict]) -> None:
     """Rewrite the CSV atomically with the union of all columns."""
-    cols: list[str] = []
-    for r in rows:
-        for k in r:
-            if k not in cols:
-                cols.append(k)
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, restval="")
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    write_csv(path, rows)
 
 
 def run_sweep(fn: Callable, configs: Iterable[dict], out_csv, n_jobs: int = -1,
