@@ -274,14 +274,21 @@ class SequenceModel(Layer):
             cfg["read_in"] = layer_config(self.read_in)
         return cfg
 
+    @staticmethod
+    def upgrade_config(config: dict) -> dict:
+        """A saved config as this version reads it: a bidirectional last-step model saved before
+        ``reverse_read_out`` existed gets "last_step", the read-out it was trained with."""
+        config = dict(config)
+        if config.get("bidirectional") and not config.get("return_sequences", True):
+            config.setdefault("reverse_read_out", "last_step")
+        return config
+
     @classmethod
     def from_config(cls, config: dict) -> "SequenceModel":
         """Rebuild from :meth:`get_config`. A config without "reverse_read_out" (saved before
         it existed) gets "last_step" where it matters (bidirectional, return_sequences=False), the
         read-out it was trained with."""
-        config = dict(config)
-        if config.get("bidirectional") and not config.get("return_sequences", True):
-            config.setdefault("reverse_read_out", "last_step")
+        config = cls.upgrade_config(config)
         if isinstance(config.get("read_in"), dict):
             config["read_in"] = layer_from_config(config["read_in"])
         return cls(**config)

@@ -535,3 +535,7 @@ def test_checkpoint_saved_before_reverse_read_out_keeps_its_read_out(rng, tmp_pa
     new = SequenceModel(2, 3, cell="gru", bidirectional=True, output_size=2, return_sequences=False, rng=5)
     with pytest.raises(npnet.CheckpointError, match="reverse_read_out"):
         npnet.checkpoint.load_into(tmp_path / "old.npz", new)
+    same = SequenceModel(2, 3, cell="gru", bidirectional=True, output_size=2, return_sequences=False,
+                         reverse_read_out="last_step", rng=6)
+    npnet.checkpoint.load_into(tmp_path / "old.npz", same)  # strict: the old file IS a last_step model
+    np.testing.assert_array_equal(same.fprop(x)[0], old.fprop(x)[0])

@@ -426,7 +426,9 @@ def load_into(path, model, optimizer=None, strict: bool = True, allow_nonfinite:
         raise CheckpointError(f"wrong architecture: {path!r} holds a {meta['model_class']}, "
                               f"not a {type(model).__name__}")
     if strict and callable(getattr(model, "get_config", None)):
-        saved = {k: v for k, v in meta["model_config"].items() if k not in LOOSE_CONFIG_KEYS}
+        upgrade = getattr(type(model), "upgrade_config", None)       # e.g. keys added since the file
+        saved_config = upgrade(meta["model_config"]) if callable(upgrade) else meta["model_config"]
+        saved = {k: v for k, v in saved_config.items() if k not in LOOSE_CONFIG_KEYS}
         mine = {k: v for k, v in json.loads(_json(model.get_config(), "model config")).items()
                 if k not in LOOSE_CONFIG_KEYS}
         diff = sorted(k for k in set(saved) | set(mine) if saved.get(k, "<absent>") != mine.get(k, "<absent>"))
