@@ -9,10 +9,10 @@ from .download import find_data_dir
 from .names import load_names
 from .mnist import load_mnist
 from .text import (CharVocab, TextStreams, bigram_nats, bits_per_char, load_tinyshakespeare,
-                   nats_per_char, perplexity, split_text, unigram_nats)
+                   nats_per_char, perplexity, split_text, stream_nats, unigram_nats)
 from . import tasks, download, names, mnist, text, datasets
 
 __all__ = list(_batching_all) + ["find_data_dir", "load_names", "load_mnist", "load_tinyshakespeare",
                                  "CharVocab", "split_text", "TextStreams", "nats_per_char",
-                                 "bits_per_char", "perplexity", "unigram_nats", "bigram_nats",
+                                 "bits_per_char", "perplexity", "unigram_nats", "bigram_nats", "stream_nats",
                                  "tasks", "download", "names", "mnist", "text", "datasets"]

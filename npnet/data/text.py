@@ -17,7 +17,7 @@ from .download import DownloadError, download, find_data_dir, verify_file
 __all__ = [
     "TINYSHAKESPEARE_URL", "TINYSHAKESPEARE_SHA256", "TINYSHAKESPEARE_CHARS", "load_tinyshakespeare",
     "CharVocab", "split_text", "TextStreams", "nats_per_char", "bits_per_char", "perplexity",
-    "unigram_nats", "bigram_nats",
+    "unigram_nats", "bigram_nats", "stream_nats",
 ]
 
 TINYSHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
@@ -308,3 +308,30 @@ def bigram_nats(train_ids, val_ids, vocab_size: int, k: float = 1.0) -> float:
     counts = pairs.astype(np.float64) + k
     logp = np.log(counts) - np.log(counts.sum(axis=1, keepdims=True))                # (V, V)
     return float(-logp[val[:-1], val[1:]].mean())
+
+
+def stream_nats(model, streams) -> float:
+    """Teacher-forced nats/char of ``model`` over every target of ``streams``, state carried.
+
+    ``model`` is any object with ``fprop(x, state) -> (logits, state)`` and ``clear_cache()``
+    (a :class:`npnet.SequenceModel`), put in evaluation mode (no dropout) for the pass and
+    restored after. Each stream starts from the zero state and carries its state from chunk to
+    chunk, so the score is that of reading the B streams whole (what ``Learner.evaluate`` does
+    not do: it starts every batch from zeros). Chunks are weighted by their number of targets.
+    """
+    was = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    total, count, state = 0.0, 0, None
+    try:
+        for x, y in streams:
+            out, state = model.fprop(x, state)                        # (B, T, V) logits
+            model.clear_cache()
+            total += nats_per_char(out, y) * y.size
+            count += y.size
+    finally:
+        if was and hasattr(model, "train"):
+            model.train()
+    if count == 0:
+        raise NpnetError("stream_nats got no chunks")
+    return total / count

@@ -10,7 +10,8 @@ import pytest
 
 import npnet
 from npnet.data import (CharVocab, TextStreams, bigram_nats, bits_per_char, find_data_dir,
-                        load_tinyshakespeare, nats_per_char, perplexity, split_text, unigram_nats)
+                        load_tinyshakespeare, nats_per_char, perplexity, split_text, stream_nats,
+                        unigram_nats)
 from npnet.data.download import DownloadError
 from npnet.data.text import TINYSHAKESPEARE_CHARS, TINYSHAKESPEARE_SHA256
 
@@ -180,6 +181,12 @@ def test_streams_train_a_stateful_learner_and_carry_the_state():
     whole, _ = model.fprop(streams._x)
     model.clear_cache()
     np.testing.assert_allclose(np.concatenate(outs, axis=1), whole, rtol=1e-12, atol=1e-12)
+    # stream_nats scores exactly that: every target once, state carried, in eval mode, restored after
+    model.train()
+    expected = nats_per_char(whole, streams._y)
+    assert stream_nats(model, streams) == pytest.approx(expected, rel=1e-12)
+    assert model.training
+    assert stream_nats(model, TextStreams(ids, batch_size=4, seq_len=100)) == pytest.approx(expected, rel=1e-12)
 
 
 # -- scores and baselines ---------------------------------------------------------------------------
