@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 
 import npnet  # noqa: E402,F401  (loads SciPy's BLAS too, before limit_blas pins every BLAS)
 
-from benchmarks import contenders, machine  # noqa: E402
+from benchmarks import contenders, machine, timing  # noqa: E402
 from benchmarks.train_workloads import PIECES, WORKLOADS, breakdown, npnet_runner, scaled, \
     time_interleaved, torch_step  # noqa: E402
 
@@ -56,7 +56,9 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=7, help="interleaved rounds")
     ap.add_argument("--block", type=int, default=3, help="steps per contender per round, the first not recorded")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps per contender first")
-    ap.add_argument("--breakdown-steps", type=int, default=5, help="steps timed piece by piece (0: none)")
+    ap.add_argument("--breakdown-steps", type=int, default=7, help="steps timed piece by piece (0: none)")
+    ap.add_argument("--clock", default="wall", choices=sorted(timing.CLOCKS),
+                    help="wall: perf_counter; cpu: process CPU time (all threads)")
     ap.add_argument("--scale", type=int, default=1, help="divide B, T and H by this (smoke tests)")
     ap.add_argument("--no-torch", action="store_true", help="time npnet only")
     ap.add_argument("--json", default=None, help="write the results to this file")
@@ -75,7 +77,7 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     return args
 
 
-def kernel_lines() -> list:
+def kernel_lines(environ=os.environ) -> list:
     """The BLAS libraries threadpoolctl reports (kernel = its ``architecture``), and a warning
     when the variables that force OpenBLAS onto an older kernel are set."""
     lines = []
@@ -83,7 +85,7 @@ def kernel_lines() -> list:
         lines.append(f"threadpool: {b.get('user_api')} {b.get('internal_api')} {b.get('version') or ''} "
                      f"threads={b.get('num_threads')} kernel={b.get('architecture') or '?'} "
                      f"{b.get('library') or ''}".rstrip())
-    set_vars = [f"{v}={os.environ[v]}" for v in KERNEL_VARS if v in os.environ]
+    set_vars = [f"{v}={environ[v]}" for v in KERNEL_VARS if v in environ]
     if set_vars:
         lines.append(f"WARNING: {' '.join(set_vars)} is set: NumPy's OpenBLAS runs an older kernel than this "
                      "CPU's (PyTorch is not affected); rerun with "
@@ -98,7 +100,8 @@ def measure(name: str, args: argparse.Namespace, use_torch: bool) -> dict:
     steps = {"npnet": np_step}
     if use_torch:
         steps["torch"] = torch_step(w, args.dtype)
-    samples = time_interleaved(steps, args.repeats, args.block, args.warmup)
+    now = timing.CLOCKS[args.clock]
+    samples = time_interleaved(steps, args.repeats, args.block, args.warmup, now)
     shapes = w.shapes if args.scale == 1 else f"{w.shapes} (B, T, H divided by {args.scale})"
     row = {"workload": name, "shapes": shapes, "B": w.B, "T": w.T, "H": w.H, "dtype": args.dtype}
     for k, v in samples.items():
@@ -107,7 +110,7 @@ def measure(name: str, args: argparse.Namespace, use_torch: bool) -> dict:
     if use_torch:
         row["ratio"] = row["npnet_s"] / row["torch_s"]
     if args.breakdown_steps:
-        row["breakdown"] = breakdown(runner, np_step, args.breakdown_steps)
+        row["breakdown"] = breakdown(runner, np_step, args.breakdown_steps, now)
     loss = np_step()
     if not np.isfinite(loss):
         raise SystemExit(f"{name}: npnet's loss is not finite ({loss})")
@@ -125,7 +128,7 @@ def tables(rows: list, use_torch: bool) -> str:
         ratio = f"{r['ratio']:.2f}" if "ratio" in r else "-"
         out.append(f"| {r['workload']} | {r['shapes']} | {fmt(r['npnet_s'])} | {fmt(r.get('torch_s'))} | {ratio} |")
     if any("breakdown" in r for r in rows):
-        out += ["", "Where npnet's step goes (ms per step, mean of the breakdown steps; % of the step):", "",
+        out += ["", "Where npnet's step goes (ms per step, median over the breakdown steps; % of the step):", "",
                 "| workload | " + " | ".join(PIECES) + " | step |", "|---" * (len(PIECES) + 2) + "|"]
         for r in rows:
             b = r.get("breakdown")
@@ -147,14 +150,14 @@ def main(argv: Optional[list] = None) -> int:
             "blas": machine.blas_info(), "torch": torch_version, "threads": args.threads,
             "torch_threads": contenders.torch_threads() if use_torch else None,
             "kernel_vars": {v: os.environ.get(v) for v in KERNEL_VARS},
-            "repeats": args.repeats, "block": args.block, "warmup": args.warmup,
+            "clock": args.clock, "repeats": args.repeats, "block": args.block, "warmup": args.warmup,
             "load_start": machine.load_average()}
     print(f"# npnet whole-training-step benchmark, {info['date']}, commit {info['commit']}")
     print(f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, NumPy {info['numpy']}, "
           f"torch {torch_version or '(not used)'}; threads: BLAS {args.threads}, torch {info['torch_threads']}")
     print("\n".join(kernel_lines()))
     print(f"load average (1, 5, 15 min) at start: {info['load_start']}")
-    print(f"timing: median of {args.repeats} interleaved rounds of {args.block} steps per contender (the first "
+    print(f"timing: {args.clock} clock, median of {args.repeats} interleaved rounds of {args.block} steps per contender (the first "
           f"not recorded), after {args.warmup} warm-up steps; {args.dtype}; Adam, clip_grad_norm 5\n", flush=True)
     rows = []
     try:

@@ -14,6 +14,7 @@ instances (and on the runner module's clip functions) for the measured steps onl
 from __future__ import annotations
 
 import contextlib
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -130,22 +131,23 @@ def torch_step(w: Workload, dtype: str) -> Callable[[], float]:
         loss.backward()
         nn.utils.clip_grad_norm_(params, 5.0)
         torch_adam.step()
-        return float(loss)
+        return loss.item()
     return step
 
 
 # -- where npnet's step goes ----------------------------------------------------------------
 class _Clock:
-    def __init__(self):
+    def __init__(self, now: Callable[[], float]):
+        self.now = now
         self.total = dict.fromkeys(PIECES, 0.0)
 
     def wrap(self, fn: Callable, piece: str) -> Callable:
         def timed(*args, **kwargs):
-            t0 = time.perf_counter()
+            t0 = self.now()
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.total[piece] += time.perf_counter() - t0
+                self.total[piece] += self.now() - t0
         return timed
 
 
@@ -177,18 +179,23 @@ def _timed_pieces(runner, clock: _Clock):
                 setattr(obj, name, old)
 
 
-def breakdown(runner, step: Callable[[], float], steps: int) -> dict:
-    """Seconds per step of each piece of ``PIECES`` (mean over ``steps`` steps) and the total;
-    "other" is the rest of the step (the runner's checks, reshapes, the model's glue)."""
-    clock = _Clock()
+def breakdown(runner, step: Callable[[], float], steps: int,
+              now: Callable[[], float] = time.perf_counter) -> dict:
+    """Seconds per step of each piece of ``PIECES`` and the step ("total"): the median over
+    ``steps`` steps of each piece (robust to a burst of load in one step); "other" is the rest
+    of a step (the runner's checks, reshapes, the model's glue); "total" the sum of the medians."""
+    clock = _Clock(now)
+    per_step = []
     with _timed_pieces(runner, clock):
-        t0 = time.perf_counter()
         for _ in range(steps):
+            clock.total = dict.fromkeys(PIECES, 0.0)
+            t0 = now()
             step()
-        total = time.perf_counter() - t0
-    out = {k: v / steps for k, v in clock.total.items()}
-    out["other"] = max(0.0, total / steps - sum(out.values()))
-    out["total"] = total / steps
+            took = now() - t0
+            clock.total["other"] = max(0.0, took - sum(clock.total.values()))
+            per_step.append(dict(clock.total))
+    out = {p: statistics.median(d[p] for d in per_step) for p in PIECES}
+    out["total"] = sum(out.values())
     return out
 
 
