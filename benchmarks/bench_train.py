@@ -133,7 +133,7 @@ def tables(rows: list, use_torch: bool) -> str:
         for r in rows:
             b = r.get("breakdown")
             if b:
-                cells = [f"{fmt(b[p])} ({100 * b[p] / b['total']:.0f}%)" for p in PIECES]
+                cells = [f"{fmt(b[p])} ({100 * b[p] / b['total']:.0f}%)" if b[p] else "-" for p in PIECES]
                 out.append(f"| {r['workload']} | " + " | ".join(cells) + f" | {fmt(b['total'])} |")
     if not use_torch:
         out.append("\n(torch not installed or --no-torch: npnet only)")
