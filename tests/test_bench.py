@@ -212,3 +212,56 @@ def test_before_after_flags_a_slower_row(tmp_path):
     assert rows[0]["before_fb_s"] == 0.030 and compare.table(rows, 0.05).endswith("| - | ok |")
     rows = compare.from_tables(old, bench_json(tmp_path / "slow.json", 0.010, 0.0320))
     assert compare.table(rows, 0.05).endswith("| 1.067 | - | SLOWER |")
+
+
+# -- bench_train.py: the whole-training-step benchmark --------------------------------------
+TRAIN_SCRIPT = os.path.join(ROOT, "benchmarks", "bench_train.py")
+
+
+def test_train_cli_times_every_workload_and_breaks_the_step_down(tmp_path):
+    from benchmarks.train_workloads import PIECES, WORKLOADS
+    out = tmp_path / "train.json"
+    r = subprocess.run([sys.executable, TRAIN_SCRIPT, "--scale", "8", "--repeats", "1", "--block", "2",
+                        "--warmup", "0", "--breakdown-steps", "2", "--no-torch", "--json", str(out)],
+                       capture_output=True, text=True, env=dict(os.environ, MPLBACKEND="Agg"), timeout=120)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    assert data["info"]["torch"] is None
+    assert [row["workload"] for row in data["rows"]] == list(WORKLOADS)
+    for row in data["rows"]:
+        assert row["npnet_s"] > 0 and "torch_s" not in row and "ratio" not in row
+        assert np.isfinite(row["npnet_loss"])
+        b = row["breakdown"]
+        assert set(b) == set(PIECES) | {"total"} and b["cells fwd"] > 0 and b["cells bwd"] > 0
+        assert b["loss"] > 0 and b["clip"] > 0 and b["optimiser"] > 0
+        assert b["total"] == pytest.approx(sum(b[p] for p in PIECES))
+    assert "| char-lm-emb | Embedding(65, 64)" in r.stdout and "Where npnet's step goes" in r.stdout
+
+
+def test_train_breakdown_leaves_the_step_unchanged():
+    """The timing wrappers do not change what a step computes, and are removed afterwards."""
+    from benchmarks.train_workloads import WORKLOADS, breakdown, npnet_runner, scaled
+    w = scaled(WORKLOADS["names"], 4)
+    plain, step_plain = npnet_runner(w, "float32")
+    timed, step_timed = npnet_runner(w, "float32")
+    for _ in range(2):
+        step_plain()
+    breakdown(timed, step_timed, 2)
+    for k, v in plain.model.params.items():
+        np.testing.assert_array_equal(timed.model.params[k], v, err_msg=k)
+    cell = timed.model.cells[0]
+    assert "fprop" not in vars(cell) and "step" not in vars(timed.optimizer) and "fprop" not in vars(timed.loss)
+    from npnet.training import runner as runner_mod
+    from npnet.training.clip import clip_grad_norm
+    assert runner_mod.clip_grad_norm is clip_grad_norm
+
+
+def test_train_cli_warns_about_the_kernel_variables_and_checks_its_options():
+    from benchmarks import bench_train
+    assert not any("WARNING" in s for s in bench_train.kernel_lines({}))
+    warn = [s for s in bench_train.kernel_lines({"OPENBLAS_CORETYPE": "Haswell"}) if "WARNING" in s]
+    assert warn and "OPENBLAS_CORETYPE=Haswell" in warn[0] and "env -u OPENBLAS_CORETYPE" in warn[0]
+    for bad in (["--workloads", "char-lm,nope"], ["--repeats", "0"], ["--breakdown-steps", "-1"]):
+        with pytest.raises(SystemExit):
+            bench_train.parse_args(bad)
+    assert bench_train.parse_args(["--workloads", "copy"]).workload_list == ["copy"]
