@@ -15,6 +15,9 @@ Modules, in the order the CLI uses them (each one idea, each at most 300 lines):
 
 ``compare.py`` is a second CLI on the same pieces: the before/after table of npnet's cell
 times, this checkout against an older one, timed interleaved in one process.
+``bench_train.py`` is a third: one whole training step (``SequenceRunner.train_step``) of five
+workloads against a PyTorch twin, with where npnet's time goes; its workloads live in
+``train_workloads``.
 
 This file imports nothing, so that ``import benchmarks.threads`` runs before NumPy loads.
 """
