@@ -61,7 +61,8 @@ _DRIVER = ("import sys; code = sys.stdin.read(); "
 
 # A block that loads a data set runs only where that data set is (NPNET_DATA, set by conftest.py
 # when the shared copy exists, or the cache); elsewhere it is skipped rather than downloading.
-NEEDS = {"load_names(": ("names", "*.txt"), "load_mnist(": ("mnist", "t10k-*")}
+NEEDS = {"load_names(": ("names", "*.txt"), "load_mnist(": ("mnist", "t10k-*"),
+         "load_tinyshakespeare(": ("tinyshakespeare", "input.txt")}
 
 
 def _env():
