@@ -195,6 +195,17 @@ class RecurrentCell(Layer):
             raise ShapeError(f"dout must have shape ({batch}, {steps}, {self.hidden_size}), got {dout.shape}")
         return dout
 
+    def _begin_fprop(self, x, state, mask, dropout_mask):
+        """The one way every cell starts ``fprop``: check x, the state, the mask and the dropout mask.
+
+        Returns (x (B, T, D) in the cell's dtype, the state parts: a tuple of (B, H) arrays, the
+        mask time-major (T, B, 1) bool or None, the recurrent dropout multiplier (B, H) or None).
+        """
+        x = self._check_x(x)
+        B, T = x.shape[:2]
+        parts = self.unpack_state(state, B)
+        return x, parts, self._check_mask(mask, B, T), self.recurrent_dropout_mask(B, dropout_mask)
+
     def _begin_bprop(self, dout, dstate):
         """The one way every cell starts ``bprop``: check the arguments, then spend the cache.
 

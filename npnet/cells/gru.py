@@ -195,12 +195,9 @@ class GRUCell(RecurrentCell):
         h : ndarray of shape (B, H)
             The state after the last step (carried through padded steps).
         """
-        x = self._check_x(x)
+        x, (h0,), mask, drop = self._begin_fprop(x, state, mask, dropout_mask)   # mask (T, B, 1), drop (B, H)
         B, T, D = x.shape
         H = self.hidden_size
-        (h0,) = self.unpack_state(state, B)
-        mask = self._check_mask(mask, B, T)                     # (T, B, 1) bool or None
-        drop = self.recurrent_dropout_mask(B, dropout_mask)     # (B, H) or None
         scale = self._gate_scale                                # (3H,) exact sign flips
         x_steps = x.transpose(1, 0, 2).copy()                   # (T, B, D), our own copy (cached)
         gates = (x_steps.reshape(T * B, D) @ (self.params["W_x"] * scale)).reshape(T, B, 3 * H)

@@ -146,12 +146,9 @@ class LSTMCell(RecurrentCell):
             h_t at real steps, 0 at padded ones.
         state : tuple (h_T, c_T), each of shape (B, H)
         """
-        x = self._check_x(x)
+        x, (h0, c0), mask, drop = self._begin_fprop(x, state, mask, dropout_mask)  # mask (T, B, 1), drop (B, H)
         B, T, D = x.shape
         H = self.hidden_size
-        h0, c0 = self.unpack_state(state, B)
-        mask = self._check_mask(mask, B, T)                       # (T, B, 1) bool or None
-        drop = self.recurrent_dropout_mask(B, dropout_mask)       # (B, H) or None
         scale = self._gate_scale                                  # exact: |scale| is 1 or 2
         W_x_s, W_h_s, b_s = self.params["W_x"] * scale, self.params["W_h"] * scale, self.params["b"] * scale
 

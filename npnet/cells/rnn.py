@@ -103,12 +103,9 @@ class BasicRNNCell(RecurrentCell):
 
         ``dropout_mask`` (B, H) or None: the recurrent dropout multiplier u to use (see
         :class:`RecurrentCell`); None draws one when training with ``recurrent_dropout > 0``."""
-        x = self._check_x(x)
+        x, (h0,), mask, drop = self._begin_fprop(x, state, mask, dropout_mask)   # mask (T, B, 1), drop (B, H)
         B, T, D = x.shape
         H = self.hidden_size
-        (h0,) = self.unpack_state(state, B)
-        mask = self._check_mask(mask, B, T)                   # (T, B, 1) bool or None
-        drop = self.recurrent_dropout_mask(B, dropout_mask)   # (B, H) or None
         W_x_s, W_h_s, b_s = self.params["W_x"], self.params["W_h"], self.params["b"]   # times s = 1 ...
         through_exp = self.nonlinearity == "tanh" and _kernels.exp_tanh_pays(self.dtype, B * H)
         if through_exp:                                        # ... or s = -2 (exact): the loop gets
