@@ -234,12 +234,14 @@ class Run:
 
     # -- the end --------------------------------------------------------------------
     def finish(self, model, headline: str, value: float, baseline: float, baseline_name: str,
-               fmt: str = ".4f", **extra) -> dict:
-        """Checkpoint, summary.json, and the one-line summary. Returns the summary dict."""
+               fmt: str = ".4f", checkpoint_extra: dict | None = None, **extra) -> dict:
+        """Checkpoint, summary.json, and the one-line summary. Returns the summary dict.
+
+        ``checkpoint_extra``: more JSON-able entries for the checkpoint's extra data (e.g. a vocabulary)."""
         step = self.learner.step if self.learner is not None else 0
         opt = self.learner.optimizer if self.learner is not None else None
         npnet.save_checkpoint(self.path("checkpoint.npz"), model, opt, step=step,
-                              extra={"task": self.args.task, headline: float(value)})
+                              extra={"task": self.args.task, headline: float(value), **(checkpoint_extra or {})})
         wall = self.elapsed()
         summary = {headline: float(value), "headline": headline, "baseline": float(baseline),
                    "baseline_name": baseline_name, "wall_s": round(wall, 2), "steps": int(step),
