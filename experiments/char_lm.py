@@ -187,7 +187,7 @@ def train(args, run, model, train_ids, val_ids):
     n_eval = len(val_ids) if args.eval_chars == 0 else min(len(val_ids), args.eval_chars)
     learner = npnet.Learner(model, npnet.SoftmaxCrossEntropyLoss(dtype=args.dtype), args.optimizer, lr=args.lr,
                             bptt=args.bptt, clip=args.clip or None, stateful=True, progress=False,
-                            log_every=10, tensorboard=False)
+                            log_every=math.gcd(10, args.eval_every, steps or 0), tensorboard=False)
     budget = Budget(steps, args.time_limit, args.schedule, args.lr_decay, args.warmup)
     cbs = [budget, LambdaLR(learner.optimizer, budget.factor)]
     if args.time_limit:
@@ -225,21 +225,31 @@ def load_run(checkpoint):
     return ck.model, tx.CharVocab(ck.extra["chars"]), ck.extra
 
 
-def main(argv=None):
-    args = common.parse(parser(), argv, check)
+def from_checkpoint(args):
+    """--generate (print samples) or --visualize of a saved run; no training."""
+    model, vocab, extra = load_run(args.checkpoint)
     if args.generate:
-        model, vocab, _ = load_run(args.checkpoint)
         for tau in args.temperature:
             print(f"--- temperature {tau:g}\n{generate(model, vocab, args.prime, args.length, tau, args.seed)}")
         return None
-    if args.visualize and args.checkpoint:
-        import char_lm_viz
-        model, vocab, extra = load_run(args.checkpoint)
-        text = tx.load_tinyshakespeare(args.data, sha256=None if args.any_text else tx.TINYSHAKESPEARE_SHA256)
+    import char_lm_viz
+    text = tx.load_tinyshakespeare(args.data, sha256=None if args.any_text else tx.TINYSHAKESPEARE_SHA256)
+    try:
         val = tx.split_text(vocab.encode(text), extra.get("val_fraction", args.val_fraction))[1]
-        out = args.out or os.path.dirname(os.path.abspath(args.checkpoint if os.path.isfile(args.checkpoint)
-                                                          else os.path.join(args.checkpoint, "x")))
-        return char_lm_viz.visualize(model, vocab, val, out, log=print)
+    except npnet.NpnetError as exc:
+        raise ValueError(f"--data is not the text this model was trained on: {exc}") from None
+    ck = Path(args.checkpoint)
+    return char_lm_viz.visualize(model, vocab, val, args.out or (ck if ck.is_dir() else ck.parent), log=print)
+
+
+def main(argv=None):
+    p = parser()
+    args = common.parse(p, argv, check)
+    if args.checkpoint:
+        try:
+            return from_checkpoint(args)
+        except ValueError as exc:                     # a bad run folder, prime or text: a usage error
+            p.error(str(exc))
 
     run = common.Run(args)
     vocab, train_ids, val_ids = load_text(args)

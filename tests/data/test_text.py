@@ -238,3 +238,14 @@ def test_baselines_on_a_toy_corpus_equal_hand_computed_values():
         unigram_nats(vocab.encode("aab"), val, 3, k=0)
     with pytest.raises(npnet.ShapeError, match="vocab_size"):
         bigram_nats(train, val, 2)
+
+
+def test_baselines_on_tiny_shakespeare(shared_shakespeare_dir):
+    """The numbers docs/language_models.md quotes beside the models: the 90/10 split by characters,
+    add-one unigram 3.347 and bigram 2.482 nats/char (from the training part, scored on validation)."""
+    text = load_tinyshakespeare(shared_shakespeare_dir)
+    vocab = CharVocab.from_text(text)
+    train, val = split_text(vocab.encode(text))
+    assert (len(train), len(val)) == (1_003_854, 111_540)
+    assert round(unigram_nats(train, val, vocab.size), 3) == 3.347
+    assert round(bigram_nats(train, val, vocab.size), 3) == 2.482
