@@ -58,7 +58,8 @@ def parser():
                         "whichever runs out first)")
     g.add_argument("--warmup", type=common.nonneg_int, default=0, help="steps of linear learning-rate warm-up")
     g.add_argument("--patience", type=common.positive_int, default=5,
-                   help="evaluations without a better validation loss before stopping")
+                   help="evaluations without a better validation loss before stopping (--no-early-stop: never; "
+                        "the best parameters are restored either way)")
     g.add_argument("--dropout", type=float, default=0.0, help="between stacked layers")
     g.add_argument("--input-dropout", type=float, default=0.0, help="on the embeddings (one mask per stream)")
     g.add_argument("--output-dropout", type=float, default=0.0, help="before the read-out")
@@ -193,7 +194,8 @@ def train(args, run, model, train_ids, val_ids):
     if args.time_limit:
         cbs.append(npnet.TimeLimit(args.time_limit))
     cbs += [StreamValidation(streams(val_ids[:n_eval], args), args.eval_every, steps, run.log),
-            npnet.EarlyStopping("eval_loss", patience=args.patience, restore_best=True),
+            npnet.EarlyStopping("eval_loss", patience=10**9 if args.no_early_stop else args.patience,
+                                restore_best=True),
             npnet.CSVLogger(run.path("metrics.csv"))]
     run.learner = learner
     t0 = time.perf_counter()

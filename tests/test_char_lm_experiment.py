@@ -6,6 +6,7 @@ with the cell's outputs), the features, the learning-rate budget and usage error
 import importlib.util
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -188,3 +189,26 @@ def test_unknown_prime_or_missing_run_is_a_usage_error(tiny_run, tmp_path, capsy
         with pytest.raises(SystemExit) as exc:
             char_lm.main(["--generate"] + argv)
         assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_help_as_a_user_runs_it_shows_every_default():
+    import os
+    import subprocess
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=60,
+                          env=env, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr
+    entries, cur = [], None
+    for line in proc.stdout.splitlines():              # an option's entry: its line and the indented rest
+        if re.match(r"^  -", line):
+            cur = [line]
+            entries.append(cur)
+        elif cur is not None and line.startswith("   "):
+            cur.append(line)
+        else:
+            cur = None
+    assert len(entries) > 30
+    missing = [e[0].split()[0] for e in entries if "(default:" not in " ".join(e) and not e[0].strip().startswith("-h")]
+    assert not missing, missing
+    for option in ("--data", "--generate", "--visualize", "--prime", "--temperature", "--time-limit"):
+        assert option in proc.stdout
