@@ -193,14 +193,15 @@ def train(args, run, model, train_ids, val_ids):
     cbs = [budget, LambdaLR(learner.optimizer, budget.factor)]
     if args.time_limit:
         cbs.append(npnet.TimeLimit(args.time_limit))
-    cbs += [StreamValidation(streams(val_ids[:n_eval], args), args.eval_every, steps, run.log),
-            npnet.EarlyStopping("eval_loss", patience=10**9 if args.no_early_stop else args.patience,
-                                restore_best=True),
+    early = npnet.EarlyStopping("eval_loss", patience=10**9 if args.no_early_stop else args.patience,
+                                restore_best=True)
+    cbs += [StreamValidation(streams(val_ids[:n_eval], args), args.eval_every, steps, run.log), early,
             npnet.CSVLogger(run.path("metrics.csv"))]
     run.learner = learner
     t0 = time.perf_counter()
     learner.fit(train_streams, steps=steps or 10**9, callbacks=cbs)
     run.train_s = time.perf_counter() - t0
+    run.stopped_early, run.best_step = early.stopped_step is not None, early.best_step
     return learner
 
 
@@ -278,7 +279,7 @@ def main(argv=None):
     extra = dict(val_bpc=tx.bits_per_char(val_nats), val_perplexity=tx.perplexity(val_nats),
                  unigram_nats=uni, bigram_nats=bi, train_nats=float(np.mean(train_recent)),
                  seconds=round(run.train_s, 2), seconds_per_step=run.train_s / max(steps, 1),
-                 samples=samples, prime=args.prime, layers=args.layers, embed=args.embed)
+                 best_step=run.best_step, samples=samples, prime=args.prime, layers=args.layers, embed=args.embed)
     if args.visualize:
         import char_lm_viz
         extra["visualize"] = char_lm_viz.visualize(model, vocab, val_ids, run.dir, log=run.log)

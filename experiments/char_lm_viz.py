@@ -201,8 +201,9 @@ def visualize(model, vocab, val_ids, out_dir, streams: int = 8, chars: int = 200
     summary = {"units": results}
     if gates:
         plot_saturation(os.path.join(out_dir, "gate_saturation.png"), gates, model.cell_types[0])
-        summary["gate_saturation"] = {str(l): {n: [float((g[n] < SATURATED[0]).mean()), float((g[n] > SATURATED[1]).mean())]
-                                               for n in g} for l, g in gates.items()}
+        lo, hi = SATURATED                           # per layer and gate: [fraction < lo, fraction > hi]
+        summary["gate_saturation"] = {str(l): {n: [float((v < lo).mean()), float((v > hi).mean())]
+                                               for n, v in g.items()} for l, g in gates.items()}
     with open(os.path.join(out_dir, "units.json"), "w") as f:
         json.dump(summary, f, indent=1)
     return summary
