@@ -32,6 +32,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 import npnet  # noqa: E402
+from char_lm_tools import from_checkpoint, generate, load_run  # noqa: E402,F401  (--generate, --visualize RUN)
 from npnet.data import text as tx  # noqa: E402
 from npnet.optim.lr_scheduler import LambdaLR  # noqa: E402
 
@@ -51,6 +52,10 @@ def parser():
     g.add_argument("--embed", type=common.positive_int, default=64, help="embedding width E")
     g.add_argument("--seq-len", type=common.positive_int, default=100,
                    help="T, characters per chunk (the BPTT truncation; the state is carried across chunks)")
+    g.add_argument("--reset-every", type=common.nonneg_int, default=20,
+                   help="K: each data pass is K chunks of B windows at random places, the state reset "
+                        "between passes, so the model also learns to start from the zero state (0: one pass "
+                        "= the whole text as B contiguous streams)")
     g.add_argument("--time-limit", type=common.nonneg_float, default=None,
                    help="seconds of training (0: none). Default 300, or none when --steps/--epochs is given")
     g.add_argument("--schedule", choices=SCHEDULES, default="cosine",
@@ -123,6 +128,26 @@ def build_model(args, V: int):
                                output_dropout=args.output_dropout, dtype=args.dtype, rng=rng)
 
 
+def windows(rng, ids, B: int, T: int, K: int):
+    """One pass (a Stream factory): K chunks (x, y) of B windows of K*T characters starting at
+    random places; chunk k+1 continues every row of chunk k (the state is carried within the pass)."""
+    start = rng.integers(0, len(ids) - K * T, size=B)                          # (B,)
+    for k in range(K):
+        pos = start[:, None] + k * T + np.arange(T)                             # (B, T)
+        yield ids[pos], ids[pos + 1]
+
+
+def train_data(ids, args):
+    """The training passes: --reset-every K random windows, or the whole text as B streams."""
+    K, T = args.reset_every, args.seq_len
+    if K == 0:
+        return streams(ids, args)
+    if len(ids) <= K * T + 1:
+        raise ValueError(f"the training text ({len(ids)} characters) is too short for --reset-every {K} "
+                         f"chunks of --seq-len {T}")
+    return npnet.data.Stream(windows, common.seed_rng(args.seed, "train"), ids, args.batch_size, T, K)
+
+
 def streams(ids, args):
     B = args.batch_size
     if len(ids) < B + 1:
@@ -183,8 +208,8 @@ class StreamValidation(npnet.Callback):
 
 def train(args, run, model, train_ids, val_ids):
     """Fit with the Learner (stateful); returns it with the best-validation parameters restored."""
-    train_streams = streams(train_ids, args)
-    steps = args.steps if args.epochs is None else args.epochs * len(train_streams)
+    train_streams = train_data(train_ids, args)
+    steps = args.steps if args.epochs is None else args.epochs * len(streams(train_ids, args))
     n_eval = len(val_ids) if args.eval_chars == 0 else min(len(val_ids), args.eval_chars)
     learner = npnet.Learner(model, npnet.SoftmaxCrossEntropyLoss(dtype=args.dtype), args.optimizer, lr=args.lr,
                             bptt=args.bptt, clip=args.clip or None, stateful=True, progress=False,
@@ -203,46 +228,6 @@ def train(args, run, model, train_ids, val_ids):
     run.train_s = time.perf_counter() - t0
     run.stopped_early, run.best_step = early.stopped_step is not None, early.best_step
     return learner
-
-
-# -- sampling -----------------------------------------------------------------------------------
-def generate(model, vocab, prime: str, length: int, temperature: float, seed: int = 0) -> str:
-    """``prime`` followed by ``length`` sampled characters (npnet.sample, seeded)."""
-    try:
-        ids = vocab.encode(prime)
-    except npnet.NpnetError as exc:
-        raise ValueError(f"--prime {prime!r}: {exc}") from None
-    out = npnet.sample(model, ids, length, temperature=temperature, rng=np.random.default_rng([seed, 7]))
-    return vocab.decode(out)
-
-
-def load_run(checkpoint):
-    """(model, vocab, extra) from a run folder or its checkpoint.npz."""
-    p = Path(checkpoint)
-    p = p / "checkpoint.npz" if p.is_dir() else p
-    if not p.is_file():
-        raise ValueError(f"no checkpoint at {p} (give a run folder of char_lm.py or its checkpoint.npz)")
-    ck = npnet.load_checkpoint(p)
-    if "chars" not in ck.extra:
-        raise ValueError(f"{p} is not a char_lm checkpoint (no vocabulary in its extra data)")
-    return ck.model, tx.CharVocab(ck.extra["chars"]), ck.extra
-
-
-def from_checkpoint(args):
-    """--generate (print samples) or --visualize of a saved run; no training."""
-    model, vocab, extra = load_run(args.checkpoint)
-    if args.generate:
-        for tau in args.temperature:
-            print(f"--- temperature {tau:g}\n{generate(model, vocab, args.prime, args.length, tau, args.seed)}")
-        return None
-    import char_lm_viz
-    text = tx.load_tinyshakespeare(args.data, sha256=None if args.any_text else tx.TINYSHAKESPEARE_SHA256)
-    try:
-        val = tx.split_text(vocab.encode(text), extra.get("val_fraction", args.val_fraction))[1]
-    except npnet.NpnetError as exc:
-        raise ValueError(f"--data is not the text this model was trained on: {exc}") from None
-    ck = Path(args.checkpoint)
-    return char_lm_viz.visualize(model, vocab, val, args.out or (ck if ck.is_dir() else ck.parent), log=print)
 
 
 def main(argv=None):

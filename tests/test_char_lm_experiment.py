@@ -212,3 +212,18 @@ def test_help_as_a_user_runs_it_shows_every_default():
     assert not missing, missing
     for option in ("--data", "--generate", "--visualize", "--prime", "--temperature", "--time-limit"):
         assert option in proc.stdout
+
+
+def test_random_windows_are_consecutive_within_a_pass():
+    ids = np.arange(1000)
+    rng = np.random.default_rng(0)
+    chunks = list(char_lm.windows(rng, ids, 3, 5, 4))                     # B=3 windows, T=5, K=4 chunks
+    assert len(chunks) == 4 and all(x.shape == y.shape == (3, 5) for x, y in chunks)
+    for (x0, _), (x1, _) in zip(chunks, chunks[1:]):
+        np.testing.assert_array_equal(x1[:, 0], x0[:, -1] + 1)            # chunk k+1 continues row b
+    for x, y in chunks:
+        np.testing.assert_array_equal(y, x + 1)                           # the next character
+        np.testing.assert_array_equal(np.diff(x, axis=1), 1)
+    assert chunks[-1][1].max() <= 999
+    again = list(char_lm.windows(np.random.default_rng(0), ids, 3, 5, 4))
+    assert all((a[0] == b[0]).all() for a, b in zip(chunks, again))      # seeded
