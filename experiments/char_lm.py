@@ -5,7 +5,8 @@
     python experiments/char_lm.py --visualize --checkpoint runs/char_lm-... --data ../shared/data/tinyshakespeare
 
 Embedding -> stacked LSTM (--cell gru|rnn) -> linear read-out, trained with stateful truncated BPTT
-over B parallel streams of the first 90 % of the text (Adam, global-norm clipping), for --time-limit
+over B parallel streams of the first 90 % of the text (passes of --reset-every chunks of random windows,
+the state reset between passes; Adam, global-norm clipping), for --time-limit
 seconds or --steps, with the learning rate decayed (cosine) over that budget and the parameters of
 the best validation record restored. Reports nats and bits per character and perplexity over the
 whole last 10 % (state carried, B streams) beside the unigram and bigram baselines of the training
@@ -19,8 +20,10 @@ import sys
 
 # This model's products are large (B=32, H=256): two BLAS threads beat one on a 2-core machine
 # (0.26 s vs 0.35 s a step). Before `import common`, which would pin one; the environment wins.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "2")
+# Only as a script: imported (tests), it must not change what later subprocesses inherit.
+if __name__ == "__main__":
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "2")
 if os.path.dirname(os.path.abspath(__file__)) not in sys.path:       # imported from elsewhere (tests)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
