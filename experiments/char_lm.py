@@ -242,8 +242,12 @@ def main(argv=None):
         except ValueError as exc:                     # a bad run folder, prime or text: a usage error
             p.error(str(exc))
 
-    run = common.Run(args)
     vocab, train_ids, val_ids = load_text(args)
+    try:
+        vocab.encode(args.prime)                      # before training, not after it
+    except npnet.NpnetError as exc:
+        p.error(f"--prime {args.prime!r}: {exc}")
+    run = common.Run(args)
     V = vocab.size
     model = build_model(args, V)
     uni, bi = tx.unigram_nats(train_ids, val_ids, V), tx.bigram_nats(train_ids, val_ids, V)

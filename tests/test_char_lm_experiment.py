@@ -189,6 +189,10 @@ def test_unknown_prime_or_missing_run_is_a_usage_error(tiny_run, tmp_path, capsy
         with pytest.raises(SystemExit) as exc:
             char_lm.main(["--generate"] + argv)
         assert exc.value.code == 2 and message in capsys.readouterr().err
+    out = tmp_path / "never"                                              # before any training
+    with pytest.raises(SystemExit) as exc:
+        char_lm.main(["--data", str(tiny_run["data"]), "--out", str(out)] + TINY + ["--prime", "Q#"])
+    assert exc.value.code == 2 and "--prime 'Q#'" in capsys.readouterr().err and not out.exists()
 
 
 def test_help_as_a_user_runs_it_shows_every_default():
