@@ -1,0 +1,263 @@
+"""The results tables of the docs, built from run folders (``experiments/reproduce.py``), and the
+markers that delimit them in a markdown file.
+
+A builder takes {job name: run folder} and returns markdown; it reads only files the scripts
+wrote (summary.json, sweep.csv, ...) and the folder's DONE record (command, wall time).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+
+START = "<!-- reproduce:table {name} -->"
+END = "<!-- /reproduce:table -->"
+
+
+class ReproduceError(Exception):
+    """A job table, a run folder or a doc that is not what reproduce.py expects."""
+
+
+# -- the markers ----------------------------------------------------------------------------
+def _span(text: str, name: str, where: str = "the text"):
+    """(start, end) of what lies between the markers of table ``name``; every occurrence."""
+    start = START.format(name=name)
+    spans, pos = [], 0
+    while (i := text.find(start, pos)) >= 0:
+        j = text.find(END, i + len(start))
+        k = text.find("<!-- reproduce:table ", i + len(start))
+        if j < 0 or 0 <= k < j:
+            raise ReproduceError(f"{where}: {start} has no closing {END} before the next marker")
+        spans.append((i + len(start), j))
+        pos = j + len(END)
+    return spans
+
+
+def has_table(text: str, name: str) -> bool:
+    return START.format(name=name) in text
+
+
+def replace_table(text: str, name: str, table: str, where: str = "the text") -> str:
+    """``text`` with what lies between the markers of ``name`` replaced by ``table`` (every place).
+
+    Raises ReproduceError if ``text`` holds no such marker, or a start marker without its end.
+    """
+    spans = _span(text, name, where)
+    if not spans:
+        raise ReproduceError(f"{where} has no marker for table {name!r}: put {START.format(name=name)} and "
+                             f"{END} on their own lines where the table belongs")
+    body = "\n" + table.strip("\n") + "\n"
+    for i, j in reversed(spans):
+        text = text[:i] + body + text[j:]
+    return text
+
+
+def read_table(text: str, name: str) -> str:
+    """What lies between the (first) markers of ``name``, without the surrounding newlines."""
+    spans = _span(text, name)
+    if not spans:
+        raise ReproduceError(f"no marker for table {name!r}")
+    i, j = spans[0]
+    return text[i:j].strip("\n")
+
+
+# -- the docs: figures and tables ---------------------------------------------------------
+def doc_files(docs: Path) -> list:
+    return sorted(docs.rglob("*.md")) + [p for p in (docs.parent / "README.md",) if p.is_file()]
+
+
+def regenerate(jobs, tables, done: set, out: Path, write_docs: bool, docs: Path, log=print) -> dict:
+    """Copy the figures of the ``done`` jobs to docs/img and build every table whose jobs are all
+    done into OUT/tables/<name>.md and, with ``write_docs``, between its markers in the docs."""
+    result = {"figures": [], "tables": [], "errors": [], "waiting": []}
+    for job in (j for j in jobs if j.name in done):
+        for src, dst in job.figures.items():
+            if write_docs:
+                shutil.copyfile(out / job.name / src, docs / "img" / dst)
+            result["figures"].append(f"{job.name}/{src} -> docs/img/{dst}")
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    texts = {p: p.read_text() for p in doc_files(docs)} if write_docs else {}
+    for table in tables:
+        if not set(table.needs) <= done:
+            result["waiting"].append(f"{table.name} (needs {', '.join(sorted(set(table.needs) - done))})")
+            continue
+        try:
+            md = table.build({n: out / n for n in table.needs})
+        except Exception as exc:           # a builder's bug or an unexpected file: report it, go on
+            result["errors"].append(f"table {table.name}: {type(exc).__name__}: {exc}")
+            continue
+        (out / "tables" / f"{table.name}.md").write_text(md + "\n")
+        places = [p for p, t in texts.items() if has_table(t, table.name)]
+        if write_docs and not places:
+            result["errors"].append(f"table {table.name}: no doc has <!-- reproduce:table {table.name} --> (its "
+                                    f"markdown is in {out / 'tables' / (table.name + '.md')})")
+        for p in places:
+            try:
+                texts[p] = replace_table(texts[p], table.name, md, where=str(p))
+            except ReproduceError as exc:
+                result["errors"].append(str(exc))
+        result["tables"].append(f"{table.name} -> " + (", ".join(str(p.relative_to(docs.parent)) for p in places)
+                                                       if places else str(out / "tables" / f"{table.name}.md")))
+    for p, t in texts.items():
+        if t != p.read_text():
+            p.write_text(t)
+    for line in result["figures"] + result["tables"]:
+        log(f"  {line}")
+    return result
+
+
+
+# -- reading run folders --------------------------------------------------------------------
+def load_json(path: Path) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        raise ReproduceError(f"cannot read {path}: {exc}") from None
+
+
+def load_csv(path: Path) -> list:
+    csv.field_size_limit(1 << 28)                    # sweep CSVs hold arrays as JSON
+    try:
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+    except OSError as exc:
+        raise ReproduceError(f"cannot read {path}: {exc}") from None
+
+
+def fmt(v, digits: int = 4) -> str:
+    """A number at ``digits`` significant digits (thousands separated); anything else as text."""
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:,.{digits}g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2g}"
+    return str(v)
+
+
+def markdown(header: list, rows: list) -> str:
+    """A markdown table; a '|' inside a cell is escaped."""
+    def line(cells):
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+    lines = [line(header), "|" + "---|" * len(header)] + [line(row) for row in rows]
+    return "\n".join(lines)
+
+
+# -- the builders ---------------------------------------------------------------------------
+def _headline(s: dict) -> str:
+    key = s.get("headline")
+    v = s.get(key)
+    if isinstance(v, dict):                          # one value per cell or setting
+        inner = ", ".join(f"{k} {fmt(x if not isinstance(x, dict) else x.get('trained'), 3)}" for k, x in v.items())
+        return f"{key}: {inner}"
+    return f"{key} **{fmt(v)}**"
+
+
+def defaults(folders: dict) -> str:
+    """One row per default command: headline metric, baseline, steps, wall and CPU seconds."""
+    rows = []
+    for name, folder in folders.items():
+        done, s = load_json(folder / "DONE"), load_json(folder / "summary.json")
+        cpu = s.get("cpu_s")
+        rows.append([f"`{done['display']}`", _headline(s),
+                     f"{s.get('baseline_name', '')} {fmt(s.get('baseline'))}".strip(), fmt(s.get("steps", "")),
+                     f"{done['wall_s']:.0f} s" + (f" ({cpu:.0f} s)" if isinstance(cpu, (int, float)) else "")])
+    return markdown(["command", "headline", "baseline", "steps", "wall (CPU)"], rows)
+
+
+def first_element_sweep(folders: dict) -> str:
+    """Test accuracy of every run of the sweep: a row per cell, a column per length, seeds in order."""
+    rows = [r for r in load_csv(folders["first_element_sweep"] / "sweep.csv") if r.get("status") == "ok"]
+    cells = list(dict.fromkeys(r["cell"] for r in rows))
+    lengths = sorted({int(r["seq_len"]) for r in rows})
+    out = []
+    for c in cells:
+        line = [c]
+        for T in lengths:
+            accs = sorted(((int(r["seed"]), float(r["test_accuracy"])) for r in rows
+                           if r["cell"] == c and int(r["seq_len"]) == T))
+            line.append(", ".join(f"{a:.3f}" for _, a in accs))
+        out.append(line)
+    return markdown(["cell"] + [f"T = {T}" for T in lengths], out)
+
+
+def names_table(folders: dict) -> str:
+    """The table ``names.py --report table`` wrote (table.md)."""
+    path = folders["names_table"] / "table.md"
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ReproduceError(f"cannot read {path}: {exc}") from None
+
+
+def names_batch_sizes(folders: dict) -> str:
+    """Per epoch and batch size: train / test loss, test accuracy."""
+    rows = load_csv(folders["names_batch_sizes"] / "batch_sizes.csv")
+    sizes = list(dict.fromkeys(r["batch_size"] for r in rows))
+    by = {(r["batch_size"], int(r["epoch"])): r for r in rows}
+    out = []
+    for ep in sorted({int(r["epoch"]) for r in rows}):
+        cells = [f"{float(r['train_loss']):.3f} / {float(r['test_loss']):.3f}, {float(r['test_accuracy']):.3f}"
+                 if (r := by.get((B, ep))) else "" for B in sizes]
+        out.append([ep] + cells)
+    return markdown(["epoch"] + [f"B={B} train / test loss, test acc" for B in sizes], out)
+
+
+def digit_sums_runs(folders: dict) -> str:
+    """One row per run of a digit-sums report (lengths or objectives)."""
+    (folder,) = folders.values()
+    s = load_json(folder / "summary.json")
+    out = []
+    for r in s.get("runs", [s]):
+        out.append([r["seq_len"], r["objective"], f"{r['step_accuracy']:.3f}", f"{r['test_accuracy']:.3f}",
+                    f"{r['implied_step_accuracy']:.3f}" if "implied_step_accuracy" in r else "",
+                    " ".join(f"{a:.3f}" for a in r["step_accuracy_by_position"]),
+                    f"{r.get('probe_digit_accuracy', float('nan')):.3f}", f"{r.get('train_cpu_s', 0):.0f}"])
+    return markdown(["L", "objective", "per-step acc.", "sequence acc.", "implied mean p^t", "by position",
+                     "read-in probe", "train CPU s"], out)
+
+
+_GROUPS = (("tanh-random", "tanh, random W_h"), ("tanh-identity", "tanh, identity W_h"),
+           ("relu-random", "ReLU, random W_h"), ("relu-identity", "ReLU, identity W_h (IRNN)"))
+
+
+def _setting_order(key: str):
+    m = re.search(r"-H(\d+)-V(\d+)$", key)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def exploding(folders: dict) -> str:
+    """Growth per step, total growth, clipped growth and the unclipped training runs, per setting group."""
+    s = load_json(folders["exploding"] / "summary.json")
+    lens = s.get("seq_lens") or [0]
+    out, order = [], []
+    for prefix, label in _GROUPS:
+        keys = sorted((k for k in s["growth_factor"] if k.startswith(prefix + "-")), key=_setting_order)
+        if not keys:
+            continue
+        order = [k[len(prefix) + 1:] for k in keys]
+        clipped = [s["growth_factor_clipped"][k] for k in keys]
+        div = [s["diverged_step"][k + "-noclip"] for k in keys if k + "-noclip" in s.get("diverged_step", {})]
+        train = (f"overflows in {len(div)} of {len(keys)} (step {min(div)}-{max(div)})" if div else "no overflow")
+        out.append([label, " / ".join(f"{s['growth_factor'][k]:.3f}" for k in keys),
+                    " / ".join(fmt(s["growth_total"][k], 2) for k in keys),
+                    f"{min(clipped):.3f}-{max(clipped):.3f}", train])
+    return markdown([f"setting ({' / '.join(order)})", "growth per step", f"total, T = {lens[0]} -> {lens[-1]}",
+                     "clipped, per step", "unclipped training"], out)
+
+
+def vanishing(folders: dict) -> str:
+    """Per cell: the gradient ratio first/last step and the Jacobian product, untrained and trained; test MSE."""
+    s = load_json(folders["vanishing"] / "summary.json")
+    names = {"rnn": "tanh RNN", "irnn": "IRNN", "lstm": "LSTM", "gru": "GRU"}
+    out = []
+    for c in s["cells"]:
+        r, j = s["grad_ratio_first_last"][c], s["jacobian_product_log10"][c]
+        out.append([names.get(c, c), f"{r['untrained']:.2g}", f"{r['trained']:.2g}",
+                    f"{j['untrained']:.1f} / {j['trained']:.1f}", f"{s['test_mse'][c]:.4f}"])
+    T = s.get("seq_len")
+    return markdown(["cell", "ratio t=1 / t=T, untrained", "trained", f"log10 product of {T} Jacobians, untrained / "
+                     "trained", f"test MSE (baseline {s.get('mse_baseline', float('nan')):.3f})"], out)
