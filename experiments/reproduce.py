@@ -164,7 +164,8 @@ def machine() -> dict:
     import numpy as np
     cpu = platform.processor()
     try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+        with open("/proc/cpuinfo") as f:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
     try:
@@ -183,6 +184,23 @@ def git_state() -> dict:
         return r.stdout.strip() if r.returncode == 0 else None
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": git("rev-parse", "HEAD"), "dirty": None if status is None else bool(status)}
+
+
+def make_plan(jobs, out: Path, quick: bool, log=print):
+    """(jobs to run, {name: why skipped}): a done job is skipped; with --quick so is one whose data
+    are absent (the full run lets the script download them)."""
+    plan, skipped = [], {}
+    for j in jobs:
+        st = state(j, out, quick)
+        missing = data_missing(j) if quick else []
+        if st == "done":
+            skipped[j.name] = "done"
+        elif missing:
+            skipped[j.name] = f"skipped: no {', '.join(missing)} data (set NPNET_DATA)"
+        else:
+            plan.append(j)
+        log(f"{j.name}: {skipped.get(j.name, 'resume' if st == 'partial' else 'run')}")
+    return plan, skipped
 
 
 def parser() -> argparse.ArgumentParser:
@@ -238,17 +256,7 @@ def main(argv=None, docs: Path = REPO / "docs") -> int:
         for j in jobs:
             (out / j.name / "DONE").unlink(missing_ok=True)
             (out / j.name / "STARTED").unlink(missing_ok=True)   # 'new': the folder is emptied
-    plan, skipped = [], {}
-    for j in jobs:
-        st = state(j, out, a.quick)
-        missing = data_missing(j) if a.quick else []
-        if st == "done":
-            skipped[j.name] = "done"
-        elif missing:
-            skipped[j.name] = f"skipped: no {', '.join(missing)} data (set NPNET_DATA)"
-        else:
-            plan.append(j)
-        print(f"{j.name}: {skipped.get(j.name, 'resume' if st == 'partial' else 'run')}")
+    plan, skipped = make_plan(jobs, out, a.quick)
     if a.dry_run:
         for j in plan:
             print(f"  would run: {display(j, a.quick)} --out {out / j.name}")

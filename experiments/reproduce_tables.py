@@ -207,17 +207,21 @@ def names_batch_sizes(folders: dict) -> str:
 
 
 def digit_sums_runs(folders: dict) -> str:
-    """One row per run of a digit-sums report (lengths or objectives)."""
+    """One row per run of a digit-sums report (lengths or objectives); p = the digit classifier's
+    accuracy (blank with --digit-steps 0), probe = a linear probe of the trained read-in."""
     (folder,) = folders.values()
     s = load_json(folder / "summary.json")
     out = []
+
+    def num(r, key):
+        return f"{r[key]:.3f}" if isinstance(r.get(key), (int, float)) else ""
     for r in s.get("runs", [s]):
-        out.append([r["seq_len"], r["objective"], f"{r['step_accuracy']:.3f}", f"{r['test_accuracy']:.3f}",
-                    f"{r['implied_step_accuracy']:.3f}" if "implied_step_accuracy" in r else "",
-                    " ".join(f"{a:.3f}" for a in r["step_accuracy_by_position"]),
-                    f"{r.get('probe_digit_accuracy', float('nan')):.3f}", f"{r.get('train_cpu_s', 0):.0f}"])
-    return markdown(["L", "objective", "per-step acc.", "sequence acc.", "implied mean p^t", "by position",
-                     "read-in probe", "train CPU s"], out)
+        out.append([r["seq_len"], r["objective"], r.get("classes", ""), num(r, "step_accuracy"),
+                    num(r, "test_accuracy"), num(r, "implied_step_accuracy"), num(r, "implied_sequence_accuracy"),
+                    " ".join(f"{a:.3f}" for a in r["step_accuracy_by_position"]), num(r, "probe_digit_accuracy"),
+                    f"{r.get('train_cpu_s', 0):.0f}"])
+    return markdown(["L", "objective", "classes", "per-step acc.", "sequence acc.", "implied mean p^t", "implied p^L",
+                     "by position", "read-in probe", "train CPU s"], out)
 
 
 _GROUPS = (("tanh-random", "tanh, random W_h"), ("tanh-identity", "tanh, identity W_h"),
