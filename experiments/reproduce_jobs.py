@@ -121,7 +121,21 @@ JOBS = [
         expect=("summary.json", "sweep.csv"), exclusive=True, est_s=100, doc="docs/gradients.md"),
 ]
 
+
+
+def jobs_table(folders=None) -> str:
+    """The job list of docs/reproducing.md (from JOBS; no run folder needed)."""
+    rows = []
+    for j in JOBS:
+        tabs = [t.name for t in TABLES if j.name in t.needs]
+        notes = [n for n, on in (("runs alone", j.exclusive), (f"needs the {' and '.join(j.data)} data", j.data)) if on]
+        rows.append([j.name, f"`python experiments/{' '.join([j.script, *j.args])}`",
+                     ", ".join(f"`{d}`" for d in j.figures.values()), ", ".join(tabs), "; ".join(notes)])
+    return tables.markdown(["job", "command", "figures (docs/img/)", "tables", "notes"], rows)
+
+
 TABLES = [
+    Table("jobs", (), jobs_table),
     Table("defaults", ("memory", "counting", "first_element", "sine_free", "names", "digit_sums", "exploding",
                        "vanishing"), tables.defaults),
     Table("first_element_sweep", ("first_element_sweep",), tables.first_element_sweep),

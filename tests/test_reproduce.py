@@ -202,3 +202,10 @@ def test_the_job_table_covers_docs_img_and_every_table_has_its_marker():
     for t in reproduce_jobs.TABLES:
         assert set(t.needs) <= set(names), t.name
         assert f"<!-- reproduce:table {t.name} -->" in docs, f"no doc has the marker of table {t.name}"
+
+
+def test_the_job_list_in_docs_reproducing_is_current():
+    doc = (ROOT / "docs" / "reproducing.md").read_text()
+    assert read_table(doc, "jobs") == reproduce_jobs.jobs_table(), (
+        "docs/reproducing.md lists other jobs than reproduce_jobs.JOBS: any full run rebuilds it "
+        "(e.g. python experiments/reproduce.py --only memory), or paste reproduce_jobs.jobs_table()")
