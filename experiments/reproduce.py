@@ -82,6 +82,7 @@ def job_env(threads: int) -> dict:
         p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
     n = str(threads if threads > 0 else os.cpu_count() or 1)
     env.update(OPENBLAS_NUM_THREADS=n, OMP_NUM_THREADS=n, MKL_NUM_THREADS=n)
+    env.setdefault("TQDM_MININTERVAL", "30")      # a progress line every 30 s in the log, not 10 a second
     return env
 
 
@@ -105,7 +106,7 @@ def run_job(job, out: Path, quick: bool, log=print) -> dict:
     missing = [f for f in (*job.figures, *job.expect) if not (folder / f).is_file()]
     if rc != 0 or missing:
         rec.update(status="failed", error=f"exit code {rc}" if rc != 0 else f"missing {', '.join(missing)}")
-        tail = logfile.read_text(errors="replace").splitlines()[-15:]
+        tail = [ln[-300:] for ln in logfile.read_text(errors="replace").replace("\r", "\n").splitlines()[-15:]]
         log(f"  {job.name} FAILED ({rec['error']}); last lines of {logfile}:\n    " + "\n    ".join(tail))
         return rec
     rec["status"] = "ran"

@@ -76,7 +76,8 @@ def regenerate(jobs, tables, done: set, out: Path, write_docs: bool, docs: Path,
         for src, dst in job.figures.items():
             if write_docs:
                 shutil.copyfile(out / job.name / src, docs / "img" / dst)
-            result["figures"].append(f"{job.name}/{src} -> docs/img/{dst}")
+            result["figures"].append(f"{job.name}/{src} -> docs/img/{dst}" if write_docs else
+                                     f"{job.name}/{src} (for docs/img/{dst}: not copied)")
     (out / "tables").mkdir(parents=True, exist_ok=True)
     texts = {p: p.read_text() for p in doc_files(docs)} if write_docs else {}
     for table in tables:
