@@ -207,17 +207,17 @@ def make_plan(jobs, out: Path, quick: bool, log=print):
 def parser() -> argparse.ArgumentParser:
     names = ", ".join(j.name for j in reproduce_jobs.JOBS)
     p = argparse.ArgumentParser(prog="python experiments/reproduce.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                 epilog=f"jobs: {names}. See docs/reproducing.md.")
     p.add_argument("--only", default=None, metavar="NAME[,NAME]", help="run only these jobs")
     p.add_argument("--list", action="store_true", help="list the jobs, their commands and outputs, and exit")
     p.add_argument("--quick", action="store_true",
                    help="every script at tiny settings into runs/reproduce-quick (CI); docs are not touched")
-    p.add_argument("--jobs", type=int, default=2, help="jobs run at once (exclusive jobs always run alone)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="jobs run at once (default: one per core, here %(default)s; exclusive jobs run alone)")
     p.add_argument("--out", default=None, help="run folders, logs, tables, manifest.json "
                                                "(default runs/reproduce, or runs/reproduce-quick with --quick)")
     p.add_argument("--force", action="store_true", help="rerun the selected jobs even if they are done")
-    p.add_argument("--dry-run", action="store_true", help="show what would run and be regenerated; do nothing")
+    p.add_argument("--dry-run", action="store_true", help="show which jobs would run, with their commands; run and write nothing")
     p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/img or the tables in docs/")
     return p
 
