@@ -95,11 +95,13 @@ def run_job(job, out: Path, quick: bool, log=print) -> dict:
     (folder / "STARTED").write_text(json.dumps({"args": argv, "started": now()}) + "\n")
     (out / "logs").mkdir(exist_ok=True)
     logfile = out / "logs" / f"{job.name}.log"
-    t0, rec = time.perf_counter(), {"command": display(job, quick), "started": now(), "log": str(logfile)}
+    threads = 1 if quick else job.threads          # --quick runs every job in the pool
+    t0, rec = time.perf_counter(), {"command": display(job, quick), "started": now(), "log": str(logfile),
+                                    "blas_threads": threads or os.cpu_count()}
     with open(logfile, "w") as f:
         try:
             rc = subprocess.run(command(job, out, quick), stdout=f, stderr=subprocess.STDOUT, cwd=REPO,
-                                env=job_env(job.threads), timeout=QUICK_TIMEOUT_S if quick else None).returncode
+                                env=job_env(threads), timeout=QUICK_TIMEOUT_S if quick else None).returncode
         except subprocess.TimeoutExpired:
             rc = f"timeout after {QUICK_TIMEOUT_S} s"
     rec.update(wall_s=round(time.perf_counter() - t0, 1), ended=now())

@@ -6,6 +6,7 @@ one ``Table`` to TABLES with its builder in ``reproduce_tables.py``); nothing el
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import reproduce_tables as tables
@@ -41,6 +42,10 @@ class Job:
     threads: int = 1
     est_s: float = 60.0
     doc: str = "docs/experiments.md"
+
+    def __post_init__(self):
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", self.name):       # the name is a folder under --out
+            raise ValueError(f"Job name must be letters, digits, _ or -, got {self.name!r}")
 
     def argv(self, quick: bool = False) -> list:
         """The arguments after the script name (without --out)."""

@@ -78,7 +78,7 @@ def test_quick_runs_every_job_and_leaves_the_docs_alone(tmp_path):
             assert (out / j.name / f).is_file(), (j.name, f)
     names = {j.name for j in ran}
     for t in reproduce_jobs.TABLES:                                  # every table whose jobs ran was built
-        assert (out / "tables" / f"{t.name}.md").is_file() == set(t.needs) <= names, t.name
+        assert (out / "tables" / f"{t.name}.md").is_file() == (set(t.needs) <= names), t.name
     again = subprocess.run([sys.executable, str(EXP / "reproduce.py"), "--quick", "--out", str(out), "--only",
                             "memory"], capture_output=True, text=True, timeout=300, env=env, cwd=str(ROOT))
     assert again.returncode == 0 and "memory: done" in again.stdout and "0 jobs to run" in again.stdout
@@ -189,6 +189,11 @@ def test_list_shows_commands_figures_and_tables(capsys):
     assert reproduce.main(["--list", "--only", "sine_teacher"]) == 0
     text = capsys.readouterr().out
     assert "sine.py --train-mode teacher" in text and "memory" not in text
+
+
+def test_a_job_name_must_be_a_plain_folder_name():
+    with pytest.raises(ValueError, match="letters, digits"):
+        Job("../escape", "memory.py")
 
 
 def test_the_job_table_covers_docs_img_and_every_table_has_its_marker():
