@@ -139,6 +139,14 @@ def fmt(v, digits: int = 4) -> str:
     return str(v)
 
 
+def short(v: float) -> str:
+    """3 significant digits between 0.001 and 1000, else 2 in a short exponent form (5.5e8, 8.5e-8)."""
+    if v == 0 or 1e-3 <= abs(v) < 1e3:
+        return f"{v:.3g}"
+    m, e = f"{v:.1e}".split("e")
+    return f"{m}e{int(e)}"
+
+
 def markdown(header: list, rows: list) -> str:
     """A markdown table; a '|' inside a cell is escaped."""
     def line(cells):
@@ -246,9 +254,11 @@ def exploding(folders: dict) -> str:
         order = [k[len(prefix) + 1:] for k in keys]
         clipped = [s["growth_factor_clipped"][k] for k in keys]
         div = [s["diverged_step"][k + "-noclip"] for k in keys if k + "-noclip" in s.get("diverged_step", {})]
+        norms = [v for k in keys if (v := s.get("max_train_grad_norm", {}).get(k + "-noclip")) is not None]
         train = (f"overflows in {len(div)} of {len(keys)} (step {min(div)}-{max(div)})" if div else "no overflow")
+        train += f"; largest gradient norm {short(max(norms))}" if norms and len(div) < len(keys) else ""
         out.append([label, " / ".join(f"{s['growth_factor'][k]:.3f}" for k in keys),
-                    " / ".join(fmt(s["growth_total"][k], 2) for k in keys),
+                    " / ".join(short(s["growth_total"][k]) for k in keys),
                     f"{min(clipped):.3f}-{max(clipped):.3f}", train])
     return markdown([f"setting ({' / '.join(order)})", "growth per step", f"total, T = {lens[0]} -> {lens[-1]}",
                      "clipped, per step", "unclipped training"], out)
@@ -261,7 +271,7 @@ def vanishing(folders: dict) -> str:
     out = []
     for c in s["cells"]:
         r, j = s["grad_ratio_first_last"][c], s["jacobian_product_log10"][c]
-        out.append([names.get(c, c), f"{r['untrained']:.2g}", f"{r['trained']:.2g}",
+        out.append([names.get(c, c), short(r["untrained"]), short(r["trained"]),
                     f"{j['untrained']:.1f} / {j['trained']:.1f}", f"{s['test_mse'][c]:.4f}"])
     T = s.get("seq_len")
     return markdown(["cell", "ratio t=1 / t=T, untrained", "trained", f"log10 product of {T} Jacobians, untrained / "

@@ -106,6 +106,18 @@ def test_a_finished_job_is_skipped_and_a_failed_one_rerun(tmp_path, fake):
     assert not (out / "bad" / "stale.txt").exists() and reproduce.state(fixed, out, False) == "done"
 
 
+def test_quick_skips_a_job_whose_data_are_absent_and_the_full_run_does_not(tmp_path, fake, monkeypatch):
+    monkeypatch.setenv("NPNET_DATA", str(tmp_path / "no-data-here"))
+    job = fake("needs_data", 0, data=("names",))
+    plan, skipped = reproduce.make_plan([job], tmp_path, True, log=lambda *a: None)
+    assert plan == [] and skipped == {"needs_data": "skipped: no names data (set NPNET_DATA)"}
+    (tmp_path / "no-data-here" / "names").mkdir(parents=True)
+    (tmp_path / "no-data-here" / "names" / "English.txt").write_text("Smith\n")
+    assert reproduce.make_plan([job], tmp_path, True, log=lambda *a: None)[0] == [job]
+    monkeypatch.setenv("NPNET_DATA", str(tmp_path / "elsewhere"))
+    assert reproduce.make_plan([job], tmp_path, False, log=lambda *a: None)[0] == [job]   # the script downloads
+
+
 def test_exit_zero_without_the_expected_files_is_a_failure(tmp_path, fake):
     job = fake("nosummary", 0, "--no-summary")
     rec = reproduce.run_job(job, tmp_path, False, log=lambda *a: None)
