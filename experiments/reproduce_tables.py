@@ -162,7 +162,7 @@ def _headline(s: dict) -> str:
     if isinstance(v, dict):                          # one value per cell or setting
         inner = ", ".join(f"{k} {fmt(x if not isinstance(x, dict) else x.get('trained'), 3)}" for k, x in v.items())
         return f"{key}: {inner}"
-    return f"{key} **{fmt(v)}**"
+    return f"{key} **{v:.4f}**" if isinstance(v, float) and abs(v) < 10 else f"{key} **{fmt(v)}**"
 
 
 def defaults(folders: dict) -> str:
