@@ -94,17 +94,18 @@ def parser():
               "(val_nats, trigram_nats, ...), checkpoint.npz, learning_curve.png, samples.md.",
         hidden=d["hidden"], cell=d["cell"], batch_size=d["batch_size"], steps=None, lr=d["lr"],
         optimizer=d["optimizer"], clip=d["clip"], dtype=d["dtype"], eval_every=None, lr_decay=d["lr_decay"])
-    p.epilog = ("Data: --data DIR, else $NPNET_DATA/names, else ~/.cache/npnet/names. Held out: the 20 %% test "
+    p.epilog = ("Data: --data DIR, else $NPNET_DATA/names, else ~/.cache/npnet/names. Held out: the 20 % test "
                 "split of experiments/names.py (--split-seed); an epoch is one pass over the training names; "
                 "--steps stops earlier. Samples: * = a training name of that language, + = a held-out one.")
+    p.set_defaults(epoch_size=None)                    # an epoch is one pass over the training names
     g = p.add_argument_group("name generation")
-    g.add_argument("--data", default=None, help="folder of Language.txt files (default: see below)")
+    g.add_argument("--data", default=None, help="folder of Language.txt files (None: see below)")
     g.add_argument("--split-seed", type=common.nonneg_int, default=d["split_seed"], help="seed of the held-out split")
     g.add_argument("--output-dropout", type=float, default=d["output_dropout"],
-                   help="dropout on the LSTM outputs before the read-out (training only)")
+                   help="dropout on the recurrent outputs before the read-out (training only)")
     g.add_argument("--languages", type=common.str_list(), default=None,
-                   help="languages to sample, comma-separated (default: " + ",".join(tools.DEFAULT_LANGUAGES) + ")")
-    g.add_argument("--first", default=None, help="the given first letter (default: each language's most common)")
+                   help="languages to sample, comma-separated (None: those of " + ",".join(tools.DEFAULT_LANGUAGES) + " in the data)")
+    g.add_argument("--first", default=None, help="the given first letter, A-Z (None: each language's most common)")
     g.add_argument("--samples", type=common.positive_int, default=5, help="names per language and kind of start")
     g.add_argument("--temperature", type=common.nonneg_float, default=0.8, help="sampling temperature (0: argmax)")
     g.add_argument("--generate", action="store_true", help="only sample from --checkpoint (no training)")
@@ -120,7 +121,7 @@ def check(a) -> None:
         raise ValueError(f"--output-dropout must be in [0, 1), got {a.output_dropout}")
     if not 0.0 < a.lr_decay <= 1.0:
         raise ValueError(f"--lr-decay must be in (0, 1], got {a.lr_decay}")
-    for opt, val in (("--bptt", a.bptt), ("--epoch-size", a.epoch_size if a.epoch_size != 100 else None),
+    for opt, val in (("--bptt", a.bptt), ("--epoch-size", a.epoch_size),
                      ("--eval-every", a.eval_every), ("--target", a.target)):
         if val is not None:
             raise ValueError(f"{opt} does not apply here: a name is one sequence, an epoch one pass over "

@@ -178,6 +178,7 @@ def test_generate_from_the_saved_run_is_reproducible(tiny_run, capsys):
     ["--hidden", "0"], ["--cell", "transformer"], ["--generate"], ["--checkpoint", "run"], ["--first", "ab"],
     ["--first", "q"], ["--output-dropout", "1.0"], ["--bptt", "3"], ["--temperature", "-1"], ["--lr", "0"],
     ["--data", "/nonexistent/names"], ["--steps", "3", "--epochs", "2"], ["--eval-every", "5"],
+    ["--epoch-size", "100"], ["--target", "0.5"], ["--match-params"],
 ])
 def test_bad_arguments_are_usage_errors(argv, capsys):
     with pytest.raises(SystemExit) as exc:
