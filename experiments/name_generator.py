@@ -74,9 +74,10 @@ def evaluate(cfg: dict, data: dict, res: dict) -> dict:
     learner, dt = res["learner"], cfg["dtype"]
     unseen = tools.unseen_heldout(data)
     out = {"val_nats": learner.evaluate(res["heldout"])["loss"],
-           "val_nats_unseen": learner.evaluate(tools.eval_batches(data, unseen, dt))["loss"],
            "train_nats": learner.evaluate(tools.eval_batches(data, data["train"], dt))["loss"]}
-    out.update(tools.ngram_nats(data, parts={"": data["test"], "_unseen": unseen}))
+    if len(unseen):                                    # (every held-out name may also be a training name)
+        out["val_nats_unseen"] = learner.evaluate(tools.eval_batches(data, unseen, dt))["loss"]
+    out.update(tools.ngram_nats(data, parts={"": data["test"], **({"_unseen": unseen} if len(unseen) else {})}))
     n_chars = {k: int(sum(data["lengths"][data[k]]) + len(data[k])) for k in ("train", "test")}
     out.update({"n_train": len(data["train"]), "n_heldout": len(data["test"]), "n_heldout_unseen": len(unseen),
                 "train_chars": n_chars["train"], "heldout_chars": n_chars["test"]})

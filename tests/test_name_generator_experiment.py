@@ -205,3 +205,16 @@ def test_quick_shrinks_only_the_options_left_at_their_defaults(tiny_run, tmp_pat
         cfg = json.loads((out / "config.json").read_text())
         assert (cfg["hidden"], cfg["epochs"], cfg["batch_size"]) == (hidden, 1, 64)
         assert json.loads((out / "summary.json").read_text())["hidden"] == hidden
+
+
+def test_heldout_names_that_are_all_training_names_leave_out_the_unseen_scores(tmp_path):
+    folder = tmp_path / "names"
+    folder.mkdir()
+    for lang, name in (("Aland", "Mcbain"), ("Borovia", "Petrov")):
+        (folder / f"{lang}.txt").write_text(f"{name}\n" * 10, encoding="utf-8")
+    out = tmp_path / "run"
+    assert gen.main(["--data", str(folder), "--out", str(out), "--hidden", "4", "--steps", "2", "--samples", "1",
+                     "--quiet"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["n_heldout"] == 4 and np.isfinite(s["val_nats"]) and np.isfinite(s["trigram_nats"])
+    assert "val_nats_unseen" not in s and "trigram_nats_unseen" not in s
