@@ -85,7 +85,7 @@ def sweep_run(cell: str, hidden: int, seq_len: int, lr: float, seed: int, base: 
     """One comparison run (module level, so joblib can ship it to a worker process)."""
     args = argparse.Namespace(**{**base, "cell": cell, "hidden": hidden, "seq_len": seq_len, "lr": lr,
                                  "seed": seed, "match_params": False, "quiet": True, "out": None})
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         r = train_one(args)
     except NonFiniteError as exc:                                  # divergence is a result, not a failure
@@ -93,7 +93,8 @@ def sweep_run(cell: str, hidden: int, seq_len: int, lr: float, seed: int, base: 
                 "error_text": str(exc)[:120], "wall_s": round(time.perf_counter() - t0, 2)}
     keep = ("test_accuracy", "test_loss", "test_loss_all_steps", "sequence_accuracy")
     return {"diverged": 0, **{k: r[k] for k in keep}, "steps": r["learner"].step,
-            "params": int(r["model"].num_params), "wall_s": round(time.perf_counter() - t0, 2)}
+            "params": int(r["model"].num_params), "wall_s": round(time.perf_counter() - t0, 2),
+            "cpu_s": round(time.process_time() - c0, 2)}
 
 
 def compare_configs(args) -> tuple[list, dict]:
@@ -201,9 +202,10 @@ def main_compare(args):
                "best_test_loss": {f"{c}@L={L}": (None if r is None else float(r["test_loss"]))
                                   for (c, L), r in best.items()},
                "params": {c: n for c, (_, n) in sizes.items()}, "runs": len(rows),
-               "failed": sum(r.get("status") != "ok" for r in rows), "wall_s": round(run.elapsed(), 2)}
+               "failed": sum(r.get("status") != "ok" for r in rows), "wall_s": round(run.elapsed(), 2),
+               "cpu_s_of_runs": round(sum(float(r.get("cpu_s") or 0) for r in rows), 1)}
     common.write_json(run.path("summary.json"), summary)
     print("\n".join(lines))
-    print(f"memory --compare-cells: {len(rows)} runs, {summary['failed']} failed, {run.elapsed():.1f} s -> {run.dir}",
-          flush=True)
+    print(f"memory --compare-cells: {len(rows)} runs, {summary['failed']} failed, {run.elapsed():.1f} s "
+          f"({summary['cpu_s_of_runs']} CPU s in the runs) -> {run.dir}", flush=True)
     return summary
