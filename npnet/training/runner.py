@@ -179,7 +179,7 @@ class SequenceRunner:
             c_lo, m_last = 0, mask
         else:
             self._refuse_bidirectional(T)
-            cut = last_window_starts(mask, B, T, self.bptt)       # (B,) first step of each row's window
+            cut = _last_window_starts(mask, B, T, self.bptt)       # (B,) first step of each row's window
             c_lo, c_hi = int(cut.min()), int(cut.max())
             steps = np.arange(T)[None, :]                         # (1, T)
             if c_hi > 0:
@@ -337,7 +337,7 @@ def _check_params(params: dict, step: int) -> None:
                                  "clip the gradients")
 
 
-def last_window_starts(mask, B: int, T: int, k: int) -> np.ndarray:
+def _last_window_starts(mask, B: int, T: int, k: int) -> np.ndarray:
     """(B,) first step c_b of each row's last window: the row's last k real steps lie in [c_b, T).
 
     Without a mask c_b = max(T - k, 0). With one, c_b is the first step after which at most k

@@ -9,7 +9,7 @@ from npnet.layer import NpnetError, ShapeError
 from npnet.losses import MSELoss, SoftmaxCrossEntropyLoss
 from npnet.model import SequenceModel
 from npnet.training.optim import SGD
-from npnet.training.runner import SequenceRunner, last_window_starts
+from npnet.training.runner import SequenceRunner, _last_window_starts
 
 
 def _mask(B, T, lengths):
@@ -128,10 +128,10 @@ def test_float32_training_with_truncation(rng):
 
 
 def test_last_window_starts():
-    np.testing.assert_array_equal(last_window_starts(None, 2, 7, 3), [4, 4])
-    np.testing.assert_array_equal(last_window_starts(None, 1, 2, 3), [0])
+    np.testing.assert_array_equal(_last_window_starts(None, 2, 7, 3), [4, 4])
+    np.testing.assert_array_equal(_last_window_starts(None, 1, 2, 3), [0])
     mask = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0], [0, 1, 0, 1, 1, 0]], bool)
-    np.testing.assert_array_equal(last_window_starts(mask, 3, 6, 2), [4, 0, 2])
+    np.testing.assert_array_equal(_last_window_starts(mask, 3, 6, 2), [4, 0, 2])
 
 
 def test_errors_remain(rng):
