@@ -152,16 +152,17 @@ def write_table(path_md, rows, sizes, lengths, lrs, K) -> list[str]:
     return lines
 
 
-def plot_compare(path, rows, cells, lengths, lrs, K, chance):
-    fig, ax = common.figure(4.0 * len(lengths), 3.6, 1, len(lengths))
+def plot_compare(path, rows, sizes, lengths, lrs, K, chance):
+    """Test recall accuracy against the learning rate, one line per cell, one panel per layout."""
+    fig, ax = common.figure(4.6 * len(lengths), 3.8, 1, len(lengths))
     for a, L in zip(ax[0], lengths):
-        for c in cells:
+        for c, (H, n) in sizes.items():
             acc = []
             for lr in lrs:
                 r = [r for r in rows if r["cell"] == c and int(r["seq_len"]) == L and float(r["lr"]) == lr
                      and r.get("status") == "ok"]
                 acc.append(float(r[0]["test_accuracy"]) if r else np.nan)
-            line, = a.plot(lrs, acc, marker="o", ms=4, lw=1.5, label=LABELS.get(c, c))
+            line, = a.plot(lrs, acc, marker="o", ms=4, lw=1.5, label=f"{LABELS.get(c, c)}, H={H} ({n} params)")
             div = [lr for lr, v in zip(lrs, acc) if np.isnan(v)]
             a.plot(div, [0.0] * len(div), "x", ms=8, color=line.get_color())
         a.axhline(chance, color="k", ls=":", lw=1, label=f"chance ({chance:.3f})")
@@ -172,7 +173,7 @@ def plot_compare(path, rows, cells, lengths, lrs, K, chance):
         a.set_xlabel("learning rate (Adam)")
         a.set_ylabel("test recall accuracy (last K outputs)")
         tag = "gap-free" if L == 2 * K + 1 else f"gap {L - 2 * K - 1}"
-        a.set_title(f"memory task, L={L} ({tag}); x: diverged", fontsize=9)
+        a.set_title(f"memory, K={K}, L={L} ({tag}); 1 seed per point; x: diverged", fontsize=8)
         a.grid(alpha=0.3)
     ax[0][0].legend(fontsize=7)
     fig.tight_layout()
@@ -194,7 +195,7 @@ def main_compare(args):
                      dask_scheduler=args.dask_scheduler, progress=not args.quiet)
     lengths = sorted({int(c["seq_len"]) for c in configs})
     lines = write_table(run.path("compare.md"), rows, sizes, lengths, args.lrs, args.remember)
-    plot_compare(run.path("compare.png"), rows, args.cells, lengths, args.lrs, args.remember, 1.0 / args.symbols)
+    plot_compare(run.path("compare.png"), rows, sizes, lengths, args.lrs, args.remember, 1.0 / args.symbols)
     best = best_rows(rows, args.cells, lengths)
     summary = {"headline": "best_test_accuracy", "baseline": 1.0 / args.symbols, "baseline_name": "chance",
                "best_test_accuracy": {f"{c}@L={L}": (None if r is None else float(r["test_accuracy"]))
