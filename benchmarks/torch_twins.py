@@ -62,10 +62,10 @@ def names_twin(args):
     seqs, lengths, labels, train, val, test, V = names_data(args.data_dir, args.split_seed)
     read_in, lstm, read_out = torch.nn.Linear(56, 32), torch.nn.LSTM(32, 128, batch_first=True), torch.nn.Linear(128, V)
     params = [*read_in.parameters(), *lstm.parameters(), *read_out.parameters()]
-    opt = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4)
+    torch_opt = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4)
     per_epoch = -(-len(train) // 32)
     total = per_epoch * args.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.1 ** (min(t, total) / total))   # lr 0.1 -> 0.01
+    sched = torch.optim.lr_scheduler.LambdaLR(torch_opt, lambda t: 0.1 ** (min(t, total) / total))   # lr 0.1 -> 0.01
 
     def logits(idx):
         x, n = _pad(torch, seqs, idx)
@@ -86,10 +86,10 @@ def names_twin(args):
     for epoch in range(1, args.epochs + 1):
         for b in bucket_by_length(rng, lengths[train], 32, pool_batches=len(train)):
             loss = torch.nn.functional.cross_entropy(logits(train[b]), torch.from_numpy(labels[train[b]]))
-            opt.zero_grad()
+            torch_opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
+            torch_opt.step()
             sched.step()
         va_acc, te_acc = accuracy(val), accuracy(test)
         if va_acc > best[0]:
@@ -127,7 +127,7 @@ def digit_sums_twin(args):
     L, lo = args.seq_len, -9 * (args.seq_len // 2)
     read_in, lstm, read_out = digit_model(torch, L)
     params = [*read_in.parameters(), *lstm.parameters(), *read_out.parameters()]
-    opt = torch.optim.Adam(params, lr=2e-3)
+    torch_opt = torch.optim.Adam(params, lr=2e-3)
     rng = np.random.default_rng([args.seed, 1])
     test_seqs = test[np.random.default_rng([args.seed, 3]).integers(0, test.size, size=(2000, L))]   # (S, L)
     totals = alternating_sums(labels[test_seqs])
@@ -150,10 +150,10 @@ def digit_sums_twin(args):
         seq = train[rng.integers(0, train.size, size=(args.batch_size, L))]
         y = torch.from_numpy(alternating_sums(labels[seq]) - lo)
         loss = torch.nn.functional.cross_entropy(forward(seq).reshape(-1, 9 * L + 1), y.reshape(-1))
-        opt.zero_grad()
+        torch_opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)
-        opt.step()
+        torch_opt.step()
         if step % args.eval_every == 0 or step == args.steps:
             by_pos, seq_acc = evaluate()
             print(f"  step {step:5d}: per position {' '.join(f'{a:.3f}' for a in by_pos)} (mean {by_pos.mean():.4f}), "
