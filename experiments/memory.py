@@ -7,10 +7,11 @@ recall accuracy and the test loss (cross-entropy, nats per step) on the last K o
 fresh sequences beside chance (1 / symbols, log symbols). Run folder: config.json, metrics.csv,
 summary.json, checkpoint.npz, learning_curve.png, example.png.
 
-    python experiments/memory.py --compare-cells --hidden 32 --steps 1000 --jobs 2
+    python experiments/memory.py --compare-cells --hidden 32 --jobs 2
 
 compares the tanh RNN, the ReLU RNN (random W_h), the IRNN (ReLU, W_h = I), the LSTM and the
-GRU at matched parameter counts, three learning rates each, gap-free (L = 2K+1) and at --seq-len:
+GRU at matched parameter counts (5,700-5,840), four learning rates each, gap-free (L = 2K+1) and at
+--seq-len (gap 9), up to 3,000 steps per run:
 compare.csv, compare.md, compare.png.
 """
 from __future__ import annotations

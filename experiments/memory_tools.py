@@ -37,7 +37,8 @@ def add_options(p) -> None:
                         "every cell sized to the parameter count of an LSTM with --hidden units; writes "
                         "compare.csv, compare.md and compare.png (--cell, --lr, --match-params are ignored)")
     g.add_argument("--cells", type=common.str_list(COMPARE_CELLS), default=list(COMPARE_CELLS), help="cell types")
-    g.add_argument("--lrs", type=float_list, default=[3e-3, 1e-2, 3e-2], help="learning rates searched per cell")
+    g.add_argument("--lrs", type=float_list, default=[1e-3, 3e-3, 1e-2, 3e-2],
+                   help="learning rates (Adam) searched per cell")
     common.add_sweep_options(g)
 
 
