@@ -82,9 +82,15 @@ def train_one(args, run=None) -> dict:
     return {"model": model, "learner": learner, "test": test, "out": out, **test_numbers(out, test, K)}
 
 
-def sweep_run(cell: str, hidden: int, seq_len: int, lr: float, seed: int, base: dict) -> dict:
+# The settings that change a run's result: part of every sweep config, so a resumed sweep with other
+# settings in the same folder re-runs instead of reusing rows trained otherwise.
+KEYED = ("steps", "epochs", "epoch_size", "batch_size", "remember", "symbols", "train_on", "dtype", "target",
+         "no_early_stop", "clip", "optimizer", "lr_decay", "layers", "bptt", "eval_every", "eval_size", "test_size")
+
+
+def sweep_run(cell: str, hidden: int, seq_len: int, lr: float, seed: int, base: dict, **keyed) -> dict:
     """One comparison run (module level, so joblib can ship it to a worker process)."""
-    args = argparse.Namespace(**{**base, "cell": cell, "hidden": hidden, "seq_len": seq_len, "lr": lr,
+    args = argparse.Namespace(**{**base, **keyed, "cell": cell, "hidden": hidden, "seq_len": seq_len, "lr": lr,
                                  "seed": seed, "match_params": False, "quiet": True, "out": None})
     t0, c0 = time.perf_counter(), time.process_time()
     try:
@@ -106,7 +112,8 @@ def compare_configs(args) -> tuple[list, dict]:
         H = args.hidden if c == "lstm" else common.matched_hidden(c, S + 2, args.hidden, args.layers, S + 1)
         sizes[c] = (H, common.count_params(c, S + 2, H, args.layers, S + 1))
     lengths = sorted({2 * K + 1, args.seq_len})
-    configs = [{"cell": c, "hidden": sizes[c][0], "seq_len": L, "lr": lr, "seed": args.seed}
+    keyed = {k: getattr(args, k) for k in KEYED}
+    configs = [{"cell": c, "hidden": sizes[c][0], "seq_len": L, "lr": lr, "seed": args.seed, **keyed}
                for L in reversed(lengths) for c in args.cells for lr in args.lrs]
     return configs, sizes
 
@@ -191,7 +198,7 @@ def main_compare(args):
     configs, sizes = compare_configs(args)
     for c, (H, n) in sizes.items():
         print(f"  {c:5s} H={H:3d}: {n} parameters ({100 * (n / sizes.get('lstm', (0, n))[1] - 1):+.1f} % vs LSTM)")
-    base = {k: v for k, v in vars(args).items() if k not in ("cell", "hidden", "seq_len", "lr", "seed")}
+    base = {k: v for k, v in vars(args).items() if k not in ("cell", "hidden", "seq_len", "lr", "seed", *KEYED)}
     rows = run_sweep(functools.partial(sweep_run, base=base), configs, run.path("compare.csv"), n_jobs=args.jobs,
                      dask_scheduler=args.dask_scheduler, progress=not args.quiet)
     lengths = sorted({int(c["seq_len"]) for c in configs})

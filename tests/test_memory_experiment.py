@@ -82,3 +82,13 @@ def test_compare_cells_writes_table_and_figure_at_matched_sizes(tmp_path):
     assert len(table) == 2 + 5 and "ReLU RNN" in (out / "compare.md").read_text()
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "summary.json").read_text())["runs"] == 20
+
+
+def test_compare_configs_carry_the_settings_so_a_resume_with_other_steps_reruns():
+    from npnet.training.sweep import run_key
+    import memory
+    a = memory.parser().parse_args(["--compare-cells", "--steps", "100"])
+    b = memory.parser().parse_args(["--compare-cells", "--steps", "200"])
+    ka = {run_key(c) for c in memory_tools.compare_configs(a)[0]}
+    kb = {run_key(c) for c in memory_tools.compare_configs(b)[0]}
+    assert len(ka) == 5 * 4 * 2 and not ka & kb
