@@ -142,7 +142,7 @@ def train_run(args, data, out_dir: str, log, digit: dict | None) -> dict:
     """Train and evaluate one model; metrics.csv, checkpoint.npz and the plots in out_dir; the results."""
     dtype, L, rng, labels = np.dtype(args.dtype).type, args.seq_len, common.seed_rng(args.seed, "model"), data["labels"]
     obj = Objective(args.objective, L, dtype)
-    model = npnet.SequenceModel(args.features, args.hidden, args.layers, cell=args.cell, output_size=obj.output_size,
+    model = npnet.SequenceModel(args.features, args.hidden, args.layers, **common.cell_args(args.cell), output_size=obj.output_size,
                                 read_in=conv_read_in(args.conv_channels, args.features, dtype, rng), dtype=dtype, rng=rng)
     test_seqs = sample_sequences(data["test"], args.test_seqs, L, common.seed_rng(args.seed, "test"))   # (S, L)
     ev, totals = test_seqs[:args.eval_seqs], alternating_sums(labels[test_seqs])                         # (S, L)

@@ -97,7 +97,7 @@ def train_batches(rng, data, batch_size: int, input_dropout: float):
 def build_model(cfg: dict, n_classes: int):
     """SequenceModel: [read-in] -> layers x cell(hidden) -> read-out at each name's last step."""
     return npnet.SequenceModel(len(ALPHABET), cfg["hidden"], num_layers=cfg["layers"],
-                               cell=cfg["cell"], output_size=n_classes,
+                               **common.cell_args(cfg["cell"]), output_size=n_classes,
                                read_in=cfg["read_in"] or None, return_sequences=False,
                                dropout=cfg["dropout"], dtype=cfg["dtype"],
                                rng=common.seed_rng(cfg["seed"], "model"))
