@@ -224,7 +224,8 @@ def check_args(args) -> None:
     """Cross-option checks; a ValueError becomes a usage error (exit 2). --target: TRAINING per-step accuracy."""
     for bad, text in ((args.bptt is not None, "--bptt is not supported (full BPTT over the L steps)"),
                       (not args.test_fraction < 1, f"--test-fraction must be in (0, 1), got {args.test_fraction}"),
-                      ((28 >> len(args.conv_channels)) < 2, "--conv-channels: at most 3 conv blocks fit 28x28 images")):
+                      ((28 >> len(args.conv_channels)) < 2, "--conv-channels: at most 3 conv blocks fit 28x28 images"),
+                      (args.jobs == 0, "--jobs must be >= 1 or negative (joblib: -1 = one per core)")):
         if bad:
             raise ValueError(text)
     common.check_data_dir("--mnist-dir", args.mnist_dir, "mnist")

@@ -65,7 +65,8 @@ def batch_run(batch_size: int, lr_mode: str, base: dict, out: str, data_dir, sub
 
 def read_epochs(out: Path, lr_mode: str, B: int, lr: float) -> list[dict]:
     with open(out / f"{lr_mode}-B{B}" / "metrics.csv", newline="") as f:
-        return [{"lr_mode": lr_mode, "batch_size": B, "lr": lr, **{k: float(r[k]) for k in EPOCH_FIELDS[3:]}}
+        return [{"lr_mode": lr_mode, "batch_size": B, "lr": lr,
+                 **{k: (int if k in ("epoch", "step") else float)(r[k]) for k in EPOCH_FIELDS[3:]}}
                 for r in csv.DictReader(f)]
 
 

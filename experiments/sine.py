@@ -28,13 +28,17 @@ import sine_compare
 from npnet import tasks
 
 PRIME = 30
-STEPS, COMPARE_STEPS = 1500, 600          # --steps unless given (--compare: 4 runs in <= 4 minutes)
+COMPARE_STEPS = 600                       # --steps unless given, with --compare (4 runs in <= 4 minutes)
+
+
+class UnsetSteps(int):
+    """The default of --steps (1500): an int that tells check() the option was not given."""
 
 
 def parser():
     p = common.make_parser(
         "sine", __doc__.split("\n\n")[0].strip(),
-        hidden=32, batch_size=64, steps=None, lr=1e-2, lr_decay=0.1, clip=1.0, eval_every=50, target=None)
+        hidden=32, batch_size=64, steps=UnsetSteps(1500), lr=1e-2, lr_decay=0.1, clip=1.0, eval_every=50, target=None)
     g = p.add_argument_group("the sine task")
     g.add_argument("--seq-len", type=common.positive_int, default=100, help="samples per test curve (T)")
     g.add_argument("--train-len", type=common.positive_int, default=60,
@@ -50,12 +54,16 @@ def parser():
     g.add_argument("--eval-size", type=common.positive_int, default=200, help="held-out curves for early stopping")
     g.add_argument("--test-size", type=common.positive_int, default=1000, help="fresh curves for the final test")
     sine_compare.add_options(p.add_argument_group("--compare: cells at matched parameter counts"))
+    steps = next(a for a in p._actions if a.dest == "steps")
+    steps.help += f"; {COMPARE_STEPS} with --compare unless given"
     return p
 
 
 def check(args):
-    if args.steps is None and args.epochs is None:
-        args.steps = COMPARE_STEPS if args.compare else STEPS
+    if isinstance(args.steps, UnsetSteps):
+        args.steps = COMPARE_STEPS if args.compare else int(args.steps)
+    if args.jobs == 0:
+        raise ValueError("--jobs must be >= 1 or negative (joblib: -1 = one per core)")
     if args.prime >= args.seq_len:
         raise ValueError(f"--prime ({args.prime}) must be shorter than --seq-len ({args.seq_len})")
     if args.train_len is not None and args.prime >= args.train_len:

@@ -28,7 +28,8 @@ def add_options(g) -> None:
                         "count) with each of --modes, in parallel; table.csv, table.md, compare.png")
     g.add_argument("--cells", type=common.str_list(("rnn", "lstm", "gru")), default=["rnn", "lstm"],
                    help="cells to compare")
-    g.add_argument("--modes", type=common.str_list(MODES), default=list(MODES), help="training modes to compare")
+    g.add_argument("--modes", type=common.str_list(MODES + ("mixed",)), default=list(MODES),
+                   help="training modes to compare (see --train-mode)")
     common.add_sweep_options(g)
 
 
