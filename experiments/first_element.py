@@ -7,10 +7,11 @@ A run trains with MSE and reports test_accuracy, the fraction of --test-batches 
 --test-size sequences whose answer is within 0.1 of the first element (also the worst and best
 batch), beside always answering 0 (~10 %). --init uniform0.2 is the exercise's own setup: every
 weight matrix drawn from U(-0.2, 0.2), biases zero. --sweep trains every (cell, init, length,
-repetition) in parallel worker processes (joblib), doubling the longest length while some
-repetition still succeeds (first_element_tools.py), and writes sweep.csv (one row per run),
-table.csv and table.md (one row per variant x length), accuracy_vs_length.png and summary.json,
-and prints the maximum solvable length of each variant.
+repetition) in parallel worker processes (joblib), one length per round, a variant going on while
+some repetition still succeeds, the lengths doubling after --lengths, until --budget seconds
+(first_element_tools.py). It writes sweep.csv (one row per run), table.csv and table.md (one row
+per variant x length), accuracy_vs_length.png and summary.json, and prints the maximum solvable
+length of each variant.
 """
 from __future__ import annotations
 
@@ -55,9 +56,10 @@ def parser():
     s.add_argument("--cells", type=common.str_list(common.CELLS), default=["rnn"], help="cell types")
     s.add_argument("--inits", type=common.str_list(INITS), default=list(INITS), help="initialisations (see --init)")
     s.add_argument("--reps", type=common.positive_int, default=3, help="repetitions (seeds) per setting")
-    s.add_argument("--budget", type=common.positive_float, default=400.0,
-                   help="seconds: a round of doubled lengths starts only if its predicted time (waves of --jobs "
-                        "runs, each twice the slowest run at the length doubled) fits in what is left")
+    s.add_argument("--budget", type=common.positive_float, default=420.0,
+                   help="seconds: the round of the next length starts only if its predicted time (waves of --jobs "
+                        "runs of --steps steps, at the last round's slowest seconds per step x the length ratio) "
+                        "fits in what is left")
     s.add_argument("--max-len", type=common.positive_int, default=1280, help="never test lengths above this")
     common.add_sweep_options(s)
     s.add_argument("--solved", type=common.fraction, default=0.9,

@@ -1,6 +1,6 @@
-"""The first-element length sweep (``first_element.py --sweep``): rounds of lengths that double until
-every variant (cell x initialisation) fails in every repetition or --budget ends, the results table,
-the maximum solvable length per variant, and the accuracy-vs-length figure.
+"""The first-element length sweep (``first_element.py --sweep``): one round per length, the lengths
+doubling after --lengths, until every variant (cell x initialisation) fails in every repetition or
+--budget ends; the results table, the maximum solvable length per variant, and the figure.
 
 Definitions (also in docs/notes/experiments.md). A run *succeeds* when its test accuracy (within 0.1,
 pooled over the fresh test batches) reaches ``--solved``. The *maximum solvable length* of a variant is
@@ -36,6 +36,13 @@ def wilson(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
 
 def variant(cell: str, init: str) -> str:
     return cell if init == "default" else f"{cell} {init}"
+
+
+def pretty(v: str) -> str:
+    """'rnn uniform0.2' -> 'tanh RNN, U(-0.2, 0.2) init' (the figure's labels)."""
+    cell, _, init = v.partition(" ")
+    name = {"rnn": "tanh RNN", "irnn": "IRNN (ReLU, identity)", "lstm": "LSTM", "gru": "GRU"}[cell]
+    return f"{name}, " + ("U(-0.2, 0.2) init" if init == "uniform0.2" else "default init")
 
 
 def ok_rows(rows):
@@ -88,47 +95,48 @@ def alive(table, v: str) -> bool:
     return bool(rows) and max(rows, key=lambda r: r["seq_len"])["solved_reps"] > 0
 
 
-def next_round_seconds(rows, todo: dict, reps: int, jobs: int) -> float:
-    """Predicted wall time of the next round: its runs in waves of ``jobs`` workers, each wave as long as
-    twice the slowest run at the lengths being doubled (a run's cost grows about linearly with T)."""
+def next_round_seconds(rows, variants, L_prev: int, L_next: int, reps: int, steps: int, jobs: int) -> float:
+    """Predicted wall time of a round at ``L_next``: its runs in waves of ``jobs`` workers, each wave as long
+    as the slowest seconds per step at ``L_prev``, times L_next / L_prev (a step costs about linearly in T),
+    times all ``steps`` (a failing run never stops early)."""
     from joblib import effective_n_jobs
-    slowest = max([float(r["wall_s"]) for r in ok_rows(rows) for (c, i), Ls in todo.items()
-                   if (r["cell"], r["init"]) == (c, i) and 2 * int(r["seq_len"]) in Ls] or [0.0])
-    n = reps * sum(len(Ls) for Ls in todo.values())
-    return math.ceil(n / max(1, effective_n_jobs(jobs))) * 2 * slowest
+    per_step = max([float(r["wall_s"]) / max(1, int(r["steps"])) for r in ok_rows(rows)
+                    if (r["cell"], r["init"]) in variants and int(r["seq_len"]) == L_prev] or [0.0])
+    waves = math.ceil(reps * len(variants) / max(1, effective_n_jobs(jobs)))
+    return waves * per_step * steps * L_next / L_prev
 
 
 def run_rounds(fn, args, csv_path, log=print) -> tuple[list, list, str]:
-    """Round 1: every variant at ``args.lengths``; then each variant that still succeeds in some
-    repetition at its longest length gets twice that length, while <= ``args.max_len``. A round starts
-    only if its predicted wall time (:func:`next_round_seconds`) fits in what is left of ``args.budget``
-    seconds. Returns (all per-run rows, table, why the sweep stopped)."""
+    """One round per length, shortest first: ``args.lengths``, then doubling the longest, up to
+    ``args.max_len``. A variant takes part while some repetition succeeded at the previous length (so
+    each variant ends at the first length where every repetition fails). A round starts only if its
+    predicted wall time (:func:`next_round_seconds`) fits in what is left of ``args.budget`` seconds.
+    Returns (all per-run rows, table, why the sweep stopped)."""
     from npnet.training.sweep import run_sweep
     t0 = time.perf_counter()
-    variants = [(c, i) for c in args.cells for i in args.inits]
-    todo = {(c, i): list(args.lengths) for c, i in variants}
-    rows, reason = [], "every variant fails in every repetition at its longest length"
-    while todo:
-        configs = [{"cell": c, "init": i, "seq_len": L, "seed": args.seed + r}
-                   for (c, i), Ls in todo.items() for L in Ls for r in range(args.reps)]
-        log(f"round: {len(configs)} runs, " + "; ".join(f"{variant(c, i)} T={','.join(map(str, Ls))}"
-                                                       for (c, i), Ls in todo.items()))
+    live = [(c, i) for c in args.cells for i in args.inits]
+    lengths, rows, k = list(args.lengths), [], 0
+    while True:
+        L = lengths[k]
+        configs = [{"cell": c, "init": i, "seq_len": L, "seed": args.seed + r} for c, i in live for r in range(args.reps)]
+        log(f"round T={L}: {len(configs)} runs ({', '.join(variant(*v) for v in live)})")
         rows += run_sweep(fn, configs, csv_path, n_jobs=args.jobs, dask_scheduler=args.dask_scheduler,
                           progress=not args.quiet)
         table = aggregate(rows, args.solved)
-        todo = {}
-        for c, i in variants:
-            longest = max([r["seq_len"] for r in table if r["variant"] == variant(c, i)], default=0)
-            if alive(table, variant(c, i)) and 2 * longest <= args.max_len:
-                todo[(c, i)] = [2 * longest]
-            elif alive(table, variant(c, i)):
-                reason = f"--max-len {args.max_len} reached"
-        left, need = args.budget - (time.perf_counter() - t0), next_round_seconds(rows, todo, args.reps, args.jobs)
-        if todo and need > left:
-            reason = (f"--budget {args.budget:g} s: {left:.0f} s left, the next round would take ~{need:.0f} s; "
-                      f"still succeeding at the longest length: {', '.join(variant(*k) for k in todo)}")
-            break
-    return rows, aggregate(rows, args.solved), reason
+        live = [v for v in live if any(r["variant"] == variant(*v) and r["seq_len"] == L and r["solved_reps"] > 0
+                                       for r in table)]
+        if not live:
+            return rows, table, "every variant fails in every repetition at its longest length"
+        if k + 1 == len(lengths):
+            if 2 * L > args.max_len:
+                return rows, table, f"--max-len {args.max_len} reached"
+            lengths.append(2 * L)
+        k += 1
+        left = args.budget - (time.perf_counter() - t0)
+        need = next_round_seconds(rows, live, L, lengths[k], args.reps, args.steps, args.jobs)
+        if need > left:
+            return rows, table, (f"--budget {args.budget:g} s: {left:.0f} s left, a round at T={lengths[k]} could "
+                                 f"take ~{need:.0f} s; still succeeding at T={L}: {', '.join(variant(*v) for v in live)}")
 
 
 def write_tables(run, table) -> None:
@@ -164,7 +172,7 @@ def plot(path, rows, table, answers: dict, solved: float) -> None:
                        elinewidth=1, capsize=2)
         t = sorted((r for r in table if r["variant"] == v), key=lambda r: r["seq_len"])
         a.plot([r["seq_len"] * centre for r in t], [r["mean_accuracy"] for r in t], "-", color=color, lw=1.5,
-               label=f"{v} (max solvable: {answers[v]['max_len'] or 'none'})")
+               label=f"{pretty(v)}: max solvable T = {answers[v]['max_len'] or 'none'}")
         if answers[v]["max_len"]:
             best = next(r for r in t if r["seq_len"] == answers[v]["max_len"])
             a.plot([best["seq_len"] * centre], [best["mean_accuracy"]], "*", ms=15, color=color, markeredgecolor="k")
