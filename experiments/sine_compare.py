@@ -76,7 +76,7 @@ def write_markdown(path, table) -> None:
         f.write("\n".join(lines) + "\n")
 
 
-def plot(path, out_dir, table) -> None:
+def plot(path, out_dir, table, horizon: int) -> None:
     """Left: closed-loop test MSE per cell and training mode (linear axis from 0) beside the baselines.
     Right: the held-out closed-loop MSE during training (log axis), one line per run."""
     fig, ax = common.figure(11, 4, 1, 2)
@@ -94,7 +94,7 @@ def plot(path, out_dir, table) -> None:
               label=f"repeat last sample ({table[0]['repeat_last_mse']:.3f})" if table else None)
     a.set_xticks(range(len(table)), labels, fontsize=7)
     a.set_ylim(0, max(mse + [zero]) * 1.15 if table else 1)
-    a.set_ylabel("closed-loop test MSE (70 steps)")
+    a.set_ylabel(f"closed-loop test MSE ({horizon} steps)")
     a.set_title("sine: RNN vs LSTM at matched parameter counts (hatched: teacher forced)", fontsize=9)
     a.legend(fontsize=7, loc="upper right")
     for i, r in enumerate(table):
@@ -102,13 +102,13 @@ def plot(path, out_dir, table) -> None:
         with open(path_csv, newline="") as f:
             ev = [(int(x["step"]), float(x["eval_metric"])) for x in csv.DictReader(f) if x.get("eval_metric")]
         if ev:
-            b.plot(*zip(*ev), "-" if r["train_mode"] == "free" else "--", color=a.patches[i].get_facecolor(),
-                   label=f"{r['cell']} {r['train_mode']}")
+            b.plot(*zip(*ev), "-" if r["train_mode"] == "free" else "--", marker="o", ms=2,
+                   color=a.patches[i].get_facecolor(), label=f"{r['cell']} {r['train_mode']}")
     b.axhline(zero, color="k", ls="--", lw=1, label="predict zero")
     b.set_yscale("log")
     b.set_xlabel("optimiser step")
     b.set_ylabel("held-out closed-loop MSE (log scale)")
-    b.set_title("during training (200 held-out curves)", fontsize=9)
+    b.set_title("during training (the --eval-size held-out curves)", fontsize=9)
     b.grid(alpha=0.3)
     b.legend(fontsize=7)
     fig.tight_layout()
@@ -134,7 +134,7 @@ def main_compare(args) -> dict:
     table = table_rows(rows, lstm_n)
     common.write_table(run.path("table.csv"), table, fields=list(FIELDS))
     write_markdown(run.path("table.md"), table)
-    plot(run.path("compare.png"), run.dir, table)
+    plot(run.path("compare.png"), run.dir, table, args.seq_len - args.prime)
     best = min(table, key=lambda r: r["closed_loop_mse"]) if table else None
     summary = {"headline": "best", "best": best and f"{best['cell']} {best['train_mode']}",
                "closed_loop_mse": {f"{r['cell']} {r['train_mode']}": r["closed_loop_mse"] for r in table},
