@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 import first_element_tools
+import npnet
 from npnet import tasks
 
 TOL = 0.1
@@ -57,9 +58,8 @@ def parser():
     s.add_argument("--inits", type=common.str_list(INITS), default=list(INITS), help="initialisations (see --init)")
     s.add_argument("--reps", type=common.positive_int, default=3, help="repetitions (seeds) per setting")
     s.add_argument("--budget", type=common.positive_float, default=420.0,
-                   help="seconds: the round of the next length starts only if its predicted time (waves of --jobs "
-                        "runs of --steps steps, at the last round's slowest seconds per step x the length ratio) "
-                        "fits in what is left")
+                   help="seconds for the whole sweep: runs still training then are cut (a failed row; the same "
+                        "command with the same --out and a larger budget finishes them) and no longer length starts")
     s.add_argument("--max-len", type=common.positive_int, default=1280, help="never test lengths above this")
     common.add_sweep_options(s)
     s.add_argument("--solved", type=common.fraction, default=0.9,
@@ -97,7 +97,11 @@ def train_one(args, run=None) -> dict:
         run.write_config(input_size=1, output_size=1, params=model.num_params, tolerance=TOL)
         run.log(f"first element: T={T}; {args.cell} H={args.hidden}, {model.num_params} parameters")
     held_out = [tasks.first_element_batch(args.eval_size, T, rng=common.seed_rng(args.seed, "eval"), dtype=dtype)[:2]]
-    learner = quiet_run.train(model, "mse", within_tol, batches, held_out)
+    deadline = getattr(args, "deadline", None)                   # a sweep's --budget, as time.time()
+    limit = [npnet.TimeLimit(max(deadline - time.time(), 1e-3))] if deadline else []
+    learner = quiet_run.train(model, "mse", within_tol, batches, held_out, callbacks=limit)
+    if limit and limit[0].elapsed >= limit[0].seconds and not quiet_run.stopped_early:
+        raise TimeoutError(f"cut by --budget after {learner.step} of {args.steps} steps")
     rng = common.seed_rng(args.seed, "test")
     tests = [tasks.first_element_batch(args.test_size, T, rng=rng, dtype=dtype) for _ in range(args.test_batches)]
     x, y = np.concatenate([b.x for b in tests]), np.concatenate([b.y for b in tests])

@@ -50,12 +50,15 @@ def ok_rows(rows):
 
 
 def aggregate(rows, solved: float) -> list[dict]:
-    """One table row per (variant, length) from the per-run rows (values may be strings, as read back)."""
+    """One table row per (variant, length) from the per-run rows (values may be strings, as read back);
+    a (variant, length) with a failed or cut run is left out."""
     groups = {}
-    for r in ok_rows(rows):
+    for r in rows:
         groups.setdefault((r["cell"], r["init"], int(r["seq_len"])), []).append(r)
     table = []
     for (cell, init, L), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+        if any(r.get("status") != "ok" for r in runs):
+            continue
         acc = np.array([float(r["test_accuracy"]) for r in runs])          # (reps,)
         k = int((acc >= solved).sum())
         table.append({"variant": variant(cell, init), "cell": cell, "init": init, "seq_len": L, "reps": len(runs),
@@ -95,34 +98,27 @@ def alive(table, v: str) -> bool:
     return bool(rows) and max(rows, key=lambda r: r["seq_len"])["solved_reps"] > 0
 
 
-def next_round_seconds(rows, variants, L_prev: int, L_next: int, reps: int, steps: int, jobs: int) -> float:
-    """Predicted wall time of a round at ``L_next``: its runs in waves of ``jobs`` workers, each wave as long
-    as the slowest seconds per step at ``L_prev``, times L_next / L_prev (a step costs about linearly in T),
-    times all ``steps`` (a failing run never stops early)."""
-    from joblib import effective_n_jobs
-    per_step = max([float(r["wall_s"]) / max(1, int(r["steps"])) for r in ok_rows(rows)
-                    if (r["cell"], r["init"]) in variants and int(r["seq_len"]) == L_prev] or [0.0])
-    waves = math.ceil(reps * len(variants) / max(1, effective_n_jobs(jobs)))
-    return waves * per_step * steps * L_next / L_prev
-
-
 def run_rounds(fn, args, csv_path, log=print) -> tuple[list, list, str]:
     """One round per length, shortest first: ``args.lengths``, then doubling the longest, up to
     ``args.max_len``. A variant takes part while some repetition succeeded at the previous length (so
-    each variant ends at the first length where every repetition fails). A round starts only if its
-    predicted wall time (:func:`next_round_seconds`) fits in what is left of ``args.budget`` seconds.
+    each variant ends at the first length where every repetition fails). Runs still training when
+    ``args.budget`` seconds have passed are cut (failed rows, left out of the table), and the sweep ends.
     Returns (all per-run rows, table, why the sweep stopped)."""
     from npnet.training.sweep import run_sweep
-    t0 = time.perf_counter()
     live = [(c, i) for c in args.cells for i in args.inits]
     lengths, rows, k = list(args.lengths), [], 0
     while True:
         L = lengths[k]
         configs = [{"cell": c, "init": i, "seq_len": L, "seed": args.seed + r} for c, i in live for r in range(args.reps)]
         log(f"round T={L}: {len(configs)} runs ({', '.join(variant(*v) for v in live)})")
-        rows += run_sweep(fn, configs, csv_path, n_jobs=args.jobs, dask_scheduler=args.dask_scheduler,
-                          progress=not args.quiet)
+        new = run_sweep(fn, configs, csv_path, n_jobs=args.jobs, dask_scheduler=args.dask_scheduler,
+                        progress=not args.quiet)
+        rows += new
         table = aggregate(rows, args.solved)
+        cut = [r for r in new if "--budget" in r.get("error", "")]
+        if cut:
+            return rows, table, (f"--budget {args.budget:g} s ended during the round at T={L}: {len(cut)} of "
+                                 f"{len(new)} runs cut (left out; the same command with a larger --budget finishes them)")
         live = [v for v in live if any(r["variant"] == variant(*v) and r["seq_len"] == L and r["solved_reps"] > 0
                                        for r in table)]
         if not live:
@@ -132,11 +128,6 @@ def run_rounds(fn, args, csv_path, log=print) -> tuple[list, list, str]:
                 return rows, table, f"--max-len {args.max_len} reached"
             lengths.append(2 * L)
         k += 1
-        left = args.budget - (time.perf_counter() - t0)
-        need = next_round_seconds(rows, live, L, lengths[k], args.reps, args.steps, args.jobs)
-        if need > left:
-            return rows, table, (f"--budget {args.budget:g} s: {left:.0f} s left, a round at T={lengths[k]} could "
-                                 f"take ~{need:.0f} s; still succeeding at T={L}: {', '.join(variant(*v) for v in live)}")
 
 
 def write_tables(run, table) -> None:
@@ -202,22 +193,25 @@ def main_sweep(args, sweep_run) -> dict:
     skip = ("cell", "init", "seq_len", "seed", "lengths", "cells", "inits", "reps", "jobs", "solved", "budget",
             "max_len", "dask_scheduler")
     base = {k: v for k, v in vars(args).items() if k not in skip}
+    base["deadline"] = time.time() + args.budget                 # wall clock, shared with the workers
     log = (lambda m: None) if args.quiet else (lambda m: print(m, flush=True))
     rows, table, reason = run_rounds(functools.partial(sweep_run, base=base), args, run.path("sweep.csv"), log)
     write_tables(run, table)
     answers = max_solvable(table)
     answers_all = max_solvable(table, "all_solved")
     plot(run.path("accuracy_vs_length.png"), rows, table, answers, args.solved)
-    failed = sum(r.get("status") != "ok" for r in rows)
+    cut = sum("--budget" in r.get("error", "") for r in rows)
+    failed = sum(r.get("status") != "ok" for r in rows) - cut
     summary = {"headline": "max_solvable_length", "max_solvable_length": {v: m["max_len"] for v, m in answers.items()},
                "limit_below": {v: m["next_len"] for v, m in answers.items()},
                "max_len_all_reps": {v: m["max_len"] for v, m in answers_all.items()},
                "baseline": TOL, "baseline_name": "answer 0", "solved_threshold": args.solved, "runs": len(rows),
-               "failed": failed, "stop_reason": reason, "wall_s": round(run.elapsed(), 2)}
+               "failed": failed, "cut_by_budget": cut, "stop_reason": reason, "wall_s": round(run.elapsed(), 2)}
     common.write_json(run.path("summary.json"), summary)
     print(f"first_element sweep: maximum solvable length (a majority of {args.reps} runs reach test accuracy "
           f">= {args.solved:g}; answer-0 baseline {TOL:g}):", flush=True)
     for v, m in answers.items():
         print(f"  {answer_text(v, m)}; every run solved up to {answers_all[v]['max_len']}", flush=True)
-    print(f"  stopped: {reason}; {len(rows)} runs, {failed} failed, {run.elapsed():.0f} s -> {run.dir}", flush=True)
+    print(f"  stopped: {reason}; {len(rows)} runs, {cut} cut by the budget, {failed} failed, "
+          f"{run.elapsed():.0f} s -> {run.dir}", flush=True)
     return summary

@@ -93,7 +93,7 @@ def plot(path, out_dir, table, horizon: int) -> None:
     a.axhline(table[0]["repeat_last_mse"] if table else 0, color="gray", ls=":", lw=1,
               label=f"repeat last sample ({table[0]['repeat_last_mse']:.3f})" if table else None)
     a.set_xticks(range(len(table)), labels, fontsize=7)
-    a.set_ylim(0, max(mse + [zero]) * 1.15 if table else 1)
+    a.set_ylim(0, max(mse + [zero, table[0]["repeat_last_mse"]]) * 1.15 if table else 1)
     a.set_ylabel(f"closed-loop test MSE ({horizon} steps)")
     a.set_title("sine: RNN vs LSTM at matched parameter counts (hatched: teacher forced)", fontsize=9)
     a.legend(fontsize=7, loc="upper right")

@@ -88,12 +88,20 @@ def test_a_failing_variant_stops_and_the_limit_is_bracketed(tmp_path):
     assert s["stop_reason"].startswith("every variant fails") and "rnn: no tested length solved" in stdout
 
 
-def test_the_budget_stops_the_rounds(tmp_path):
-    out, _ = run_sweep(tmp_path, "--lengths", "2", "--reps", "1", "--inits", "default", "--solved", "0.01",
-                       "--budget", "0.001")
-    assert [r["seq_len"] for r in read(out / "sweep.csv")] == ["2"]
+def test_the_budget_cuts_the_runs_and_a_larger_budget_finishes_them(tmp_path):
+    args = ["--lengths", "2", "--reps", "2", "--inits", "default", "--solved", "0.01", "--max-len", "2",
+            "--steps", "400", "--no-early-stop"]
+    out, stdout = run_sweep(tmp_path, *args, "--budget", "0.001")
+    runs = read(out / "sweep.csv")
+    assert len(runs) == 2 and all(r["status"] == "failed" and "cut by --budget" in r["error"] for r in runs)
     s = json.loads((out / "summary.json").read_text())
-    assert s["stop_reason"].startswith("--budget") and s["max_solvable_length"] == {"rnn": 2}
+    assert s["stop_reason"].startswith("--budget 0.001 s ended during the round at T=2: 2 of 2 runs cut")
+    assert s["cut_by_budget"] == 2 and s["failed"] == 0 and s["max_solvable_length"] == {}
+    assert read(out / "table.csv") == []                      # a cut length is not in the table
+    out, stdout = run_sweep(tmp_path, *args, "--budget", "600")   # the same --out: the cut runs again
+    runs = read(out / "sweep.csv")
+    assert len(runs) == 2 and all(r["status"] == "ok" and int(r["steps"]) == 400 for r in runs)
+    assert json.loads((out / "summary.json").read_text())["stop_reason"] == "--max-len 2 reached"
 
 
 def table_row(variant, L, k, n):
@@ -115,10 +123,11 @@ def test_max_solvable_majority_all_and_the_next_length():
 def test_aggregate_counts_successes_against_the_threshold():
     rows = [{"status": "ok", "cell": "rnn", "init": "default", "seq_len": "8", "seed": str(s), "test_accuracy": a,
              "steps": "10", "wall_s": "1.0"} for s, a in enumerate(["0.95", "0.90", "0.2"])]
-    rows.append({"status": "failed", "cell": "rnn", "init": "default", "seq_len": "8", "seed": "9"})
     (r,) = fet.aggregate(rows, 0.9)
     assert (r["reps"], r["solved_reps"], r["majority_solved"], r["all_solved"]) == (3, 2, True, False)
     assert r["mean_accuracy"] == pytest.approx((0.95 + 0.9 + 0.2) / 3) and r["min_accuracy"] == 0.2
+    rows.append({"status": "failed", "cell": "rnn", "init": "default", "seq_len": "8", "seed": "9"})
+    assert fet.aggregate(rows, 0.9) == []              # a length with a failed or cut run is left out
 
 
 @pytest.mark.parametrize("k,n", [(0, 10), (10, 10), (3, 7), (1, 1)])
@@ -137,11 +146,3 @@ def test_exercise_init_is_uniform_0_2_with_zero_biases():
             assert not p.any(), name
         else:
             assert np.abs(p).max() <= 0.2 and np.abs(p).max() > 0.1, name
-
-
-def test_the_next_round_is_predicted_from_the_slowest_seconds_per_step():
-    rows = [{"status": "ok", "cell": "rnn", "init": "default", "seq_len": "10", "wall_s": w, "steps": n}
-            for w, n in (("10", "100"), ("2", "40"))]                  # 0.1 and 0.05 s per step
-    # 3 runs on 2 workers: 2 waves of 300 steps at 0.1 s x (20 / 10)
-    assert fet.next_round_seconds(rows, [("rnn", "default")], 10, 20, 3, 300, 2) == pytest.approx(120.0)
-    assert fet.next_round_seconds(rows, [("lstm", "default")], 10, 20, 3, 300, 2) == 0.0
