@@ -60,22 +60,22 @@ def write_markdown(path, cells, lengths, batch_sizes) -> None:
         for B in batch_sizes:
             c = by.get((L, B))
             row.append("failed" if c is None else f"{c['step_accuracy']:.3f} / {c['test_accuracy']:.3f} "
-                       f"({c['steps']} steps, {c['train_s']:.0f} s)")
+                       f"({c['steps']} steps, {c['train_cpu_s']:.0f} s CPU, {c['train_s']:.0f} s wall)")
         lines.append(f"| {L} | " + " | ".join(row) + " |")
     lines.append("\ncell: mean per-step test accuracy / sequence accuracy (every running total right), "
-                 "(optimiser steps, training wall seconds)")
+                 "(optimiser steps, training CPU and wall seconds)")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
 
 def plot(path, cells, lengths, batch_sizes, images: int) -> None:
     """Heat maps over (B, L): per-step accuracy, sequence accuracy (both on a fixed 0..1 colour scale),
-    training wall seconds."""
+    training CPU seconds (steadier than wall seconds on a shared machine)."""
     by = {(c["seq_len"], c["batch_size"]): c for c in cells}
     fig, ax = common.figure(14, 4, 1, 3)
     panels = (("step_accuracy", "per-step test accuracy", (0, 1), "{:.3f}"),
               ("test_accuracy", "sequence test accuracy (all totals right)", (0, 1), "{:.3f}"),
-              ("train_s", "training time (wall seconds)", (0, None), "{:.0f}"))
+              ("train_cpu_s", "training time (CPU seconds of the run's process)", (0, None), "{:.0f}"))
     for a, (key, title, (lo, hi), fmt) in zip(ax[0], panels):
         M = np.array([[by[(L, B)][key] if (L, B) in by else np.nan for B in batch_sizes] for L in lengths])
         im = a.imshow(M, cmap="viridis", vmin=lo, vmax=hi if hi is not None else np.nanmax(M), aspect="auto")
@@ -120,7 +120,7 @@ def main_grid(args, run) -> dict:
         if b is not None:
             print(f"  L={L}: best B={b['batch_size']} (per-step accuracy {b['step_accuracy']:.3f}, sequence "
                   f"{b['test_accuracy']:.3f}); " + ", ".join(
-                      f"B={c['batch_size']} {c['step_accuracy']:.3f} in {c['train_s']:.0f} s"
+                      f"B={c['batch_size']} {c['step_accuracy']:.3f} ({c['train_cpu_s']:.0f} s CPU)"
                       for c in cells if c["seq_len"] == L), flush=True)
     print(f"digit_sums grid: {len(rows)} runs, {summary['failed']} failed, {run.elapsed():.0f} s -> {run.dir}", flush=True)
     return summary
