@@ -119,7 +119,9 @@ def sweep_run(cell: str, init: str, seq_len: int, seed: int, base: dict) -> dict
                                  "sweep": False, "quiet": True, "out": None})
     t0 = time.perf_counter()
     r = train_one(args)
-    return {"test_accuracy": r["test_accuracy"], "batch_acc_min": min(r["batch_accuracy"]),
+    n = args.test_size * args.test_batches
+    lo, hi = first_element_tools.wilson(r["test_accuracy"] * n, n)         # 95 % interval of the pooled rate
+    return {"test_accuracy": r["test_accuracy"], "wilson_lo": lo, "wilson_hi": hi, "batch_acc_min": min(r["batch_accuracy"]),
             "batch_acc_max": max(r["batch_accuracy"]), "batch_accuracy": common.json_floats(r["batch_accuracy"]),
             "baseline": r["baseline"], "test_mse": r["test_mse"], "steps": r["steps"], "hidden": args.hidden,
             "wall_s": round(time.perf_counter() - t0, 2)}

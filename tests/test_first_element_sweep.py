@@ -55,6 +55,7 @@ def test_lengths_double_while_a_run_succeeds_and_the_answer_comes_from_the_table
         assert len(acc) == 3 and float(r["batch_acc_min"]) == pytest.approx(min(acc), rel=1e-4)
         assert float(r["batch_acc_max"]) == pytest.approx(max(acc), rel=1e-4)
         assert min(acc) - 1e-4 <= float(r["test_accuracy"]) <= max(acc) + 1e-4
+        assert 0 <= float(r["wilson_lo"]) <= float(r["test_accuracy"]) <= float(r["wilson_hi"]) <= 1
     table = read(out / "table.csv")
     assert len(table) == len({(r["init"], r["seq_len"]) for r in runs})
     assert (out / "table.md").read_text().count("\n") == 2 + len(table)
