@@ -60,7 +60,8 @@ def batch_run(batch_size: int, lr_mode: str, base: dict, out: str, data_dir, sub
     return {"lr": cfg["lr"], "epochs": len(h), "steps": s["steps"], "train_loss": h[-1]["train_loss"],
             "test_loss": h[-1]["test_loss"], "test_accuracy": h[-1]["test_accuracy"],
             "best_test_accuracy": best["test_accuracy"], "best_epoch_by_test": best["epoch"],
-            "s_per_epoch": float(np.mean([e["seconds"] for e in h])), "wall_s": s["wall_s"], "n_train": s["n_train"]}
+            "s_per_epoch": float(np.mean([e["seconds"] for e in h])), "wall_s": s["wall_s"], "n_train": s["n_train"],
+            "baseline": s["baseline"], "cpu_s": s["cpu_s"]}
 
 
 def read_epochs(out: Path, lr_mode: str, B: int, lr: float) -> list[dict]:
@@ -107,7 +108,8 @@ def write_markdown(path, runs: list[dict]) -> None:
 
 
 def report_batch_sizes(a, cfg0: dict, out: Path, data_dir) -> list[dict]:
-    """The report: six runs, batch_sizes.csv (per epoch), table.csv/table.md (per run), batch_sizes.png."""
+    """The report: six runs, batch_sizes.csv (per epoch), table.csv/table.md (per run), batch_sizes.png,
+    summary.json (the best batch size per lr mode)."""
     import names
     from npnet.training.sweep import run_sweep
     epochs = a.epochs or REPORT_EPOCHS
@@ -136,6 +138,13 @@ def report_batch_sizes(a, cfg0: dict, out: Path, data_dir) -> list[dict]:
          f"names: {cfg0['layers']}x{cfg0['cell'].upper()} H={cfg0['hidden']}, {cfg0['optimizer']} momentum "
          f"{cfg0['momentum']:g}, {epochs} epochs of {n_train} training names for every batch size; lr decays "
          f"x{cfg0['lr_decay']:g} over the epochs")
+    best_b = {m: max((r for r in runs if r["lr_mode"] == m), key=lambda r: r["test_accuracy"])["batch_size"]
+              for m in LR_MODES}
+    common.write_json(out / "summary.json", {
+        "headline": "best_batch_size", "best_batch_size": best_b, "epochs": epochs, "n_train": n_train,
+        "test_accuracy": {f"{r['lr_mode']}-B{r['batch_size']}": r["test_accuracy"] for r in runs},
+        "baseline_name": "majority class rate", "baseline": float(rows[0]["baseline"]),
+        "cpu_s": round(sum(float(r["cpu_s"]) for r in rows), 1)})
     for m in LR_MODES:
         best = max((r for r in runs if r["lr_mode"] == m), key=lambda r: r["test_accuracy"])
         print(f"  {m} lr: after {epochs} epochs " + ", ".join(

@@ -269,8 +269,10 @@ def test_report_commands_on_tiny_data(tmp_path, capsys):
         assert float(last["test_accuracy"]) == pytest.approx(float(r["test_accuracy"]))
     assert (out / "table.md").read_text().count("\n") == 2 + 6
     printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
     for m in ("shared", "scaled"):
         best = max((r for r in runs if r["lr_mode"] == m), key=lambda r: float(r["test_accuracy"]))
+        assert summary["best_batch_size"][m] == int(best["batch_size"])
         assert f"best B={best['batch_size']}" in printed.split(f"{m} lr:")[1].splitlines()[0]
 
 
