@@ -177,42 +177,29 @@ def defaults(folders: dict) -> str:
     return markdown(["command", "headline", "baseline", "steps", "wall (CPU)"], rows)
 
 
-def first_element_sweep(folders: dict) -> str:
-    """Test accuracy of every run of the sweep: a row per cell, a column per length, seeds in order."""
-    rows = [r for r in load_csv(folders["first_element_sweep"] / "sweep.csv") if r.get("status") == "ok"]
-    cells = list(dict.fromkeys(r["cell"] for r in rows))
-    lengths = sorted({int(r["seq_len"]) for r in rows})
-    out = []
-    for c in cells:
-        line = [c]
-        for T in lengths:
-            accs = sorted(((int(r["seed"]), float(r["test_accuracy"])) for r in rows
-                           if r["cell"] == c and int(r["seq_len"]) == T))
-            line.append(", ".join(f"{a:.3f}" for _, a in accs))
-        out.append(line)
-    return markdown(["cell"] + [f"T = {T}" for T in lengths], out)
+def counting_variants(folders: dict) -> str:
+    """Counting with full and truncated BPTT, and as a regression: one row per run."""
+    rows = []
+    for folder in folders.values():
+        done, s = load_json(folder / "DONE"), load_json(folder / "summary.json")
+        cpu = s.get("cpu_s")
+        rows.append([f"`{done['display']}`", s.get("mode", ""), f"{s['test_accuracy']:.4f}",
+                     fmt(s.get("test_mse", "")), fmt(s.get("steps", "")),
+                     f"{cpu:.0f}" if isinstance(cpu, (int, float)) else ""])
+    return markdown(["command", "mode", "test accuracy (rounded, regression)", "test MSE", "steps", "CPU s"], rows)
 
 
-def names_table(folders: dict) -> str:
-    """The table ``names.py --report table`` wrote (table.md)."""
-    path = folders["names_table"] / "table.md"
-    try:
-        return path.read_text().strip()
-    except OSError as exc:
-        raise ReproduceError(f"cannot read {path}: {exc}") from None
-
-
-def names_batch_sizes(folders: dict) -> str:
-    """Per epoch and batch size: train / test loss, test accuracy."""
-    rows = load_csv(folders["names_batch_sizes"] / "batch_sizes.csv")
-    sizes = list(dict.fromkeys(r["batch_size"] for r in rows))
-    by = {(r["batch_size"], int(r["epoch"])): r for r in rows}
-    out = []
-    for ep in sorted({int(r["epoch"]) for r in rows}):
-        cells = [f"{float(r['train_loss']):.3f} / {float(r['test_loss']):.3f}, {float(r['test_accuracy']):.3f}"
-                 if (r := by.get((B, ep))) else "" for B in sizes]
-        out.append([ep] + cells)
-    return markdown(["epoch"] + [f"B={B} train / test loss, test acc" for B in sizes], out)
+def written(filename: str = "table.md"):
+    """A builder returning the markdown table a script wrote into its (one) run folder."""
+    def build(folders: dict) -> str:
+        (folder,) = folders.values()
+        path = folder / filename
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise ReproduceError(f"cannot read {path}: {exc}") from None
+    build.__name__ = f"written_{filename}"
+    return build
 
 
 def digit_sums_runs(folders: dict) -> str:
