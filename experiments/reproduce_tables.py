@@ -183,10 +183,12 @@ def counting_variants(folders: dict) -> str:
     for folder in folders.values():
         done, s = load_json(folder / "DONE"), load_json(folder / "summary.json")
         cpu = s.get("cpu_s")
+        sign = s.get("sign_accuracy", s["test_accuracy"] if s.get("mode") == "classification" else None)
         rows.append([f"`{done['display']}`", s.get("mode", ""), f"{s['test_accuracy']:.4f}",
-                     fmt(s.get("test_mse", "")), fmt(s.get("steps", "")),
+                     "" if sign is None else f"{sign:.4f}", fmt(s.get("test_mse", "")), fmt(s.get("steps", "")),
                      f"{cpu:.0f}" if isinstance(cpu, (int, float)) else ""])
-    return markdown(["command", "mode", "test accuracy (rounded, regression)", "test MSE", "steps", "CPU s"], rows)
+    return markdown(["command", "mode", "test accuracy (exact difference, regression)",
+                     "first / second / equal right", "test MSE", "steps", "CPU s"], rows)
 
 
 def written(filename: str = "table.md"):

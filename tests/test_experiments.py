@@ -105,6 +105,15 @@ def test_counting_end_to_end(mode, png, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     s = check_run_folder(out, "test_accuracy", ["learning_curve.png", png])
     assert s["baseline_name"] == "majority" and 0 < s["baseline"] < 1 and s["mode"] == mode
+    if mode == "regression":                          # the 3-way answer from the sign, recomputed
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+        import common
+        import npnet
+        from npnet.data import tasks
+        x, y, _ = tasks.counting_batch(40, 6, mode, rng=common.seed_rng(0, "test"), dtype=np.float32)
+        pred = npnet.load_checkpoint(out / "checkpoint.npz").model.predict(x)
+        expected = np.mean(np.sign(np.rint(pred.ravel())) == np.sign(y.ravel()))
+        assert s["sign_accuracy"] == pytest.approx(expected, abs=1e-12)
 
 
 @pytest.mark.parametrize("args", [["--seq-len", "0"], ["--mode", "ranking"], ["--batch-size", "-4"],
