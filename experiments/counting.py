@@ -84,7 +84,9 @@ def main(argv=None):
     else:
         plot_scatter(run.path("scatter.png"), pred, y)
     extra = {"majority_rate_exact": float(rates.max())} if clf else {
-        "test_mse": float(np.mean((pred - y) ** 2))}
+        "test_mse": float(np.mean((pred - y) ** 2)),
+        # the classification question (first / second / equal) answered by the sign of the rounded count
+        "sign_accuracy": float(np.mean(np.sign(np.rint(np.ravel(pred))) == np.sign(np.ravel(y))))}
     return run.finish(model, "test_accuracy", test_acc, baseline, "majority", mode=mode, seq_len=T,
                       test_size=args.test_size, **extra)
 

@@ -4,7 +4,7 @@ A conv read-in (an npnet.Sequential) sees one image per step, an LSTM keeps the 
 read-out predicts it at every step: one npnet.SequenceModel, trained by npnet.Learner. The IMAGES are
 split into train/test first (seeded), so no test image is ever seen in training.
 
-    python experiments/digit_sums.py [--report objectives | --report lengths]
+    python experiments/digit_sums.py [--report objectives | --report lengths | --report grid (digit_sums_grid.py)]
 """
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ import time
 
 import numpy as np
 
+import digit_sums_grid
 import npnet
+from digit_sums_plots import plot_examples, plot_positions
 from npnet.data import Stream, find_data_dir, load_mnist, stratified_split
 from npnet.optim.lr_scheduler import CosineAnnealingLR
 from npnet.time_distributed import TimeDistributed
@@ -142,7 +144,7 @@ def train_run(args, data, out_dir: str, log, digit: dict | None) -> dict:
     """Train and evaluate one model; metrics.csv, checkpoint.npz and the plots in out_dir; the results."""
     dtype, L, rng, labels = np.dtype(args.dtype).type, args.seq_len, common.seed_rng(args.seed, "model"), data["labels"]
     obj = Objective(args.objective, L, dtype)
-    model = npnet.SequenceModel(args.features, args.hidden, args.layers, cell=args.cell, output_size=obj.output_size,
+    model = npnet.SequenceModel(args.features, args.hidden, args.layers, **common.cell_args(args.cell), output_size=obj.output_size,
                                 read_in=conv_read_in(args.conv_channels, args.features, dtype, rng), dtype=dtype, rng=rng)
     test_seqs = sample_sequences(data["test"], args.test_seqs, L, common.seed_rng(args.seed, "test"))   # (S, L)
     ev, totals = test_seqs[:args.eval_seqs], alternating_sums(labels[test_seqs])                         # (S, L)
@@ -165,7 +167,8 @@ def train_run(args, data, out_dir: str, log, digit: dict | None) -> dict:
         log(f"  stopped at step {steps}: {reason}")
     x_test = to_float(data["images"][test_seqs], dtype)                                                # (S, L, 1, 28, 28)
     pred = obj.decode(np.concatenate([learner.predict(x_test[i:i + 256]) for i in range(0, len(x_test), 256)]))
-    step_acc, p = [float(a) for a in (pred == totals).mean(axis=0)], digit_accuracy(args, data, dtype, model.read_in)
+    step_acc = [float(a) for a in (pred == totals).mean(axis=0)]
+    p = digit_accuracy(args, data, dtype, model.read_in) if getattr(args, "probe", True) else float("nan")
     npnet.save_checkpoint(os.path.join(out_dir, "checkpoint.npz"), model, learner.optimizer, step=steps,
                           extra={"task": TASK, "seq_len": L, "objective": args.objective})
     res = {"seq_len": L, "objective": args.objective, "classes": obj.output_size if args.objective == "classify" else None,
@@ -189,30 +192,6 @@ def train_run(args, data, out_dir: str, log, digit: dict | None) -> dict:
     return res
 
 
-def plot_positions(path: str, curves: dict) -> None:
-    """Test accuracy of the running total against the position t, one curve per label (step_accuracy.png, lengths.png)."""
-    fig, ax = common.figure(5, 3.6)
-    for label, acc in curves.items():
-        ax[0, 0].plot(np.arange(1, len(acc) + 1), acc, marker="o", ls="--" if label.startswith("perfect") else "-",
-                      label=label)
-    ax[0, 0].set(xlabel="position t", ylabel="test accuracy of the running total", title="per-step accuracy")
-    ax[0, 0].legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-
-
-def plot_examples(path: str, images, pred, totals) -> None:
-    """examples.png: test sequences (rows) and steps (columns), each with its predicted (true) running total."""
-    (n, L), (fig, ax) = pred.shape, common.figure(1.1 * pred.shape[1] + 0.3, 1.25 * pred.shape[0] + 0.4)
-    ax[0, 0].imshow(images.transpose(0, 2, 1, 3).reshape(n * 28, L * 28), cmap="gray_r")        # one montage
-    for (i, t), p in np.ndenumerate(pred):
-        ax[0, 0].text(28 * t + 1, 28 * i + 1, f"{p} ({totals[i, t]})", fontsize=7, va="top",
-                      color="tab:blue" if p == totals[i, t] else "red")
-    ax[0, 0].set(xticks=np.arange(L) * 28 + 14, xticklabels=[f"t={t + 1}" for t in range(L)], yticks=[],
-                 title="test sequences: predicted (true) running total")
-    fig.savefig(path, dpi=80)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = common.make_parser(TASK, __doc__.split("\n\n")[0], hidden=64, batch_size=32, steps=3000, lr=2e-3, clip=5.0,
                            dtype="float32", eval_every=250)
@@ -222,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, kind, default, text in (
             ("--seq-len", common.positive_int, 4, "digits per sequence (L)"),
             ("--objective", ["classify", "regress"], "classify", "classify: 9L+1 classes of the total; regress: MSE on total/9"),
-            ("--report", ["single", "objectives", "lengths"], "single", "objectives: classify and regress; lengths: --lengths"),
+            ("--report", ["single", "objectives", "lengths", "grid"], "single",
+             "objectives: classify and regress; lengths: --lengths; grid: --grid-lengths x --batch-sizes"),
             ("--lengths", common.int_list, [2, 4, 6, 8], "lengths for --report lengths"),
             ("--conv-channels", common.int_list, [16, 32], "channels of the 3x3 conv + 2x2 max-pool + ReLU blocks"),
             ("--features", common.positive_int, 64, "dense (ReLU) width of the read-in"),
@@ -236,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
             ("--mnist-dir", str, None, "folder with the MNIST IDX files (.gz or raw)"),
             ("--test-fraction", common.positive_float, 0.2, "share of the IMAGES held out for test, in (0, 1)")):
         t.add_argument(flag, default=default, help=text, **{"choices" if isinstance(kind, list) else "type": kind})
+    digit_sums_grid.add_options(p.add_argument_group("--report grid"))
     return p
 
 
@@ -243,7 +224,8 @@ def check_args(args) -> None:
     """Cross-option checks; a ValueError becomes a usage error (exit 2). --target: TRAINING per-step accuracy."""
     for bad, text in ((args.bptt is not None, "--bptt is not supported (full BPTT over the L steps)"),
                       (not args.test_fraction < 1, f"--test-fraction must be in (0, 1), got {args.test_fraction}"),
-                      ((28 >> len(args.conv_channels)) < 2, "--conv-channels: at most 3 conv blocks fit 28x28 images")):
+                      ((28 >> len(args.conv_channels)) < 2, "--conv-channels: at most 3 conv blocks fit 28x28 images"),
+                      (args.jobs == 0, "--jobs must be >= 1 or negative (joblib: -1 = one per core)")):
         if bad:
             raise ValueError(text)
     common.check_data_dir("--mnist-dir", args.mnist_dir, "mnist")
@@ -253,18 +235,25 @@ def check_args(args) -> None:
         args.hidden = common.matched_hidden(args.cell, args.features, args.hidden, args.layers, None)
 
 
+def load_split(args) -> dict:
+    """MNIST (--mnist-dir, else find_data_dir; the test set is downloaded if missing), split by IMAGE (stratified)."""
+    folder = find_data_dir("mnist", args.mnist_dir)
+    images, labels = load_mnist(folder, kind="all") if folder.is_dir() else load_mnist(kind="test")
+    train, test = stratified_split(labels, args.test_fraction, rng=args.seed)
+    return {"images": images, "labels": labels, "train": train, "test": test, "source": str(folder)}
+
+
 def main(argv=None) -> dict:
     p = build_parser()
     args = common.parse(p, argv, check_args)
-    folder = find_data_dir("mnist", args.mnist_dir)                       # the test set is downloaded if missing
-    images, labels = load_mnist(folder, kind="all") if folder.is_dir() else load_mnist(kind="test")
-    (train, test), run = stratified_split(labels, args.test_fraction, rng=args.seed), common.Run(args)   # by IMAGE
-    data = {"images": images, "labels": labels, "train": train, "test": test, "source": str(folder)}
+    data, run = load_split(args), common.Run(args)
     n_tr, n_te = int(data["train"].size), int(data["test"].size)
     if n_tr < 1 or n_te < 1:
         p.error(f"need images on both sides of the split, got {n_tr} train / {n_te} test")
     run.log(f"{n_tr + n_te} images from {data['source']}; split by image (stratified, seed {args.seed}): {n_tr} train, {n_te} test")
     run.write_config(data_source=data["source"], n_images=n_tr + n_te, n_train_images=n_tr, n_test_images=n_te)
+    if args.report == "grid":
+        return digit_sums_grid.main_grid(args, run)
     t0, digit = time.perf_counter(), None
     if args.digit_steps:
         digit = {"digit_accuracy": digit_accuracy(args, data, np.dtype(args.dtype).type), "digit_steps": args.digit_steps,

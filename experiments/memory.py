@@ -3,9 +3,16 @@
     python experiments/memory.py --seq-len 20
 
 trains an LSTM until a held-out batch recalls >= 99.5 % of the symbols, then reports the
-recall accuracy on 1,000 fresh sequences (only the K recall steps count) beside chance
-(1 / symbols). Run folder: config.json, metrics.csv, summary.json, checkpoint.npz,
-learning_curve.png, example.png.
+recall accuracy and the test loss (cross-entropy, nats per step) on the last K outputs of 1,000
+fresh sequences beside chance (1 / symbols, log symbols). Run folder: config.json, metrics.csv,
+summary.json, checkpoint.npz, learning_curve.png, example.png.
+
+    python experiments/memory.py --compare-cells --hidden 32 --jobs 2
+
+compares the tanh RNN, the ReLU RNN (random W_h), the IRNN (ReLU, W_h = I), the LSTM and the
+GRU at matched parameter counts (5,700-5,840), four learning rates each, gap-free (L = 2K+1) and at
+--seq-len (gap 9), up to 3,000 steps per run:
+compare.csv, compare.md, compare.png.
 """
 from __future__ import annotations
 
@@ -13,8 +20,8 @@ import common  # first: pins BLAS to one thread before numpy loads
 
 import numpy as np
 
+import memory_tools
 from npnet import tasks
-from npnet.training.learner import accuracy
 
 
 def parser():
@@ -32,6 +39,7 @@ def parser():
                         "(accuracy is always measured on the recall steps)")
     g.add_argument("--eval-size", type=common.positive_int, default=500, help="held-out sequences for early stopping")
     g.add_argument("--test-size", type=common.positive_int, default=1000, help="fresh sequences for the final test")
+    memory_tools.add_options(p)
     return p
 
 
@@ -65,42 +73,23 @@ def plot_example(path, x, y, mask, probs, symbols):
 def main(argv=None):
     p = parser()
     args = common.parse(p, argv, check)
+    if args.compare_cells:
+        return memory_tools.main_compare(args)
     run = common.Run(args)
     S, K, L = args.symbols, args.remember, args.seq_len
-    dtype = args.dtype
-
-    def scored(batch):
-        """(x, y with UNSCORED off the recall steps): the score mask must not reach the model."""
-        x, y, m = batch
-        return x, (y if args.train_on == "all" else common.scored_targets(y, m))
-
-    def batches(rng, n):
-        gen = tasks.memory_task(args.batch_size, K, seq_len=L, symbols=S, rng=rng, dtype=dtype, num_batches=n)
-        return (scored(b) for b in gen)
-
-    model = common.build_model(args, S + 2, S + 1, return_sequences=True)
-    run.write_config(input_size=S + 2, output_size=S + 1, params=model.num_params,
-                     layout=tasks.memory_layout(K, seq_len=L), chance=1.0 / S)
-    x_ev, y_ev, m_ev = tasks.memory_batch(args.eval_size, K, seq_len=L, symbols=S,
-                                          rng=common.seed_rng(args.seed, "eval"), dtype=dtype)
-    held_out = [(x_ev, common.scored_targets(y_ev, m_ev))]         # scored on the recall steps
-    run.log(f"memory: K={K} symbols={S} L={L} (gap {L - 2 * K - 1}); {args.cell} H={args.hidden}, "
-            f"{model.num_params} parameters; chance {1 / S:.3f}")
-    learner = run.train(model, common.ScoredCrossEntropy(dtype), common.scored_accuracy, batches, held_out)
-
-    test = tasks.memory_batch(args.test_size, K, seq_len=L, symbols=S,
-                              rng=common.seed_rng(args.seed, "test"), dtype=dtype)
-    out = learner.predict(test.x)                                 # (N, L, S+1) logits
-    test_acc = accuracy(out, test.y, test.mask)                   # recall steps only
-    seq_acc = float((out.argmax(-1) == test.y)[:, -K:].all(axis=1).mean())
-
-    common.plot_learning_curve(learner.history, run.path("learning_curve.png"), "recall accuracy",
+    r = memory_tools.train_one(args, run)
+    test, out = r["test"], r["out"]
+    common.plot_learning_curve(r["learner"].history, run.path("learning_curve.png"), "recall accuracy",
                                target=args.target, baseline=1.0 / S)
     z = out[0] - out[0].max(-1, keepdims=True)
     probs = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
     plot_example(run.path("example.png"), test.x[0], test.y[0], test.mask[0], probs, S)
-    return run.finish(model, "test_accuracy", test_acc, 1.0 / S, "chance",
-                      sequence_accuracy=seq_acc, test_size=args.test_size, seq_len=L, remember=K, symbols=S)
+    print(f"memory: last {K} outputs: test_loss {r['test_loss']:.4f} nats/step (chance log {S} = {np.log(S):.4f}), "
+          f"test_accuracy {r['test_accuracy']:.4f}; loss over all {L} steps {r['test_loss_all_steps']:.4f}", flush=True)
+    return run.finish(r["model"], "test_accuracy", r["test_accuracy"], 1.0 / S, "chance",
+                      test_loss=r["test_loss"], test_loss_all_steps=r["test_loss_all_steps"],
+                      sequence_accuracy=r["sequence_accuracy"], test_size=args.test_size, seq_len=L,
+                      remember=K, symbols=S)
 
 
 if __name__ == "__main__":

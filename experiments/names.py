@@ -3,7 +3,7 @@
 A thin script: argparse -> npnet library calls (load_names, SequenceModel, Learner with
 EarlyStopping, TimeLimit, a LambdaLR schedule, CSVLogger) -> a run folder (config.json,
 metrics.csv, summary.json, checkpoint.npz, PNG plots). Also ``--predict NAME`` from a saved
-run, and the exercise's reports (``--report table`` / ``--report batch-sizes``: names_reports.py).
+run, and the exercise's reports (``--report table`` / ``--report batch-sizes``: names_tools.py, names_batch.py).
 
     python experiments/names.py --data-dir ../shared/data/names
     python experiments/names.py --predict Nakamura --checkpoint runs/names-.../checkpoint.npz
@@ -97,7 +97,7 @@ def train_batches(rng, data, batch_size: int, input_dropout: float):
 def build_model(cfg: dict, n_classes: int):
     """SequenceModel: [read-in] -> layers x cell(hidden) -> read-out at each name's last step."""
     return npnet.SequenceModel(len(ALPHABET), cfg["hidden"], num_layers=cfg["layers"],
-                               cell=cfg["cell"], output_size=n_classes,
+                               **common.cell_args(cfg["cell"]), output_size=n_classes,
                                read_in=cfg["read_in"] or None, return_sequences=False,
                                dropout=cfg["dropout"], dtype=cfg["dtype"],
                                rng=common.seed_rng(cfg["seed"], "model"))
@@ -244,6 +244,8 @@ def check(a) -> None:
                          "(for one layer use --input-dropout)")
     if a.predict is not None and a.checkpoint is None:
         raise ValueError("--predict needs --checkpoint FILE.npz (or a run folder)")
+    if a.jobs == 0:
+        raise ValueError("--jobs must be >= 1 or negative (joblib: -1 = one per core)")
     if a.predict is not None and a.report is not None:
         raise ValueError("--predict and --report are separate commands")
     common.check_data_dir("--data-dir", a.data_dir, "names")

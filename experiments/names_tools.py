@@ -1,6 +1,7 @@
 """What ``python experiments/names.py`` does besides training: ``--predict NAME`` from a saved run,
 and the exercise's two reports (``--report table``: test accuracy of several models through
-npnet.sweep.run_sweep; ``--report batch-sizes``: learning curves for batch sizes 1, 10 and 30).
+npnet.sweep.run_sweep; ``--report batch-sizes``: learning curves for batch sizes 1, 10 and 30,
+in names_batch.py).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+import names_batch  # noqa: E402
 import npnet  # noqa: E402
 
 SPLITS = (("train_", "-", "train"), ("val_", "s--", "validation"), ("test_", "o-", "test"))
@@ -25,11 +27,12 @@ def add_options(g) -> None:
     g.add_argument("--checkpoint", default=None, help="checkpoint file or run folder for --predict")
     g.add_argument("--report", choices=("table", "batch-sizes"), default=None,
                    help="table: test accuracy of 1-/2-layer LSTMs (H=64, 128) and a 1-layer GRU; "
-                        "batch-sizes: per-epoch train/test loss and test accuracy for batch sizes 1, 10, 30 "
-                        "(reports ignore --time-limit)")
-    g.add_argument("--b1-epochs", type=common.positive_int, default=2,
-                   help="epochs for batch size 1 in --report batch-sizes (~14k steps each)")
-    g.add_argument("--jobs", type=common.positive_int, default=1, help="parallel runs for --report table")
+                        "batch-sizes: batch sizes 1, 10, 30 for the same epochs (--epochs, default "
+                        f"{names_batch.REPORT_EPOCHS}) with a shared and a batch-scaled lr: per-epoch train/test "
+                        "loss and test accuracy (names_batch.py; reports ignore --time-limit)")
+    g.add_argument("--subset", type=common.nonneg_int, default=names_batch.SUBSET,
+                   help="--report batch-sizes: train on a stratified subset of this many training names (0: all)")
+    g.add_argument("--jobs", type=int, default=-1, help="parallel runs of a report (-1: one per core)")
 
 
 def predict(checkpoint, names, k: int = 3):
@@ -94,7 +97,7 @@ def report(a, cfg: dict, out: Path, data_dir) -> None:
     if a.report == "table":
         report_table(cfg, out, data_dir, a.jobs)
     else:
-        report_batch_sizes(cfg, out, data_dir, b1_epochs=a.b1_epochs, quiet=a.quiet)
+        names_batch.report_batch_sizes(a, cfg, out, data_dir)
 
 def run_config(out_dir=None, data_dir=None, quiet=True, **overrides) -> dict:
     import names
@@ -153,65 +156,3 @@ def report_table(base: dict, out: Path, data_dir, jobs: int = 1) -> list:
     (out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return rows
-
-
-def report_batch_sizes(base: dict, out: Path, data_dir, batch_sizes=(1, 10, 30), b1_epochs: int = 2,
-                       quiet: bool = False) -> dict:
-    """Per-epoch train loss, test loss and test accuracy for several batch sizes, in one plot.
-
-    Same model and optimiser for every batch size; the learning rate scales linearly with
-    the batch size (lr * B / base batch size) so the step per example stays comparable, and
-    decays on the same per-epoch schedule for all. No early stopping here (every epoch is
-    recorded); batch size 1 is capped at ``b1_epochs`` epochs (an epoch is ~14k optimiser steps).
-    """
-    import names
-    cfg0 = dict(names.DEFAULTS, **base)
-    cfg0["dtype"] = np.dtype(cfg0["dtype"])
-    data = names.prepare_data(data_dir, cfg0["split_seed"], cfg0["val_fraction"], cfg0["dedup"], cfg0["dtype"])
-    say = (lambda *a, **k: None) if quiet else print
-    curves = {}
-    for B in batch_sizes:
-        cfg = dict(cfg0, batch_size=int(B), lr=cfg0["lr"] * B / cfg0["batch_size"],
-                   no_early_stop=True, time_limit=0.0, steps=None)
-        if cfg["epochs"] is None:
-            cfg["epochs"] = names.DEFAULTS["epochs"]
-        cfg["decay_epochs"] = cfg["epochs"]              # the same lr at the same epoch for every B
-        if B == 1:
-            cfg["epochs"] = min(cfg["epochs"], b1_epochs)
-        sub = out / f"batch-{B}"
-        sub.mkdir(parents=True, exist_ok=True)
-        say(f"batch size {B}: lr {cfg['lr']:g}, {cfg['epochs']} epochs", flush=True)
-        res = names.train(cfg, data, sub, log=lambda m: say("  " + m, flush=True))
-        write_run(sub, cfg, data, res, None)
-        curves[B] = {"history": res["history"], "summary": res["summary"], "lr": cfg["lr"]}
-    fig, axes = common.figure(17, 3.8, 1, 4)
-    keys = (("train_loss", "train loss (mean over the epoch)"), ("test_loss", "test loss"),
-            ("test_accuracy", "test accuracy"))
-    for B, c in curves.items():
-        ep = [r["epoch"] for r in c["history"]]
-        for ax, (key, _) in zip(axes[0], keys):
-            ax.plot(ep, [r[key] for r in c["history"]], "o-", ms=3, lw=1, label=f"B={B} (lr {c['lr']:g})")
-        clock = np.cumsum([r["seconds"] for r in c["history"]])                 # (epochs,)
-        axes[0, 3].plot(clock, [r["test_accuracy"] for r in c["history"]], "o-", ms=3, lw=1, label=f"B={B}")
-    for ax, (_, label) in zip(axes[0], keys + (("", "test accuracy"),)):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
-    axes[0, 3].set_xlabel("wall seconds (training + per-epoch evaluation)")
-    fig.suptitle(f"{cfg0['layers']}x{cfg0['cell'].upper()} H={cfg0['hidden']}, {cfg0['optimizer']} momentum "
-                 f"{cfg0['momentum']:g}, lr {cfg0['lr']:g} x B/{cfg0['batch_size']}: batch sizes "
-                 f"{', '.join(map(str, batch_sizes))} (B=1 capped at {b1_epochs} epochs)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / "batch_sizes.png", format="png", dpi=100)
-    rows = [{"batch_size": B, "lr": c["lr"], **r} for B, c in curves.items() for r in c["history"]]
-    common.write_table(out / "batch_sizes.csv", rows, fields=["batch_size", "lr", *names.METRIC_FIELDS])
-    lines = ["| batch size | lr (end of epoch) | epoch | train loss | test loss | test accuracy | epoch s |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['batch_size']} | {r['lr']:g} | {r['epoch']} | {r['train_loss']:.4f} | {r['test_loss']:.4f} | "
-              f"{r['test_accuracy']:.4f} | {r['seconds']:.0f} |" for r in rows]
-    (out / "batch_sizes.md").write_text("\n".join(lines) + "\n")
-    say("\n".join(lines))
-    return curves
-
-

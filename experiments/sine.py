@@ -1,6 +1,7 @@
 """Sine generation: prime a network on 30 samples of a curve, then let it continue on its own.
 
     python experiments/sine.py
+    python experiments/sine.py --compare     # RNN vs LSTM at matched parameters, teacher and free (<= 4 min)
 
 Curves have a random period (12.5 to 50 samples) and phase. The model is trained to predict
 x_{t+1} from x_t on curves of 60 samples (--train-len); the test primes it with x_0 .. x_29 and then runs it closed-loop for 70
@@ -11,7 +12,7 @@ the model's own predictions are fed back, and BPTT runs through that feedback lo
 gradient of each fed-back prediction flows through the read-out into the next input) or mixed
 (scheduled sampling: each fed-back input is the prediction with a probability that rises
 from 0 to 1 over the first half of training). Run folder: config.json, metrics.csv,
-summary.json, checkpoint.npz, learning_curve.png, closed_loop.png.
+summary.json, checkpoint.npz, learning_curve.png, closed_loop.png. --compare: sine_compare.py.
 """
 from __future__ import annotations
 
@@ -23,15 +24,21 @@ import functools
 import numpy as np
 
 import npnet
+import sine_compare
 from npnet import tasks
 
 PRIME = 30
+COMPARE_STEPS = 600                       # --steps unless given, with --compare (4 runs in <= 4 minutes)
+
+
+class UnsetSteps(int):
+    """The default of --steps (1500): an int that tells check() the option was not given."""
 
 
 def parser():
     p = common.make_parser(
         "sine", __doc__.split("\n\n")[0].strip(),
-        hidden=32, batch_size=64, steps=1500, lr=1e-2, lr_decay=0.1, clip=1.0, eval_every=50, target=None)
+        hidden=32, batch_size=64, steps=UnsetSteps(1500), lr=1e-2, lr_decay=0.1, clip=1.0, eval_every=50, target=None)
     g = p.add_argument_group("the sine task")
     g.add_argument("--seq-len", type=common.positive_int, default=100, help="samples per test curve (T)")
     g.add_argument("--train-len", type=common.positive_int, default=60,
@@ -46,10 +53,17 @@ def parser():
                    help="stop once the held-out closed-loop MSE is below this fraction of the answer-0 MSE")
     g.add_argument("--eval-size", type=common.positive_int, default=200, help="held-out curves for early stopping")
     g.add_argument("--test-size", type=common.positive_int, default=1000, help="fresh curves for the final test")
+    sine_compare.add_options(p.add_argument_group("--compare: cells at matched parameter counts"))
+    steps = next(a for a in p._actions if a.dest == "steps")
+    steps.help += f"; {COMPARE_STEPS} with --compare unless given"
     return p
 
 
 def check(args):
+    if isinstance(args.steps, UnsetSteps):
+        args.steps = COMPARE_STEPS if args.compare else int(args.steps)
+    if args.jobs == 0:
+        raise ValueError("--jobs must be >= 1 or negative (joblib: -1 = one per core)")
     if args.prime >= args.seq_len:
         raise ValueError(f"--prime ({args.prime}) must be shorter than --seq-len ({args.seq_len})")
     if args.train_len is not None and args.prime >= args.train_len:
@@ -184,7 +198,7 @@ def stop_threshold(args, zero_mse):
     return args.target if args.target is not None else args.target_ratio * zero_mse
 
 
-def plot_closed_loop(path, x, preds, prime, k=3):
+def plot_closed_loop(path, x, preds, prime, title="", k=3):
     fig, ax = common.figure(9, 1.9 * k, k, 1)
     T = x.shape[1]
     for i in range(k):
@@ -196,15 +210,22 @@ def plot_closed_loop(path, x, preds, prime, k=3):
         a.grid(alpha=0.3)
         if i == 0:
             a.legend(loc="upper right", fontsize=8)
-            a.set_title(f"shaded: {prime} priming samples; then the model's own predictions are fed back",
+            a.set_title(f"{title}shaded: {prime} priming samples, then the model's own predictions fed back",
                         fontsize=9, loc="left")
-    ax[-1, 0].set_xlabel("t")
+    ax[-1, 0].set_xlabel("t (samples)")
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=80)
 
 
 def main(argv=None):
     args = common.parse(parser(), argv, check)
+    if args.compare:
+        return sine_compare.main_compare(args)
+    return run_one(args)
+
+
+def run_one(args):
+    """Train and test one model on ``args``; the run folder; returns summary.json's dict."""
     run = common.Run(args)
     T, dtype, period = args.seq_len, args.dtype, tuple(args.period)
 
@@ -238,7 +259,8 @@ def main(argv=None):
     base = baselines(x, args.prime)
     common.plot_learning_curve(history, run.path("learning_curve.png"), "closed-loop MSE (held-out)",
                                target=stop_threshold(args, zero_ev), baseline=zero_ev, log_metric=True)
-    plot_closed_loop(run.path("closed_loop.png"), x, preds, args.prime)
+    plot_closed_loop(run.path("closed_loop.png"), x, preds, args.prime,
+                     f"{args.cell} H={args.hidden} ({model.num_params} parameters), {args.train_mode} training: ")
     return run.finish(model, "closed_loop_mse", mse, base["predict_zero"], "predict-zero", fmt=".4g",
                       repeat_last_mse=base["repeat_last"], ratio_to_zero=mse / base["predict_zero"],
                       train_mode=args.train_mode, prime=args.prime, seq_len=T, test_size=args.test_size)

@@ -6,6 +6,7 @@ from .layer import Layer, NpnetError, ShapeError, NotForwardedError
 from .linear import LinearLayer
 from .embedding import Embedding
 from .sampling import sample
+from .ngram import CharNGram
 from .cells import RecurrentCell, BasicRNNCell, LSTMCell, GRUCell
 from .gradcheck import gradcheck, rel_error
 from . import init, activations

@@ -209,7 +209,31 @@ def test_reports_lengths_and_objectives(mnist_dir, tmp_path):
     assert s["runs"][1]["classes"] is None and s["objective"] == "classify"
 
 
+def test_report_grid_lengths_by_batch_sizes(mnist_dir, tmp_path, capsys):
+    out = tmp_path / "grid"
+    s = ds.main(TINY + ["--mnist-dir", str(mnist_dir), "--out", str(out), "--report", "grid", "--grid-lengths", "2,3",
+                        "--batch-sizes", "2,4", "--grid-images", "48", "--digit-steps", "0", "--jobs", "2"])
+    with open(out / "table.csv", newline="") as f:
+        cells = list(csv.DictReader(f))
+    assert [(int(c["seq_len"]), int(c["batch_size"])) for c in cells] == [(2, 2), (2, 4), (3, 2), (3, 4)]
+    for c in cells:                                  # the same images for every cell: steps = 48 // (B L)
+        L, B = int(c["seq_len"]), int(c["batch_size"])
+        assert int(c["steps"]) == 48 // (B * L) and int(c["images"]) == int(c["steps"]) * B * L
+        assert 0 <= float(c["test_accuracy"]) <= float(c["step_accuracy"]) <= 1
+        assert (out / f"L{L}-B{B}" / "metrics.csv").is_file()
+    printed = capsys.readouterr().out
+    for L in (2, 3):                                 # the answer, computed again from table.csv
+        best = max((c for c in cells if int(c["seq_len"]) == L), key=lambda c: float(c["step_accuracy"]))
+        assert s["best_batch_size"][L] == int(best["batch_size"])
+        assert f"L={L}: best B={best['batch_size']}" in printed
+    assert json.loads((out / "summary.json").read_text())["grid_images"] == 48
+    assert (out / "table.md").read_text().startswith("| L \\ B | 2 | 4 |")
+    assert (out / "grid.png").read_bytes()[:4] == b"\x89PNG"
+
+
 @pytest.mark.parametrize("bad", [
+    ["--report", "grid", "--batch-sizes", "0,4"], ["--report", "grid", "--grid-lengths", "a"],
+    ["--report", "grid", "--grid-images", "0"], ["--report", "grid", "--jobs", "0"],
     ["--seq-len", "0"], ["--bptt", "2"], ["--objective", "sort"], ["--lengths", "0,2"],
     ["--test-fraction", "1.5"], ["--test-fraction", "0"], ["--lr", "-1"], ["--report", "all"],
     ["--conv-channels", "2,2,2,2"], ["--dtype", "float16"],

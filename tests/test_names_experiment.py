@@ -247,16 +247,53 @@ def test_report_commands_on_tiny_data(tmp_path, capsys):
     assert len(table) == 2 + len(names_tools.TABLE_CONFIGS) and "failed" not in "".join(table)
     assert "| GRU | 1 | 128 |" in table[-1]
     assert (tmp_path / "t" / "lstm-L2-H64" / "summary.json").is_file()
-    assert names.main([*tiny, "--report", "batch-sizes", "--out", str(tmp_path / "b"), "--hidden", "4"]) == 0
-    png = tmp_path / "b" / "batch_sizes.png"
-    assert png.read_bytes()[:4] == b"\x89PNG"
-    with open(tmp_path / "b" / "batch_sizes.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert [int(r["batch_size"]) for r in rows] == [1, 10, 30]
-    assert all(r["train_loss"] and r["test_loss"] and r["test_accuracy"] for r in rows)
-    # batch size 1 takes one step per training name
-    n_train = json.loads((tmp_path / "b" / "batch-1" / "summary.json").read_text())["n_train"]
-    assert int(rows[0]["step"]) == n_train
+    assert names.main([*tiny, "--report", "batch-sizes", "--out", str(tmp_path / "b"), "--hidden", "4",
+                       "--epochs", "2", "--subset", "0", "--jobs", "2"]) == 0
+    out = tmp_path / "b"
+    assert (out / "batch_sizes.png").read_bytes()[:4] == b"\x89PNG"
+    with open(out / "batch_sizes.csv", newline="") as f:
+        epochs = list(csv.DictReader(f))
+    with open(out / "table.csv", newline="") as f:
+        runs = list(csv.DictReader(f))
+    assert [(r["lr_mode"], int(r["batch_size"])) for r in runs] == [
+        (m, B) for m in ("shared", "scaled") for B in (1, 10, 30)]
+    assert all(int(r["epochs"]) == 2 for r in runs)                   # the same epochs for every batch size
+    lr = {(r["lr_mode"], int(r["batch_size"])): float(r["lr"]) for r in runs}
+    assert {lr[("shared", B)] for B in (1, 10, 30)} == {0.1}           # --lr, the default
+    assert [lr[("scaled", B)] for B in (1, 10, 30)] == pytest.approx([0.1 * B / 32 for B in (1, 10, 30)])
+    assert len(epochs) == 12 and all(r["train_loss"] and r["test_loss"] and r["test_accuracy"] for r in epochs)
+    n_train = json.loads((out / "shared-B1" / "summary.json").read_text())["n_train"]
+    assert [int(r["step"]) for r in epochs[:2]] == [n_train, 2 * n_train]   # B=1: one step per training name
+    for r in runs:                                   # the table's last epoch is the per-epoch file's
+        last = [e for e in epochs if (e["lr_mode"], e["batch_size"]) == (r["lr_mode"], r["batch_size"])][-1]
+        assert float(last["test_accuracy"]) == pytest.approx(float(r["test_accuracy"]))
+    assert (out / "table.md").read_text().count("\n") == 2 + 6
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    for m in ("shared", "scaled"):
+        best = max((r for r in runs if r["lr_mode"] == m), key=lambda r: float(r["test_accuracy"]))
+        assert summary["best_batch_size"][m] == int(best["batch_size"])
+        assert f"best B={best['batch_size']}" in printed.split(f"{m} lr:")[1].splitlines()[0]
+
+
+def test_batch_size_report_trains_on_a_stratified_subset(tmp_path):
+    data_dir = _tiny_names_dir(tmp_path, per_language=30)
+    assert names.main(["--data-dir", str(data_dir), "--quiet", "--report", "batch-sizes", "--out", str(tmp_path / "b"),
+                       "--hidden", "4", "--epochs", "1", "--subset", "30", "--jobs", "1"]) == 0
+    s = json.loads((tmp_path / "b" / "scaled-B10" / "summary.json").read_text())
+    full = names.prepare_data(data_dir, 0, 0.1, False, np.float32)
+    assert s["n_train"] == pytest.approx(30, abs=3) and s["n_train"] < len(full["train"])
+    assert s["n_test"] == len(full["test"]) and s["n_val"] == len(full["val"])  # only training names are cut
+    assert s["steps"] == -(-s["n_train"] // 10)
+
+
+@pytest.mark.parametrize("bad", [["--subset", "-1"], ["--jobs", "0"], ["--report", "batch"]])
+def test_batch_size_report_bad_arguments_exit_2(bad, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        names.main(["--data-dir", str(_tiny_names_dir(tmp_path)), "--report", "batch-sizes", *bad,
+                    "--out", str(tmp_path / "run")])
+    assert exc.value.code == 2 and "usage:" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_wall_time_covers_the_whole_run(tiny_run):

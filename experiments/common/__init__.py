@@ -34,8 +34,8 @@ from npnet.data import Stream  # noqa: E402,F401
 
 from .cli import (CELLS, OPTIMIZERS, _number, add_sweep_options, check_data_dir, fraction, int_list,  # noqa: E402,F401
                   make_parser, nonneg_float, nonneg_int, parse, positive_float, positive_int, str_list)
-from .model import (GATES, UNSCORED, _STREAMS, ScoredCrossEntropy, build_model, count_params,  # noqa: E402,F401
-                    matched_hidden, scored_accuracy, scored_targets, seed_rng)
+from .model import (CELL_ALIASES, GATES, UNSCORED, _STREAMS, ScoredCrossEntropy, build_model,  # noqa: E402,F401
+                    cell_args, count_params, matched_hidden, scored_accuracy, scored_targets, seed_rng)
 from .plots import confusion_matrix, figure, plot_confusion, plot_learning_curve  # noqa: E402,F401
 from .run import (EpochRecords, Run, TargetReached, _git_commit, _jsonable, json_floats, lr_schedule,  # noqa: E402,F401
                   write_json, write_table)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-CELLS = ("rnn", "irnn", "lstm", "gru")
+CELLS = ("rnn", "relu", "irnn", "lstm", "gru")
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad")
 
 
@@ -95,7 +95,8 @@ def make_parser(task: str, description: str, *, hidden=64, layers=1, cell="lstm"
     p.set_defaults(task=task)
     g = p.add_argument_group("model and training (shared by every experiment)")
     g.add_argument("--cell", choices=CELLS, default=cell,
-                   help="rnn = tanh RNN, irnn = ReLU RNN with identity recurrent init, lstm, gru")
+                   help="rnn = tanh RNN, relu = ReLU RNN with the same random (orthogonal) recurrent "
+                        "init, irnn = ReLU RNN with identity recurrent init (Le et al. 2015), lstm, gru")
     g.add_argument("--hidden", type=positive_int, default=hidden, help="hidden units per layer (H)")
     g.add_argument("--layers", type=positive_int, default=layers, help="stacked recurrent layers")
     g.add_argument("--match-params", action="store_true",

@@ -8,7 +8,17 @@ import npnet
 
 
 # -- the model ---------------------------------------------------------------------
-GATES = {"lstm": 4, "gru": 3, "rnn": 1, "irnn": 1}
+GATES = {"lstm": 4, "gru": 3, "rnn": 1, "relu": 1, "irnn": 1}
+# The command line's cell names that are not SequenceModel cell types: (cell type, cell kwargs).
+# "relu" is the plain ReLU RNN: BasicRNNCell's default random init (Glorot W_x, orthogonal W_h),
+# unlike "irnn" (ReLU with W_h = I, Le et al. 2015); "rnn" stays the tanh RNN.
+CELL_ALIASES = {"relu": ("rnn", {"nonlinearity": "relu"})}
+
+
+def cell_args(cell: str) -> dict:
+    """SequenceModel keyword arguments for a command-line cell name: {"cell": ..., "cell_kwargs": ...}."""
+    kind, kwargs = CELL_ALIASES.get(cell, (cell, None))
+    return {"cell": kind, "cell_kwargs": None if kwargs is None else dict(kwargs)}
 
 
 def count_params(cell: str, input_size: int, hidden: int, layers: int, output_size: int | None) -> int:
@@ -33,7 +43,7 @@ def build_model(args, input_size: int, output_size: int | None, return_sequences
     """The SequenceModel of the command line (applies --match-params to args.hidden)."""
     if args.match_params:
         args.hidden = matched_hidden(args.cell, input_size, args.hidden, args.layers, output_size)
-    return npnet.SequenceModel(input_size, args.hidden, num_layers=args.layers, cell=args.cell,
+    return npnet.SequenceModel(input_size, args.hidden, num_layers=args.layers, **cell_args(args.cell),
                                output_size=output_size, return_sequences=return_sequences,
                                dtype=args.dtype, rng=seed_rng(args.seed, "model"))
 

@@ -36,6 +36,26 @@ class SequenceRunner:
     after clipping. With k >= T there is one window of weight 1 and the step is exactly
     full BPTT.
 
+    A last-step model (``return_sequences=False``: one output per sequence, at each row's
+    last real step t_b) has its loss in the LAST window only, so truncation means::
+
+        windows counted back from the end: the last window holds each row's last k real
+        steps, [c_b, t_b] (c_b = 0 if the row has <= k real steps); the earlier steps
+        [0, c_b) are the earlier windows
+        s = model.fprop(x[:, :c], s0, mask_pre)          forward only: the state's VALUE
+        out, _ = model.fprop(x[:, c:], s, mask_last)     out = the model's last-step output
+        L = loss(out, y);  model.bprop(dL/dout, dstate=None)   zero gradient into s
+
+    i.e. dL/dtheta with s held constant: the gradient reaches back exactly k steps from
+    the output (Williams & Peng's BPTT(k) at the one scored step); the earlier windows
+    carry the state forward and get no gradient, so they need no cache (running them as
+    one forward call or window by window gives the same state). The windows are counted
+    from the end, not from step 0 as above, so that the one window that is backpropagated
+    always holds k steps rather than the T mod k left over. With a mask each row's window
+    is its own last k real steps (padded steps carry the state unchanged). k >= T (or a
+    row with <= k real steps) is exactly full BPTT. A bidirectional model is refused for
+    k < T, as for per-step models.
+
     Parameters
     ----------
     model : SequenceModel (or any layer with the model call convention)
@@ -67,9 +87,6 @@ class SequenceRunner:
             raise NpnetError(f"clip_mode must be one of {CLIP_MODES}, got {clip_mode!r}")
         if clip is not None and not (math.isfinite(float(clip)) and float(clip) > 0):
             raise NpnetError(f"clip must be a finite number > 0 or None, got {clip!r}")
-        if bptt is not None and not getattr(model, "return_sequences", True):
-            raise NpnetError("truncated BPTT needs a model with return_sequences=True "
-                             "(a last-step-only output cannot be split into windows)")
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.bptt = None if bptt is None else int(bptt)
         self.clip = None if clip is None else float(clip)
@@ -127,12 +144,8 @@ class SequenceRunner:
             y = self._check_targets(y, B, T)
         model.zero_grad()
         state = self._initial_state(B)
-        if not seq:                                               # one window, no loss mask
-            out, state = model.fprop(x, state, mask)
-            self._check_output(out, 0, T)
-            value = float(self.loss.fprop(out, y, None))
-            model.bprop(self.loss.bprop())
-            self.last_output = out
+        if not seq:                                               # the loss sits in the last window
+            value, state = self._last_step_gradients(x, y, mask, state)
         else:
             total = T if mask is None else int(np.count_nonzero(mask))
             if total == 0:
@@ -158,6 +171,58 @@ class SequenceRunner:
             self.state = state
         return value
 
+    def _last_step_gradients(self, x, y, mask, state):
+        """Last-step model: forward-only through the earlier windows, fprop + bprop of the last
+        window from the state's value (see the class docstring); return (loss, final state)."""
+        model, (B, T) = self.model, x.shape[:2]
+        if self.bptt is None or self.bptt >= T:                   # one window: exactly full BPTT
+            c_lo, m_last = 0, mask
+        else:
+            self._refuse_bidirectional(T)
+            cut = _last_window_starts(mask, B, T, self.bptt)       # (B,) first step of each row's window
+            c_lo, c_hi = int(cut.min()), int(cut.max())
+            steps = np.arange(T)[None, :]                         # (1, T)
+            if c_hi > 0:
+                m_pre = None if mask is None else (mask & (steps < cut[:, None]))[:, :c_hi]
+                state = self._advance_state(x[:, :c_hi], state, m_pre)
+            m_last = None if mask is None else (mask & (steps >= cut[:, None]))[:, c_lo:]
+        out, state = model.fprop(x[:, c_lo:], state, m_last)
+        self._check_output(out, c_lo, T)
+        value = float(self.loss.fprop(out, y, None))
+        model.bprop(self.loss.bprop(), None)                      # zero state gradient at the cut
+        self.last_output = out
+        return value, state
+
+    def _advance_state(self, x, state, mask):
+        """Run the model forward only (no gradient will reach these steps): the final state's value.
+
+        Rows with no real step here keep their state (a last-step model refuses such rows, so
+        only the others are run)."""
+        model, B = self.model, x.shape[0]
+        rows = np.arange(B) if mask is None else np.flatnonzero(mask.any(axis=1))
+        if rows.size == B:
+            _, new = model.fprop(x, state, mask)
+            _clear(model)
+            return _map_state(np.copy, new)
+        state = model.init_state(B) if state is None else state
+        if rows.size == 0:
+            return state
+        _, new = model.fprop(x[rows], _map_state(lambda s: s[rows], state), mask[rows])
+        _clear(model)
+
+        def put(old, sub):
+            out = np.array(old, copy=True)
+            out[rows] = sub
+            return out
+        return _map_state(put, state, new)
+
+    def _refuse_bidirectional(self, T: int) -> None:
+        if getattr(self.model, "bidirectional", False):
+            raise NpnetError(f"truncated BPTT with bptt={self.bptt} < T={T} cannot train a bidirectional model: "
+                             "its reverse cell would read one window instead of the whole sequence, so it "
+                             "would train on outputs other than those it computes in evaluation; use "
+                             f"bptt=None (or bptt >= {T})")
+
     def _check_targets(self, y, B: int, T: int) -> np.ndarray:
         """Refuse targets that do not cover the (B, T) steps of a per-step model, and a cut
         that would split a bidirectional model's sequence; return y as an array.
@@ -170,11 +235,8 @@ class SequenceRunner:
             raise ShapeError(f"y must have shape ({B}, {T}) (class indices) or ({B}, {T}, V) for a model "
                              f"that returns every step (x has shape (B, T, ...) = ({B}, {T}, ...)), "
                              f"got {y.shape}")
-        if self.bptt is not None and self.bptt < T and getattr(self.model, "bidirectional", False):
-            raise NpnetError(f"truncated BPTT with bptt={self.bptt} < T={T} cannot train a bidirectional model: "
-                             "its reverse cell would read one window instead of the whole sequence, so it "
-                             "would train on outputs other than those it computes in evaluation; use "
-                             f"bptt=None (or bptt >= {T})")
+        if self.bptt is not None and self.bptt < T:
+            self._refuse_bidirectional(T)
         return y
 
     def _check_output(self, out, s: int, e: int) -> None:
@@ -273,6 +335,25 @@ def _check_params(params: dict, step: int) -> None:
                                  "lr times the gradient overflowed its dtype (the parameters now hold "
                                  "NaN/inf; restore them from a checkpoint); lower the learning rate or "
                                  "clip the gradients")
+
+
+def _last_window_starts(mask, B: int, T: int, k: int) -> np.ndarray:
+    """(B,) first step c_b of each row's last window: the row's last k real steps lie in [c_b, T).
+
+    Without a mask c_b = max(T - k, 0). With one, c_b is the first step after which at most k
+    real steps remain (0 for a row with <= k real steps)."""
+    if mask is None:
+        return np.full(B, max(T - k, 0), dtype=np.intp)
+    remaining = np.cumsum(mask[:, ::-1], axis=1)[:, ::-1]         # (B, T) real steps in [t, T)
+    return np.count_nonzero(remaining > k, axis=1).astype(np.intp)
+
+
+def _map_state(fn, state, *others):
+    """Apply fn leaf-wise to a model state (a list of arrays or of tuples of arrays)."""
+    if isinstance(state, (list, tuple)):
+        out = [_map_state(fn, s, *(o[i] for o in others)) for i, s in enumerate(state)]
+        return tuple(out) if isinstance(state, tuple) else out
+    return fn(state, *others)
 
 
 def _clear(model) -> None:
