@@ -172,9 +172,10 @@ def plot_saturation(path, gates: dict, cell: str) -> None:
 
 
 def visualize(model, vocab, val_ids, out_dir, streams: int = 8, chars: int = 20000, passage: int = 600,
-              top: int = 6, log=print) -> dict:
-    """Find the units that best track the features, write the PNGs into ``out_dir``; returns the
-    findings (also written to out_dir/units.json)."""
+              top: int | None = None, log=print) -> dict:
+    """Find the unit that best tracks each feature, write the PNGs into ``out_dir`` (best first; every
+    feature with variance by default, ``top``: the best ``top`` only, so the file names are fixed);
+    returns the findings (also written to out_dir/units.json)."""
     os.makedirs(out_dir, exist_ok=True)
     L = min(chars, len(val_ids)) // streams
     if L < 2:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -202,6 +203,18 @@ def written(filename: str = "table.md"):
             raise ReproduceError(f"cannot read {path}: {exc}") from None
     build.__name__ = f"written_{filename}"
     return build
+
+
+def char_lm(folders: dict) -> str:
+    """The char LM's validation score beside the unigram and bigram baselines, and its budget."""
+    s = load_json(folders["char_lm"] / "summary.json")
+    rows = [[name, f"{v:.3f}", f"{v / math.log(2):.3f}", f"{math.exp(v):.1f}", ""] for name, v in
+            (("unigram (add-one, training part)", s["unigram_nats"]), ("bigram (add-one, training part)", s["bigram_nats"]))]
+    rows.append([f"**{s['layers']}-layer {s['cell'].upper()} {s['hidden']}, embedding {s['embed']}**",
+                 f"**{s['val_nats']:.3f}**", f"**{s['val_bpc']:.3f}**", f"**{s['val_perplexity']:.2f}**",
+                 f"{s['steps']:,} steps in {s['train_s']:.0f} s ({1000 * s['seconds_per_step']:.0f} ms a step), "
+                 f"best at step {s['best_step']:,}; train {s['train_nats']:.3f}"])
+    return markdown(["model", "nats/char", "bits/char", "perplexity", "training"], rows)
 
 
 def digit_sums_runs(folders: dict) -> str:
