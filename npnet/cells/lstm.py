@@ -152,12 +152,15 @@ class LSTMCell(RecurrentCell):
         scale = self._gate_scale                                  # exact: |scale| is 1 or 2
         W_x_s, W_h_s, b_s = self.params["W_x"] * scale, self.params["W_h"] * scale, self.params["b"] * scale
 
-        x_steps = x.transpose(1, 0, 2).copy()                     # (T, B, D) own copy: x may change later
-        gates = (x_steps.reshape(T * B, D) @ W_x_s).reshape(T, B, 4 * H)   # (T, B, 4H) scale * x W_x, one GEMM
+        take = self._workspace.take                               # the last bprop's spent arrays, or new
+        x_steps = take("x", (T, B, D), self.dtype)                # (T, B, D) own copy: x may change later
+        np.copyto(x_steps, x.transpose(1, 0, 2))
+        gates = take("gates", (T, B, 4 * H), self.dtype)          # (T, B, 4H) scale * x W_x, one GEMM
+        np.matmul(x_steps.reshape(T * B, D), W_x_s, out=gates.reshape(T * B, 4 * H))
         gates += b_s
-        h = np.empty((T + 1, B, H), self.dtype)                   # (T+1, B, H) h states, h[0] = h_0
-        c = np.empty((T + 1, B, H), self.dtype)                   # (T+1, B, H) c states, c[0] = c_0
-        tanh_c = np.empty((T, B, H), self.dtype)                  # (T, B, H) tanh(c~_t)
+        h = take("h", (T + 1, B, H), self.dtype)                  # (T+1, B, H) h states, h[0] = h_0
+        c = take("c", (T + 1, B, H), self.dtype)                  # (T+1, B, H) c states, c[0] = c_0
+        tanh_c = take("tanh_c", (T, B, H), self.dtype)            # (T, B, H) tanh(c~_t)
         h[0] = h0
         c[0] = c0
         out = self._forward_loop(gates, h, c, tanh_c, W_h_s, mask, drop)
@@ -226,6 +229,7 @@ class LSTMCell(RecurrentCell):
         self.grads["W_h"] += h_rec.reshape(T * B, H).T @ da_rows
         self.grads["b"] += da_rows.sum(axis=0)
         dx = (da_rows @ self.params["W_x"].T).reshape(T, B, D)    # (T, B, D)
+        self._workspace.give(x=cache.x, gates=cache.gates, h=cache.h, c=cache.c, tanh_c=cache.tanh_c)  # all spent
         return np.ascontiguousarray(dx.transpose(1, 0, 2)), (dh, dc)
 
     def _backward_loop(self, cache, dout_steps, dh, dc):
