@@ -280,10 +280,12 @@ class GRUCell(RecurrentCell):
         self.grads["b"][:2 * H] += dG_rz.sum(axis=0)
         self.grads["b"][2 * H:] += da_n_rows.sum(axis=0)
         self.grads["b_hn"] += dG_h[:, 2 * H:].sum(axis=0)
-        dx = dG_rz @ W_x[:, :2 * H].T                           # (T*B, D)
+        dx = cache.x.reshape(T * B, D)                          # (T*B, D) dx over x: dW_x has used it
+        np.matmul(dG_rz, W_x[:, :2 * H].T, out=dx)
         dx += da_n_rows @ W_x[:, 2 * H:].T
+        dx = dx.reshape(T, B, D).transpose(1, 0, 2).copy()      # (B, T, D), always a copy: x goes back
         self._workspace.give(x=cache.x, gates=cache.gates, h=cache.h, q=cache.q, da_n=da_n)   # all spent
-        return np.ascontiguousarray(dx.reshape(T, B, D).transpose(1, 0, 2)), dh
+        return dx, dh
 
     def _backward_loop(self, cache, dout_steps, dh, da_n):
         """Walk the steps backwards, a block of K steps at a time (see _kernels.reverse_blocks).
@@ -399,9 +401,11 @@ class GRUCell(RecurrentCell):
         self.grads["W_h"][:, :2 * H] += h_rec.reshape(T * B, H).T @ dG[:, :2 * H]
         self.grads["W_h"][:, 2 * H:] += cache.rh.reshape(T * B, H).T @ dG[:, 2 * H:]
         self.grads["b"] += dG.sum(axis=0)
-        dx = dG @ self.params["W_x"].T                          # (T*B, D)
+        dx = cache.x.reshape(T * B, D)                          # (T*B, D) dx over x: dW_x has used it
+        np.matmul(dG, self.params["W_x"].T, out=dx)
+        dx = dx.reshape(T, B, D).transpose(1, 0, 2).copy()      # (B, T, D), always a copy: x goes back
         self._workspace.give(x=cache.x, gates=cache.gates, h=cache.h, q=cache.rh)   # all spent
-        return np.ascontiguousarray(dx.reshape(T, B, D).transpose(1, 0, 2)), dh
+        return dx, dh
 
     def _backward_loop_reset_before(self, cache, dout_steps, dh, h_rec):
         """Walk the steps backwards a block at a time; cache.gates ends as dG = [da_r, da_z, da_n].

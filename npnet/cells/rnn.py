@@ -185,9 +185,11 @@ class BasicRNNCell(RecurrentCell):
         self.grads["W_x"] += cache.x.reshape(T * B, D).T @ da_rows
         self.grads["W_h"] += h_rec.reshape(T * B, H).T @ da_rows
         self.grads["b"] += da_rows.sum(axis=0)
-        dx = (da_rows @ self.params["W_x"].T).reshape(T, B, D)   # (T, B, D)
+        dx = cache.x                                          # (T, B, D) dx over x: dW_x has used it
+        np.matmul(da_rows, self.params["W_x"].T, out=dx.reshape(T * B, D))
+        dx = dx.transpose(1, 0, 2).copy()                     # (B, T, D), always a copy: x goes back
         self._workspace.give(x=cache.x, h=cache.h, a=da)      # all spent
-        return np.ascontiguousarray(dx.transpose(1, 0, 2)), dh
+        return dx, dh
 
     @staticmethod
     def _backward_loop(da, dout_steps, dh, W_h_T, rec_dot_T=np.dot):

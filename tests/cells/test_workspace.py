@@ -97,3 +97,20 @@ def test_workspace_hands_out_a_spare_only_of_the_same_shape_and_dtype():
     ws.give(a=a)
     ws.clear()
     assert ws.take("a", (2, 3), np.float64) is not a
+
+
+@pytest.mark.parametrize("B, T", [(1, 4), (4, 1), (1, 1), (3, 4)])
+@pytest.mark.parametrize("name", sorted(MAKERS))
+def test_returned_arrays_stay_the_callers(name, B, T):
+    """out, the states, dx and dstate0 are never memory the workspace hands out again (with
+    B = 1 or T = 1 a transposed array is already contiguous: a view would slip through)."""
+    cell = MAKERS[name](np.float64)
+    x, dout, _ = _inputs(11, B=B, T=T)
+    out, state = cell.fprop(x)
+    dx, dstate = cell.bprop(dout)
+    kept = [out, dx, *(state if isinstance(state, tuple) else (state,)),
+            *(dstate if isinstance(dstate, tuple) else (dstate,))]
+    copies = [a.copy() for a in kept]
+    for seed in (12, 13):
+        _run(cell, *_inputs(seed, B=B, T=T))
+    _assert_same(kept, copies)
