@@ -84,7 +84,7 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
         epilog="Configs (B,T,D,H): " + ", ".join(f"{k}={v}" for k, v in CONFIGS.items()) +
                ". The machine may be shared: every time is a median over --repeats interleaved rounds.")
     p.add_argument("--cells", default="rnn,lstm,gru", help="comma list of rnn,lstm,gru (default all)")
-    p.add_argument("--configs", default="A,B,C,D", help="comma list of A,B,C,D (default all)")
+    p.add_argument("--configs", default="A,B,C,D", help="comma list of A,B,C,D,E (default A,B,C,D; E is the char-LM layer)")
     p.add_argument("--dtypes", default="float32,float64", help="comma list (default both)")
     p.add_argument("--repeats", type=int, default=5, help="rounds per measurement (default 5)")
     p.add_argument("--block", type=int, default=3,

@@ -117,7 +117,7 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     what.add_argument("--tables", nargs=2, metavar=("BEFORE_JSON", "AFTER_JSON"),
                       help="compare two bench_rnn.py --json files instead")
     p.add_argument("--cells", default="rnn,lstm,gru", help="comma list of rnn,lstm,gru (default all)")
-    p.add_argument("--configs", default="A,B,C,D", help="comma list of A,B,C,D (default all)")
+    p.add_argument("--configs", default="A,B,C,D", help="comma list of A,B,C,D,E (default A,B,C,D; E is the char-LM layer)")
     p.add_argument("--dtypes", default="float32,float64", help="comma list (default both)")
     p.add_argument("--repeats", type=int, default=5, help="interleaved rounds (default 5)")
     p.add_argument("--block", type=int, default=3, help="calls per side per round, the first not recorded (default 3)")

@@ -27,6 +27,7 @@ CONFIGS = {
     "B": (64, 100, 128, 256),
     "C": (64, 50, 256, 512),
     "D": (1, 1000, 16, 64),
+    "E": (32, 100, 256, 256),   # the char-LM's second LSTM layer (bench_train.py); not in the default tables
 }
 DTYPES = ("float32", "float64")
 NONLINEARITY = "tanh"     # the RNN cell benchmarked (PyTorch's nn.RNN default)

@@ -265,3 +265,12 @@ def test_train_cli_warns_about_the_kernel_variables_and_checks_its_options():
         with pytest.raises(SystemExit):
             bench_train.parse_args(bad)
     assert bench_train.parse_args(["--workloads", "copy"]).workload_list == ["copy"]
+
+
+def test_every_config_has_a_target_in_the_tables():
+    """Config E (the char-LM layer) is not in the default run but must render like the others."""
+    for cfg in CONFIGS:
+        for cell in ("rnn", "lstm", "gru"):
+            for dtype in ("float32", "float64"):
+                assert report.target_ratio(cell, dtype, cfg) > 0
+    assert report.target_ratio("lstm", "float32", "E") == report.target_ratio("lstm", "float32", "B")

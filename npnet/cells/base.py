@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..layer import Layer, NpnetError, ShapeError, as_finite_float, as_size, check_input
+from ._kernels import Workspace
 
 
 def as_dropout_rate(value, name: str) -> float:
@@ -92,6 +93,7 @@ class RecurrentCell(Layer):
         self.training = True
         self.track_state_grads = False
         self.state_grad_norms: dict | None = None
+        self._workspace = Workspace()                             # spent cache arrays for the next fprop
 
     @staticmethod
     def _finite_hyperparameter(value, name: str) -> float:

@@ -199,17 +199,20 @@ class GRUCell(RecurrentCell):
         B, T, D = x.shape
         H = self.hidden_size
         scale = self._gate_scale                                # (3H,) exact sign flips
-        x_steps = x.transpose(1, 0, 2).copy()                   # (T, B, D), our own copy (cached)
-        gates = (x_steps.reshape(T * B, D) @ (self.params["W_x"] * scale)).reshape(T, B, 3 * H)
-        gates += self.params["b"] * scale                       # (T, B, 3H) [-a_r, -a_z | x W_xn + b_n] so far
-        h = np.empty((T + 1, B, H), self.dtype)                 # (T+1, B, H) states, h[0] = h_0
+        take = self._workspace.take                             # the last bprop's spent arrays, or new
+        x_steps = take("x", (T, B, D), self.dtype)              # (T, B, D), our own copy (cached)
+        np.copyto(x_steps, x.transpose(1, 0, 2))
+        gates = take("gates", (T, B, 3 * H), self.dtype)        # (T, B, 3H) [-a_r, -a_z | x W_xn + b_n] so far
+        np.matmul(x_steps.reshape(T * B, D), self.params["W_x"] * scale, out=gates.reshape(T * B, 3 * H))
+        gates += self.params["b"] * scale
+        h = take("h", (T + 1, B, H), self.dtype)                # (T+1, B, H) states, h[0] = h_0
         h[0] = h0
         if self.reset_after:
-            q = np.empty((T, B, H), self.dtype)                 # (T, B, H) q_t = h_{t-1} W_hn + b_hn
+            q = take("q", (T, B, H), self.dtype)                # (T, B, H) q_t = h_{t-1} W_hn + b_hn
             self._forward_loop(gates, q, h, self.params["W_h"] * scale, mask, drop)
             self._cache = GRUCache(x=x_steps, h=h, gates=gates, q=q, mask=mask, drop=drop)
         else:
-            rh = np.empty((T, B, H), self.dtype)                # (T, B, H) r_t * h_{t-1}
+            rh = take("q", (T, B, H), self.dtype)               # (T, B, H) r_t * h_{t-1}
             self._forward_loop_reset_before(gates, rh, h, mask, drop)
             self._cache = GRUResetBeforeCache(x=x_steps, h=h, gates=gates, rh=rh, mask=mask, drop=drop)
         out = h[1:] if mask is None else h[1:] * mask           # (T, B, H) outputs
@@ -263,7 +266,7 @@ class GRUCell(RecurrentCell):
             return self._bprop_reset_before(cache, dout, dh)
         T, B, D = cache.x.shape
         H = self.hidden_size
-        da_n = np.empty((T, B, H), self.dtype)                  # (T, B, H) the n block of dG_x
+        da_n = self._workspace.take("da_n", (T, B, H), self.dtype)   # (T, B, H) the n block of dG_x
         self._backward_loop(cache, dout.transpose(1, 0, 2), dh, da_n)
         # Weight and input gradients, one GEMM per block of columns: dG_x = [dG_h r,z | da_n].
         dG_h = cache.gates.reshape(T * B, 3 * H)                # (T*B, 3H)
@@ -277,9 +280,12 @@ class GRUCell(RecurrentCell):
         self.grads["b"][:2 * H] += dG_rz.sum(axis=0)
         self.grads["b"][2 * H:] += da_n_rows.sum(axis=0)
         self.grads["b_hn"] += dG_h[:, 2 * H:].sum(axis=0)
-        dx = dG_rz @ W_x[:, :2 * H].T                           # (T*B, D)
+        dx = cache.x.reshape(T * B, D)                          # (T*B, D) dx over x: dW_x has used it
+        np.matmul(dG_rz, W_x[:, :2 * H].T, out=dx)
         dx += da_n_rows @ W_x[:, 2 * H:].T
-        return np.ascontiguousarray(dx.reshape(T, B, D).transpose(1, 0, 2)), dh
+        dx = dx.reshape(T, B, D).transpose(1, 0, 2).copy()      # (B, T, D), always a copy: x goes back
+        self._workspace.give(x=cache.x, gates=cache.gates, h=cache.h, q=cache.q, da_n=da_n)   # all spent
+        return dx, dh
 
     def _backward_loop(self, cache, dout_steps, dh, da_n):
         """Walk the steps backwards, a block of K steps at a time (see _kernels.reverse_blocks).
@@ -395,8 +401,11 @@ class GRUCell(RecurrentCell):
         self.grads["W_h"][:, :2 * H] += h_rec.reshape(T * B, H).T @ dG[:, :2 * H]
         self.grads["W_h"][:, 2 * H:] += cache.rh.reshape(T * B, H).T @ dG[:, 2 * H:]
         self.grads["b"] += dG.sum(axis=0)
-        dx = dG @ self.params["W_x"].T                          # (T*B, D)
-        return np.ascontiguousarray(dx.reshape(T, B, D).transpose(1, 0, 2)), dh
+        dx = cache.x.reshape(T * B, D)                          # (T*B, D) dx over x: dW_x has used it
+        np.matmul(dG, self.params["W_x"].T, out=dx)
+        dx = dx.reshape(T, B, D).transpose(1, 0, 2).copy()      # (B, T, D), always a copy: x goes back
+        self._workspace.give(x=cache.x, gates=cache.gates, h=cache.h, q=cache.rh)   # all spent
+        return dx, dh
 
     def _backward_loop_reset_before(self, cache, dout_steps, dh, h_rec):
         """Walk the steps backwards a block at a time; cache.gates ends as dG = [da_r, da_z, da_n].

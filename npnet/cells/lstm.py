@@ -152,17 +152,23 @@ class LSTMCell(RecurrentCell):
         scale = self._gate_scale                                  # exact: |scale| is 1 or 2
         W_x_s, W_h_s, b_s = self.params["W_x"] * scale, self.params["W_h"] * scale, self.params["b"] * scale
 
-        x_steps = x.transpose(1, 0, 2).copy()                     # (T, B, D) own copy: x may change later
-        gates = (x_steps.reshape(T * B, D) @ W_x_s).reshape(T, B, 4 * H)   # (T, B, 4H) scale * x W_x, one GEMM
+        take = self._workspace.take                               # the last bprop's spent arrays, or new
+        x_steps = take("x", (T, B, D), self.dtype)                # (T, B, D) own copy: x may change later
+        np.copyto(x_steps, x.transpose(1, 0, 2))
+        gates = take("gates", (T, B, 4 * H), self.dtype)          # (T, B, 4H) scale * x W_x, one GEMM
+        np.matmul(x_steps.reshape(T * B, D), W_x_s, out=gates.reshape(T * B, 4 * H))
         gates += b_s
-        h = np.empty((T + 1, B, H), self.dtype)                   # (T+1, B, H) h states, h[0] = h_0
-        c = np.empty((T + 1, B, H), self.dtype)                   # (T+1, B, H) c states, c[0] = c_0
-        tanh_c = np.empty((T, B, H), self.dtype)                  # (T, B, H) tanh(c~_t)
+        h = take("h", (T + 1, B, H), self.dtype)                  # (T+1, B, H) h states, h[0] = h_0
+        c = take("c", (T + 1, B, H), self.dtype)                  # (T+1, B, H) c states, c[0] = c_0
+        tanh_c = take("tanh_c", (T, B, H), self.dtype)            # (T, B, H) tanh(c~_t)
         h[0] = h0
         c[0] = c0
         out = self._forward_loop(gates, h, c, tanh_c, W_h_s, mask, drop)
         self._cache = LSTMCache(x=x_steps, gates=gates, h=h, c=c, tanh_c=tanh_c, mask=mask, drop=drop)
-        return out.transpose(1, 0, 2).copy(), (h[T].copy(), c[T].copy())   # (B, T, H) never a view of the cache
+        out_b = out.transpose(1, 0, 2).copy()                     # (B, T, H) never a view of the cache
+        if mask is not None:
+            self._workspace.give(out=out)                         # spent: copied into out_b
+        return out_b, (h[T].copy(), c[T].copy())
 
     def _forward_loop(self, gates, h, c, tanh_c, W_h_s, mask, drop=None):
         """The sequential part of fprop, in place: gates (T, B, 4H) holds scale * (x_t W_x + b) and
@@ -174,7 +180,7 @@ class LSTMCell(RecurrentCell):
         tanh_into = _kernels.tanh_kernel(_kernels.exp_tanh_pays(self.dtype, B * H))   # tanh(c): (c, out)
         h_W = np.empty((B, 4 * H), self.dtype)                    # (B, 4H) h_{t-1} (scale W_h)
         i_g = np.empty((B, H), self.dtype)                        # (B, H) i * g
-        out = h[1:] if mask is None else np.empty((T, B, H), self.dtype)   # (T, B, H) outputs
+        out = h[1:] if mask is None else self._workspace.take("out", (T, B, H), self.dtype)   # (T, B, H) outputs
         # per step: None, or (1.0 real / 0.0 padded (B, 1), True where padded rows keep (h, c) (B, 1))
         mask_steps = repeat(None) if mask is None else zip(mask.astype(self.dtype), ~mask)
         g4 = gates.reshape(T, B, 4, H)
@@ -225,8 +231,11 @@ class LSTMCell(RecurrentCell):
         h_rec = cache.h[:-1] if cache.drop is None else cache.h[:-1] * cache.drop   # (T, B, H) what met W_h
         self.grads["W_h"] += h_rec.reshape(T * B, H).T @ da_rows
         self.grads["b"] += da_rows.sum(axis=0)
-        dx = (da_rows @ self.params["W_x"].T).reshape(T, B, D)    # (T, B, D)
-        return np.ascontiguousarray(dx.transpose(1, 0, 2)), (dh, dc)
+        dx = cache.x                                              # (T, B, D) dx over x: dW_x has used it
+        np.matmul(da_rows, self.params["W_x"].T, out=dx.reshape(T * B, D))
+        dx = dx.transpose(1, 0, 2).copy()                         # (B, T, D), always a copy: x goes back
+        self._workspace.give(x=cache.x, gates=cache.gates, h=cache.h, c=cache.c, tanh_c=cache.tanh_c)  # all spent
+        return dx, (dh, dc)
 
     def _backward_loop(self, cache, dout_steps, dh, dc):
         """Walk the steps backwards, a block of K steps at a time (see _kernels.reverse_blocks):

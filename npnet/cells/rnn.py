@@ -89,10 +89,11 @@ class BasicRNNCell(RecurrentCell):
     def _relu(a: np.ndarray, out: np.ndarray) -> np.ndarray:
         return np.maximum(a, 0.0, out=out)
 
-    def _act_grad(self, out: np.ndarray) -> np.ndarray:
-        """act'(a) from the output out = act(a), for a whole (T, B, H) block at once."""
+    def _act_grad(self, out: np.ndarray, slope: np.ndarray) -> np.ndarray:
+        """act'(a) from the output out = act(a), for a whole (T, B, H) block at once (into ``slope``
+        for tanh; ``slope`` may not be ``out``)."""
         if self.nonlinearity == "tanh":
-            slope = np.multiply(out, out)
+            np.multiply(out, out, out=slope)
             np.subtract(1.0, slope, out=slope)
             return slope
         return (out > 0).astype(self.dtype)
@@ -110,12 +111,17 @@ class BasicRNNCell(RecurrentCell):
         through_exp = self.nonlinearity == "tanh" and _kernels.exp_tanh_pays(self.dtype, B * H)
         if through_exp:                                        # ... or s = -2 (exact): the loop gets
             W_x_s, W_h_s, b_s = W_x_s * -2.0, W_h_s * -2.0, b_s * -2.0   # a' = -2 a for tanh through exp
-        x_steps = x.transpose(1, 0, 2).copy()                 # (T, B, D) own copy: the caller may edit x
-        a = (x_steps.reshape(T * B, D) @ W_x_s).reshape(T, B, H)   # (T, B, H) s x_t W_x, all steps in one GEMM
+        take = self._workspace.take                           # the last bprop's spent arrays, or new
+        x_steps = take("x", (T, B, D), self.dtype)            # (T, B, D) own copy: the caller may edit x
+        np.copyto(x_steps, x.transpose(1, 0, 2))
+        a = take("a", (T, B, H), self.dtype)                  # (T, B, H) s x_t W_x, all steps in one GEMM
+        np.matmul(x_steps.reshape(T * B, D), W_x_s, out=a.reshape(T * B, H))
         a += b_s
-        h = np.empty((T + 1, B, H), self.dtype)               # (T+1, B, H) states, h[0] = h_0
+        h = take("h", (T + 1, B, H), self.dtype)              # (T+1, B, H) states, h[0] = h_0
         h[0] = h0
         out = self._forward_loop(a, h, W_h_s, mask, through_exp, drop)
+        if mask is None:
+            self._workspace.give(a=a)                         # spent: the outputs are h[1:] itself
         self._cache = RNNCache(x=x_steps, h=h, out=out, mask=mask, drop=drop)
         return out.transpose(1, 0, 2).copy(), h[T].copy()     # (B, T, H) never a view of the cache
 
@@ -164,7 +170,8 @@ class BasicRNNCell(RecurrentCell):
         cache, dout, (dh,) = self._begin_bprop(dout, dstate)   # dh (B, H) running dL/dh from step t+1
         T, B, D = cache.x.shape
         H = self.hidden_size
-        da = self._act_grad(cache.out)                        # (T, B, H) act'(a_t), then da_t in place
+        da = self._workspace.take("a", (T, B, H), self.dtype)   # (T, B, H) act'(a_t), then da_t in place
+        da = self._act_grad(cache.out, da)
         dout_steps = dout.transpose(1, 0, 2)                  # (T, B, H) view, read only
         W_h_T = np.ascontiguousarray(self.params["W_h"].T)    # (H, H) contiguous: BLAS is faster on it
         track = self._start_tracking(B, T)
@@ -178,8 +185,11 @@ class BasicRNNCell(RecurrentCell):
         self.grads["W_x"] += cache.x.reshape(T * B, D).T @ da_rows
         self.grads["W_h"] += h_rec.reshape(T * B, H).T @ da_rows
         self.grads["b"] += da_rows.sum(axis=0)
-        dx = (da_rows @ self.params["W_x"].T).reshape(T, B, D)   # (T, B, D)
-        return np.ascontiguousarray(dx.transpose(1, 0, 2)), dh
+        dx = cache.x                                          # (T, B, D) dx over x: dW_x has used it
+        np.matmul(da_rows, self.params["W_x"].T, out=dx.reshape(T * B, D))
+        dx = dx.transpose(1, 0, 2).copy()                     # (B, T, D), always a copy: x goes back
+        self._workspace.give(x=cache.x, h=cache.h, a=da)      # all spent
+        return dx, dh
 
     @staticmethod
     def _backward_loop(da, dout_steps, dh, W_h_T, rec_dot_T=np.dot):
