@@ -77,7 +77,9 @@ def main(argv=None):
     values, counts = np.unique(y, return_counts=True)
     baseline = counts.max() / counts.sum()                        # always answer the most common value
     common.plot_learning_curve(learner.history, run.path("learning_curve.png"),
-                               "accuracy" if clf else "rounded accuracy", target=args.target, baseline=baseline)
+                               "accuracy" if clf else "rounded accuracy", target=args.target, baseline=baseline,
+                               loss_name="cross-entropy (nats)" if clf else "MSE (counts squared)",
+                               title=f"counting (T={T}, {mode}): {args.cell} H={args.hidden}")
     if clf:
         common.plot_confusion(common.confusion_matrix(y, pred.argmax(-1), 3), ["first", "second", "equal"],
                               run.path("confusion.png"), "test confusion matrix", percent=False)

@@ -184,7 +184,8 @@ def train_run(args, data, out_dir: str, log, digit: dict | None) -> dict:
     common.plot_learning_curve(learner.history, os.path.join(out_dir, "learning_curves.png"), "per-step accuracy",
                                baseline=res.get("implied_step_accuracy"))
     plot_positions(os.path.join(out_dir, "step_accuracy.png"), {"model": step_acc, **({
-        f"perfect arithmetic: p^t (p={digit['digit_accuracy']:.3f})": implied} if digit else {})})
+        f"perfect arithmetic: p^t (p={digit['digit_accuracy']:.3f})": implied} if digit else {})},
+        title=f"L={L} digits: conv + {args.cell} H={args.hidden}, {args.objective}")
     plot_examples(os.path.join(out_dir, "examples.png"), data["images"][test_seqs[:6]], pred[:6], totals[:6])
     log(f"  L={L} {args.objective}: per-step accuracy {' '.join(f'{a:.3f}' for a in step_acc)} (mean "
         f"{res['step_accuracy']:.4f}), sequence accuracy {res['test_accuracy']:.4f}, read-in probe {p:.4f}, "

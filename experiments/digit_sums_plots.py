@@ -6,13 +6,17 @@ import common  # first: pins BLAS to one thread before numpy loads
 import numpy as np  # noqa: E402
 
 
-def plot_positions(path: str, curves: dict) -> None:
-    """Test accuracy of the running total against the position t, one curve per label (step_accuracy.png, lengths.png)."""
+def plot_positions(path: str, curves: dict, title: str = "per-step accuracy") -> None:
+    """Test accuracy of the running total against the position t, one curve per label (step_accuracy.png,
+    lengths.png). The y axis runs from 0 to 1: a cut axis would make a few points look like a collapse."""
     fig, ax = common.figure(5, 3.6)
+    longest = 1
     for label, acc in curves.items():
         ax[0, 0].plot(np.arange(1, len(acc) + 1), acc, marker="o", ls="--" if label.startswith("perfect") else "-",
                       label=label)
-    ax[0, 0].set(xlabel="position t", ylabel="test accuracy of the running total", title="per-step accuracy")
+        longest = max(longest, len(acc))
+    ax[0, 0].set(xlabel="position t (digits read)", ylabel="test accuracy of the running total", title=title,
+                 ylim=(0, 1.02), xticks=np.arange(1, longest + 1))
     ax[0, 0].legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=80)

@@ -134,7 +134,8 @@ def main(argv=None):
     run = common.Run(args)
     r = train_one(args, run)
     common.plot_learning_curve(r["learner"].history, run.path("learning_curve.png"),
-                               f"accuracy (within {TOL})", target=args.target, baseline=r["baseline"])
+                               f"accuracy (within {TOL})", target=args.target, baseline=r["baseline"], loss_name="MSE",
+                               title=f"first element (T={args.seq_len}): {args.cell} H={args.hidden}")
     fig, ax = common.figure(4.2, 3.6)
     a = ax[0, 0]
     a.plot(r["y"][:, 0], r["pred"][:, 0], ".", ms=2, alpha=0.5)

@@ -80,7 +80,8 @@ def main(argv=None):
     r = memory_tools.train_one(args, run)
     test, out = r["test"], r["out"]
     common.plot_learning_curve(r["learner"].history, run.path("learning_curve.png"), "recall accuracy",
-                               target=args.target, baseline=1.0 / S)
+                               target=args.target, baseline=1.0 / S, loss_name="cross-entropy (nats per recall step)",
+                               title=f"memory task (T={args.seq_len}, K={args.remember}): {args.cell} H={args.hidden}")
     z = out[0] - out[0].max(-1, keepdims=True)
     probs = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
     plot_example(run.path("example.png"), test.x[0], test.y[0], test.mask[0], probs, S)

@@ -217,6 +217,15 @@ def char_lm(folders: dict) -> str:
     return markdown(["model", "nats/char", "bits/char", "perplexity", "training"], rows)
 
 
+def char_lm_units(folders: dict) -> str:
+    """``--visualize``: each feature's best unit (units.json), and the gates' saturated fractions."""
+    u = load_json(folders["char_lm"] / "units.json")
+    rows = [[r["feature"], f"{r['units']}, unit {r['unit']}", f"{r['r']:+.2f}"] for r in u["units"]]
+    rows += [[f"layer {l} {g} gate saturated (< 0.1 / > 0.9)", "every unit", f"{lo:.2f} / {hi:.2f}"]
+             for l, gates in u.get("gate_saturation", {}).items() for g, (lo, hi) in gates.items()]
+    return markdown(["feature", "best unit", "r (Pearson)"], rows)
+
+
 def digit_sums_runs(folders: dict) -> str:
     """One row per run of a digit-sums report (lengths or objectives); p = the digit classifier's
     accuracy (blank with --digit-steps 0), probe = a linear probe of the trained read-in."""

@@ -258,7 +258,8 @@ def run_one(args):
     mse = float(np.mean((preds - x[:, args.prime:]) ** 2))
     base = baselines(x, args.prime)
     common.plot_learning_curve(history, run.path("learning_curve.png"), "closed-loop MSE (held-out)",
-                               target=stop_threshold(args, zero_ev), baseline=zero_ev, log_metric=True)
+                               target=stop_threshold(args, zero_ev), baseline=zero_ev, log_metric=True,
+                               loss_name="training MSE", title=f"sine: {args.cell} H={args.hidden}, {args.train_mode} training")
     plot_closed_loop(run.path("closed_loop.png"), x, preds, args.prime,
                      f"{args.cell} H={args.hidden} ({model.num_params} parameters), {args.train_mode} training: ")
     return run.finish(model, "closed_loop_mse", mse, base["predict_zero"], "predict-zero", fmt=".4g",
